@@ -1,0 +1,58 @@
+//! The shared metadata graph: members, datasets (DCAT-AP.de) and a SPARQL query service.
+//!
+//! Everything above this module talks to the graph through the narrow traits below, never to
+//! oxigraph directly, so a remote SPARQL endpoint or a replicated store can take the embedded
+//! one's place without touching the HTTP layer.
+//!
+//! **Architecture Invariant:** only `catalog::store` and `catalog::sparql` import oxigraph.
+
+pub mod dcat;
+pub mod model;
+pub mod sparql;
+pub mod store;
+
+pub use model::{Access, ContactPoint, Dataset, DatasetDescription, DatasetFilter, DatasetId, Distribution, Lang, Member, Temporal};
+pub use sparql::{QueryLimits, QueryOutput, SparqlError};
+pub use store::OxigraphCatalog;
+
+use crate::identity::Ags;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("the metadata store failed: {0}")]
+    Storage(String),
+    #[error("dataset '{0}' already exists")]
+    DatasetExists(DatasetId),
+    #[error("dataset '{0}' does not exist")]
+    NoSuchDataset(DatasetId),
+}
+
+/// The data space's members.
+pub trait MemberRegistry: Send + Sync {
+    /// Inserts or replaces a member.
+    fn put_member(&self, member: &Member) -> Result<(), CatalogError>;
+    fn member(&self, ags: &Ags) -> Result<Option<Member>, CatalogError>;
+    fn members(&self) -> Result<Vec<Member>, CatalogError>;
+}
+
+/// Registered datasets. Every write is all-or-nothing.
+pub trait DatasetCatalog: Send + Sync {
+    /// Adds a dataset; fails with [`CatalogError::DatasetExists`] if its id is taken.
+    fn insert_dataset(&self, dataset: &Dataset) -> Result<(), CatalogError>;
+    /// Replaces an existing dataset; fails with [`CatalogError::NoSuchDataset`] otherwise.
+    fn replace_dataset(&self, dataset: &Dataset) -> Result<(), CatalogError>;
+    /// Withdraws a dataset; fails with [`CatalogError::NoSuchDataset`] if it is not there.
+    fn remove_dataset(&self, id: &DatasetId) -> Result<(), CatalogError>;
+    fn dataset(&self, id: &DatasetId) -> Result<Option<Dataset>, CatalogError>;
+    /// The datasets matching `filter`, ordered by id.
+    fn datasets(&self, filter: &DatasetFilter) -> Result<Vec<Dataset>, CatalogError>;
+}
+
+/// Read-only SPARQL 1.1 queries over the whole graph.
+pub trait SparqlService: Send + Sync {
+    fn query(&self, query: &str, accept: &str, limits: &QueryLimits) -> Result<QueryOutput, SparqlError>;
+}
+
+/// Everything the broker needs from its metadata graph.
+pub trait Catalog: MemberRegistry + DatasetCatalog + SparqlService {}
+impl<T: MemberRegistry + DatasetCatalog + SparqlService> Catalog for T {}

@@ -1,0 +1,252 @@
+//! The catalog's typed model: members and dataset descriptions as the API speaks them.
+//!
+//! These types are what a request body becomes *after* JSON-Schema validation; the DCAT-AP.de
+//! triples in [`super::dcat`] are produced from them and read back into them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{Ags, Role};
+
+/// A member municipality (or other organisation) of the data space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub ags: Ags,
+    pub organisation: String,
+    /// The roles this member's certificates may carry.
+    pub roles: Vec<Role>,
+    /// A contact IRI (`mailto:` or `https:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
+/// A dataset identifier: lower-case letters, digits and hyphens, 3 to 63 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DatasetId(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("'{0}' is not a dataset identifier (3-63 of a-z, 0-9 and '-', not starting with '-')")]
+pub struct BadDatasetId(pub String);
+
+impl DatasetId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A fresh random identifier.
+    pub fn generate() -> Self {
+        Self(format!("ds-{}", uuid::Uuid::new_v4().simple()))
+    }
+}
+
+impl FromStr for DatasetId {
+    type Err = BadDatasetId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = (3..=63).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(BadDatasetId(s.to_owned()))
+        }
+    }
+}
+
+impl TryFrom<String> for DatasetId {
+    type Error = BadDatasetId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<DatasetId> for String {
+    fn from(d: DatasetId) -> Self {
+        d.0
+    }
+}
+
+impl fmt::Display for DatasetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Language tags the data space accepts for titles and descriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    De,
+    En,
+}
+
+impl Lang {
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::De => "de",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn from_tag(tag: &str) -> Option<Self> {
+        match tag {
+            "de" => Some(Lang::De),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+}
+
+pub type LangText = BTreeMap<Lang, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Temporal {
+    pub start: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPoint {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Where a distribution's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// The provider city's own API, fetched by the broker over mutual TLS.
+    Url(String),
+    /// Uploaded by the provider's steward and kept by the broker.
+    Hosted,
+}
+
+impl Serialize for Access {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Access::Url(u) => s.serialize_str(u),
+            Access::Hosted => s.serialize_str("hosted"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Access {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(if s == "hosted" { Access::Hosted } else { Access::Url(s) })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Distribution {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub media_type: String,
+    #[serde(rename = "accessURL")]
+    pub access_url: Access,
+}
+
+/// The description a steward submits (the request body of `POST`/`PUT /v1/datasets`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DatasetDescription {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<DatasetId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<Ags>,
+    pub title: LangText,
+    pub description: LangText,
+    pub themes: Vec<String>,
+    pub keywords: Vec<String>,
+    pub spatial: Vec<String>,
+    pub temporal: Temporal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_rights: Option<String>,
+    pub contact_point: ContactPoint,
+    pub distributions: Vec<Distribution>,
+}
+
+/// A registered dataset: the description plus what the broker knows about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dataset {
+    pub id: DatasetId,
+    pub publisher: Ags,
+    /// RFC 3339 timestamps.
+    pub issued: String,
+    pub modified: String,
+    pub title: LangText,
+    pub description: LangText,
+    pub themes: Vec<String>,
+    pub keywords: Vec<String>,
+    pub spatial: Vec<String>,
+    pub temporal: Temporal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_rights: Option<String>,
+    pub contact_point: ContactPoint,
+    pub distributions: Vec<Distribution>,
+}
+
+impl Dataset {
+    /// Builds the stored form of a description for `publisher`. Multi-valued properties are
+    /// sets in RDF, so they are kept sorted: what is stored reads back identically.
+    pub fn from_description(id: DatasetId, publisher: Ags, mut d: DatasetDescription, issued: String, modified: String) -> Self {
+        for list in [&mut d.themes, &mut d.keywords, &mut d.spatial] {
+            list.sort();
+            list.dedup();
+        }
+        Self {
+            id,
+            publisher,
+            issued,
+            modified,
+            title: d.title,
+            description: d.description,
+            themes: d.themes,
+            keywords: d.keywords,
+            spatial: d.spatial,
+            temporal: d.temporal,
+            license: d.license,
+            access_rights: d.access_rights,
+            contact_point: d.contact_point,
+            distributions: d.distributions,
+        }
+    }
+}
+
+/// Filters of `GET /v1/datasets`; every given filter must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatasetFilter {
+    /// Case-insensitive match against any keyword.
+    pub keyword: Option<String>,
+    /// An EU data-theme code.
+    pub theme: Option<String>,
+    pub publisher: Option<Ags>,
+}
+
+impl DatasetFilter {
+    pub fn matches(&self, d: &Dataset) -> bool {
+        let kw = self.keyword.as_ref().is_none_or(|k| {
+            let k = k.to_lowercase();
+            d.keywords.iter().any(|x| x.to_lowercase() == k)
+        });
+        let theme = self.theme.as_ref().is_none_or(|t| d.themes.iter().any(|x| x == t));
+        let publisher = self.publisher.as_ref().is_none_or(|p| *p == d.publisher);
+        kw && theme && publisher
+    }
+}

@@ -1,0 +1,233 @@
+//! The embedded catalog: oxigraph on RocksDB in a data directory, or in memory for tests.
+//!
+//! Writes go through one mutex so that "insert if absent" and "replace if present" are atomic
+//! within this process; each write is a single oxigraph transaction, so a failure leaves the
+//! graph as it was. (Several broker replicas will need a shared store with its own concurrency
+//! control; the traits in [`super`] are the seam for that.)
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad};
+use oxigraph::store::{StorageError, Store};
+
+use super::dcat::{self, Graph, Iris};
+use super::sparql::{self, QueryLimits, QueryOutput, SparqlError};
+use super::{CatalogError, Dataset, DatasetCatalog, DatasetFilter, DatasetId, Member, MemberRegistry, SparqlService};
+use crate::identity::Ags;
+
+pub struct OxigraphCatalog {
+    store: Store,
+    iris: Iris,
+    writes: Mutex<()>,
+    running_queries: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for OxigraphCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OxigraphCatalog").field("iris", &self.iris).finish_non_exhaustive()
+    }
+}
+
+fn storage(e: StorageError) -> CatalogError {
+    CatalogError::Storage(e.to_string())
+}
+
+impl OxigraphCatalog {
+    /// Opens (or creates) a RocksDB-backed store in `dir`.
+    pub fn open(dir: &Path, base_iri: &str) -> Result<Self, CatalogError> {
+        Ok(Self::with_store(Store::open(dir).map_err(storage)?, base_iri))
+    }
+
+    /// A store that lives only as long as the process.
+    pub fn in_memory(base_iri: &str) -> Result<Self, CatalogError> {
+        Ok(Self::with_store(Store::new().map_err(storage)?, base_iri))
+    }
+
+    fn with_store(store: Store, base_iri: &str) -> Self {
+        Self {
+            store,
+            iris: Iris::new(base_iri),
+            writes: Mutex::new(()),
+            running_queries: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn iris(&self) -> &Iris {
+        &self.iris
+    }
+
+    /// SPARQL queries still evaluating, including any that passed their deadline and have not
+    /// noticed their cancellation yet.
+    pub fn running_queries(&self) -> usize {
+        self.running_queries.load(Ordering::SeqCst)
+    }
+
+    /// Number of quads in the whole store (for tests that check nothing was half-written).
+    pub fn quad_count(&self) -> Result<usize, CatalogError> {
+        self.store.len().map_err(storage)
+    }
+
+    fn graph(&self, graph: &NamedNode) -> Result<Graph, CatalogError> {
+        let quads = self
+            .store
+            .quads_for_pattern(None, None, None, Some(GraphNameRef::NamedNode(graph.as_ref())))
+            .collect::<Result<Vec<Quad>, _>>()
+            .map_err(storage)?;
+        Ok(Graph::from_quads(quads))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_dataset(&self, dataset: &Dataset, must_exist: bool) -> Result<(), CatalogError> {
+        let graph = NamedNode::new_unchecked(self.iris.dataset(&dataset.id));
+        let _guard = self.lock();
+        let exists = self.store.contains_named_graph(graph.as_ref()).map_err(storage)?;
+        match (must_exist, exists) {
+            (true, false) => return Err(CatalogError::NoSuchDataset(dataset.id.clone())),
+            (false, true) => return Err(CatalogError::DatasetExists(dataset.id.clone())),
+            _ => {}
+        }
+        let mut tx = self.store.start_transaction().map_err(storage)?;
+        if exists {
+            tx.remove_named_graph(graph.as_ref()).map_err(storage)?;
+        }
+        tx.insert_named_graph(graph.as_ref());
+        for q in dcat::dataset_to_quads(dataset, &self.iris) {
+            tx.insert(q.as_ref());
+        }
+        tx.commit().map_err(storage)
+    }
+}
+
+impl MemberRegistry for OxigraphCatalog {
+    fn put_member(&self, member: &Member) -> Result<(), CatalogError> {
+        let subject = NamedNode::new_unchecked(self.iris.member(&member.ags));
+        let graph = NamedNode::new_unchecked(self.iris.members_graph());
+        let _guard = self.lock();
+        let old = self
+            .store
+            .quads_for_pattern(Some(subject.as_ref().into()), None, None, Some(graph.as_ref().into()))
+            .collect::<Result<Vec<Quad>, _>>()
+            .map_err(storage)?;
+        let mut tx = self.store.start_transaction().map_err(storage)?;
+        for q in &old {
+            tx.remove(q.as_ref());
+        }
+        for q in dcat::member_to_quads(member, &self.iris) {
+            tx.insert(q.as_ref());
+        }
+        tx.commit().map_err(storage)
+    }
+
+    fn member(&self, ags: &Ags) -> Result<Option<Member>, CatalogError> {
+        let graph = self.graph(&NamedNode::new_unchecked(self.iris.members_graph()))?;
+        Ok(dcat::member_from_graph(&graph, &self.iris.member(ags)))
+    }
+
+    fn members(&self) -> Result<Vec<Member>, CatalogError> {
+        let graph_iri = NamedNode::new_unchecked(self.iris.members_graph());
+        let graph = self.graph(&graph_iri)?;
+        let type_pred = NamedNodeRef::new_unchecked("http://purl.org/dc/terms/identifier");
+        let mut members: Vec<Member> = self
+            .store
+            .quads_for_pattern(None, Some(type_pred), None, Some(graph_iri.as_ref().into()))
+            .filter_map(Result::ok)
+            .filter_map(|q| match q.subject {
+                NamedOrBlankNode::NamedNode(s) => dcat::member_from_graph(&graph, s.as_str()),
+                _ => None,
+            })
+            .collect();
+        members.sort_by(|a, b| a.ags.cmp(&b.ags));
+        Ok(members)
+    }
+}
+
+impl DatasetCatalog for OxigraphCatalog {
+    fn insert_dataset(&self, dataset: &Dataset) -> Result<(), CatalogError> {
+        self.write_dataset(dataset, false)
+    }
+
+    fn replace_dataset(&self, dataset: &Dataset) -> Result<(), CatalogError> {
+        self.write_dataset(dataset, true)
+    }
+
+    fn remove_dataset(&self, id: &DatasetId) -> Result<(), CatalogError> {
+        let graph = NamedNode::new_unchecked(self.iris.dataset(id));
+        let _guard = self.lock();
+        if !self.store.contains_named_graph(graph.as_ref()).map_err(storage)? {
+            return Err(CatalogError::NoSuchDataset(id.clone()));
+        }
+        self.store.remove_named_graph(graph.as_ref()).map_err(storage)
+    }
+
+    fn dataset(&self, id: &DatasetId) -> Result<Option<Dataset>, CatalogError> {
+        let iri = self.iris.dataset(id);
+        let graph_name = NamedNode::new_unchecked(iri.as_str());
+        if !self.store.contains_named_graph(graph_name.as_ref()).map_err(storage)? {
+            return Ok(None);
+        }
+        let graph = self.graph(&graph_name)?;
+        Ok(dcat::dataset_from_graph(&graph, &iri, &self.iris))
+    }
+
+    fn datasets(&self, filter: &DatasetFilter) -> Result<Vec<Dataset>, CatalogError> {
+        let prefix = self.iris.datasets_prefix();
+        let mut ids: Vec<DatasetId> = self
+            .store
+            .named_graphs()
+            .filter_map(Result::ok)
+            .filter_map(|g| match g {
+                NamedOrBlankNode::NamedNode(n) => n.as_str().strip_prefix(&prefix)?.parse().ok(),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(d) = self.dataset(&id)?.filter(|d| filter.matches(d)) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SparqlService for OxigraphCatalog {
+    fn query(&self, query: &str, accept: &str, limits: &QueryLimits) -> Result<QueryOutput, SparqlError> {
+        sparql::evaluate(&self.store, &self.running_queries, query, accept, limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo;
+
+    #[test]
+    fn datasets_and_members_round_trip_through_the_graph() {
+        let c = OxigraphCatalog::in_memory("https://broker.test/").expect("store");
+        for m in demo::demo_members() {
+            c.put_member(&m).expect("member");
+        }
+        // Replacing a member leaves no stale triples behind.
+        let mut members = demo::demo_members();
+        c.put_member(&members[0]).expect("again");
+        members.sort_by(|a, b| a.ags.cmp(&b.ags));
+        assert_eq!(c.members().expect("members"), members);
+        for d in demo::example_datasets().expect("examples") {
+            c.insert_dataset(&d).expect("insert");
+            assert_eq!(c.dataset(&d.id).expect("read"), Some(d.clone()), "{}", d.id);
+            assert!(matches!(c.insert_dataset(&d), Err(CatalogError::DatasetExists(_))));
+        }
+        let all = c.datasets(&DatasetFilter::default()).expect("list");
+        assert_eq!(all.len(), demo::EXAMPLE_DATASETS.len());
+        let id: DatasetId = "aalen-kita-plaetze".parse().expect("id");
+        c.remove_dataset(&id).expect("remove");
+        assert_eq!(c.dataset(&id).expect("read"), None);
+        assert!(matches!(c.remove_dataset(&id), Err(CatalogError::NoSuchDataset(_))));
+    }
+}

@@ -1,0 +1,167 @@
+//! Configuration: `RawConfig` is the TOML file as written; [`Config`] is what the broker runs
+//! with, every path resolved against the file's directory and every value checked.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::catalog::{Member, QueryLimits};
+use crate::tls::ServerTlsFiles;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file '{path}': {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("the configuration file '{path}' is invalid: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: SocketAddr,
+    /// Base IRI of the broker's resources in the graph.
+    #[serde(default = "default_base_iri")]
+    base_iri: String,
+    tls: RawTls,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    sparql: RawSparql,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    members: Vec<Member>,
+}
+
+fn default_base_iri() -> String {
+    "https://broker.kdr.example/".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: PathBuf,
+    private_key: PathBuf,
+    client_ca: PathBuf,
+    crl: PathBuf,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    /// Directory of the RocksDB store; absent means an in-memory store (lost on exit).
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSparql {
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_max_results")]
+    max_results: usize,
+    #[serde(default = "default_max_concurrent")]
+    max_concurrent: usize,
+}
+
+impl Default for RawSparql {
+    fn default() -> Self {
+        Self {
+            timeout_ms: default_timeout_ms(),
+            max_results: default_max_results(),
+            max_concurrent: default_max_concurrent(),
+        }
+    }
+}
+
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_results() -> usize {
+    10_000
+}
+fn default_max_concurrent() -> usize {
+    4
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default = "default_max_body")]
+    max_body_bytes: usize,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+fn default_max_body() -> usize {
+    64 * 1024
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub base_iri: String,
+    pub tls: ServerTlsFiles,
+    pub data_dir: Option<PathBuf>,
+    pub sparql: QueryLimits,
+    pub max_body_bytes: usize,
+    pub members: Vec<Member>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(|reason| ConfigError::Invalid {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// Parses TOML text; relative paths are taken relative to `dir`.
+    pub fn parse(text: &str, dir: &Path) -> Result<Self, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        if raw.sparql.timeout_ms == 0 || raw.sparql.max_results == 0 || raw.sparql.max_concurrent == 0 {
+            return Err("sparql.timeout_ms, sparql.max_results and sparql.max_concurrent must be positive".into());
+        }
+        if oxigraph_iri_ok(&raw.base_iri).is_err() {
+            return Err(format!("base_iri '{}' is not an absolute http(s) IRI", raw.base_iri));
+        }
+        let abs = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
+        Ok(Self {
+            listen: raw.listen,
+            base_iri: raw.base_iri,
+            tls: ServerTlsFiles {
+                certificate: abs(raw.tls.certificate),
+                private_key: abs(raw.tls.private_key),
+                client_ca: abs(raw.tls.client_ca),
+                crl: abs(raw.tls.crl),
+            },
+            data_dir: raw.storage.data_dir.map(abs),
+            sparql: QueryLimits {
+                timeout: Duration::from_millis(raw.sparql.timeout_ms),
+                max_results: raw.sparql.max_results,
+                max_concurrent: raw.sparql.max_concurrent,
+            },
+            max_body_bytes: raw.limits.max_body_bytes,
+            members: raw.members,
+        })
+    }
+}
+
+fn oxigraph_iri_ok(iri: &str) -> Result<(), ()> {
+    let ok = (iri.starts_with("https://") || iri.starts_with("http://")) && !iri.contains(char::is_whitespace);
+    if ok { Ok(()) } else { Err(()) }
+}

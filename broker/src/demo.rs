@@ -1,0 +1,246 @@
+//! The demo data space and the test PKI.
+//!
+//! `broker demo` builds a ready data space in a directory (CA, certificates for a system, a
+//! steward and a board member of Aalen and Heidenheim, the broker's own certificate, a
+//! configuration with both cities as members) and registers the example datasets of
+//! `examples/datasets/`. `broker pki testbed` writes the certificates the TLS tests need, from
+//! the same code the tests call, so the test PKI is reproducible with one command.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use time::{Duration, OffsetDateTime};
+
+use crate::catalog::{Dataset, DatasetDescription, DatasetId, Member};
+use crate::identity::{Ags, Role};
+use crate::pki::{CertificateAuthority, Issued, MemberCertSpec, PkiError};
+
+pub const AALEN: &str = "08136088";
+pub const HEIDENHEIM: &str = "08135019";
+/// Stuttgart: a real municipality that is not a member of the demo data space.
+pub const NON_MEMBER: &str = "08111000";
+
+/// The example datasets, with the AGS of their publisher.
+pub const EXAMPLE_DATASETS: &[(&str, &str)] = &[
+    (AALEN, include_str!("../../examples/datasets/aalen-buergerbuero-termine.json")),
+    (AALEN, include_str!("../../examples/datasets/aalen-kita-plaetze.json")),
+    (
+        HEIDENHEIM,
+        include_str!("../../examples/datasets/heidenheim-parkhaus-belegung.json"),
+    ),
+    (
+        HEIDENHEIM,
+        include_str!("../../examples/datasets/heidenheim-einwohner-stadtteile.json"),
+    ),
+];
+
+fn ags(s: &str) -> Ags {
+    // The constants above are well-formed; a failure here is a programming error caught by tests.
+    s.parse().unwrap_or_else(|_| unreachable!("constant AGS {s} is malformed"))
+}
+
+pub fn demo_members() -> Vec<Member> {
+    vec![
+        Member {
+            ags: ags(AALEN),
+            organisation: "Stadt Aalen".into(),
+            roles: Role::ALL.to_vec(),
+            contact: Some("mailto:digitalisierung@aalen.example".into()),
+        },
+        Member {
+            ags: ags(HEIDENHEIM),
+            organisation: "Stadt Heidenheim an der Brenz".into(),
+            roles: Role::ALL.to_vec(),
+            contact: Some("mailto:digitalisierung@heidenheim.example".into()),
+        },
+    ]
+}
+
+/// The example datasets as the catalog stores them.
+pub fn example_datasets() -> Result<Vec<Dataset>, serde_json::Error> {
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let stamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    EXAMPLE_DATASETS
+        .iter()
+        .map(|(publisher, json)| {
+            let d: DatasetDescription = serde_json::from_str(json)?;
+            let id = d.identifier.clone().unwrap_or_else(DatasetId::generate);
+            Ok(Dataset::from_description(id, ags(publisher), d, stamp.clone(), stamp.clone()))
+        })
+        .collect()
+}
+
+/// Paths of a generated PKI.
+#[derive(Debug, Clone)]
+pub struct PkiLayout {
+    pub dir: PathBuf,
+}
+
+impl PkiLayout {
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca").join(crate::pki::CA_CERT)
+    }
+    pub fn crl(&self) -> PathBuf {
+        self.dir.join("ca").join(crate::pki::CA_CRL)
+    }
+    pub fn cert(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.crt"))
+    }
+    pub fn key(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.key"))
+    }
+}
+
+/// The member certificates of the demo: `<city>-<role>` for both cities and all roles.
+pub const DEMO_PEOPLE: &[(&str, &str, &str, Role, &str)] = &[
+    ("aalen-system", "Stadt Aalen", AALEN, Role::System, "Aalen Fachverfahren Bürgerbüro"),
+    (
+        "aalen-steward",
+        "Stadt Aalen",
+        AALEN,
+        Role::Steward,
+        "Anna Datenverantwortliche (Aalen)",
+    ),
+    ("aalen-board", "Stadt Aalen", AALEN, Role::Board, "Bernd Beirat (Aalen)"),
+    (
+        "heidenheim-system",
+        "Stadt Heidenheim an der Brenz",
+        HEIDENHEIM,
+        Role::System,
+        "Heidenheim Datenplattform",
+    ),
+    (
+        "heidenheim-steward",
+        "Stadt Heidenheim an der Brenz",
+        HEIDENHEIM,
+        Role::Steward,
+        "Hanna Datenverantwortliche (Heidenheim)",
+    ),
+    (
+        "heidenheim-board",
+        "Stadt Heidenheim an der Brenz",
+        HEIDENHEIM,
+        Role::Board,
+        "Heiko Beirat (Heidenheim)",
+    ),
+];
+
+/// Writes the demo PKI (CA, broker certificate, the [`DEMO_PEOPLE`]) into `dir`.
+pub fn write_demo_pki(dir: &Path) -> Result<PkiLayout, PkiError> {
+    let layout = PkiLayout { dir: dir.to_owned() };
+    let ca = CertificateAuthority::create(&dir.join("ca"), "Kommunaler Datenraum Ostwürttemberg CA", 3650)?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    ca.issue_server("broker.localhost", "Kommunaler Datenraum Broker", &names, 825)?
+        .write(dir, "broker")?;
+    for (name, org, city, role, cn) in DEMO_PEOPLE {
+        ca.issue_member(&MemberCertSpec::valid_for_days(cn, org, ags(city), *role, 365))?
+            .write(dir, name)?;
+    }
+    Ok(layout)
+}
+
+/// The test PKI: the demo PKI plus the certificates the broker must refuse.
+///
+/// | file stem | what it is |
+/// |---|---|
+/// | `expired` | Aalen steward certificate that expired yesterday |
+/// | `revoked` | Aalen system certificate, valid, to be revoked by the test while the broker runs |
+/// | `non-member` | valid certificate of Stuttgart (AGS 08111000), not a member |
+/// | `wrong-ca` | Aalen steward certificate from another CA (`other-ca/`) |
+/// | `no-role` | a certificate from the right CA without the role SAN |
+pub fn write_test_pki(dir: &Path) -> Result<PkiLayout, PkiError> {
+    let layout = write_demo_pki(dir)?;
+    let ca = CertificateAuthority::open(&dir.join("ca"))?;
+    let now = OffsetDateTime::now_utc();
+    let mut expired = MemberCertSpec::valid_for_days("Abgelaufen", "Stadt Aalen", ags(AALEN), Role::Steward, 1);
+    expired.not_before = now - Duration::days(30);
+    expired.not_after = now - Duration::days(1);
+    ca.issue_member(&expired)?.write(dir, "expired")?;
+    ca.issue_member(&MemberCertSpec::valid_for_days(
+        "Widerrufen",
+        "Stadt Aalen",
+        ags(AALEN),
+        Role::System,
+        30,
+    ))?
+    .write(dir, "revoked")?;
+    ca.issue_member(&MemberCertSpec::valid_for_days(
+        "Stuttgart System",
+        "Landeshauptstadt Stuttgart",
+        ags(NON_MEMBER),
+        Role::System,
+        30,
+    ))?
+    .write(dir, "non-member")?;
+    let other = CertificateAuthority::create(&dir.join("other-ca"), "Fremde CA", 3650)?;
+    other
+        .issue_member(&MemberCertSpec::valid_for_days(
+            "Falsche CA",
+            "Stadt Aalen",
+            ags(AALEN),
+            Role::Steward,
+            30,
+        ))?
+        .write(dir, "wrong-ca")?;
+    let no_role: Issued = ca.issue_server("no-role", "Stadt Aalen", &["aalen.example".to_owned()], 30)?;
+    no_role.write(dir, "no-role")?;
+    fs::write(dir.join("README.md"), TEST_PKI_README).map_err(|source| PkiError::Write {
+        path: dir.join("README.md").display().to_string(),
+        source,
+    })?;
+    Ok(layout)
+}
+
+const TEST_PKI_README: &str = "# Test PKI\n\nGenerated by `broker pki testbed --dir <this dir>` (the integration tests call the same code).\n\n\
+- `ca/`: the data space CA (`ca.crt`, `ca.key` 0600, `ca.crl`, `revoked.json`)\n\
+- `broker.crt`/`.key`: the broker (localhost, 127.0.0.1)\n\
+- `aalen-{system,steward,board}`, `heidenheim-{system,steward,board}`: valid member certificates\n\
+- `expired`: expired yesterday; `revoked`: valid until revoked with `broker pki revoke --dir ca --cert revoked.crt`\n\
+- `non-member`: Stuttgart (08111000), valid but not a member; `wrong-ca`: issued by `other-ca/`\n\
+- `no-role`: right CA, but no role or AGS in the certificate\n";
+
+/// The demo's configuration file text.
+pub fn demo_config(listen: &str, data_dir: Option<&str>) -> String {
+    let mut out = format!(
+        "# Demo configuration written by `broker demo`.\nlisten = \"{listen}\"\nbase_iri = \"https://broker.kdr.example/\"\n\n\
+[tls]\ncertificate = \"pki/broker.crt\"\nprivate_key = \"pki/broker.key\"\nclient_ca = \"pki/ca/ca.crt\"\ncrl = \"pki/ca/ca.crl\"\n\n\
+[sparql]\ntimeout_ms = 5000\nmax_results = 10000\nmax_concurrent = 4\n\n[limits]\nmax_body_bytes = 65536\n\n"
+    );
+    if let Some(d) = data_dir {
+        out.push_str(&format!("[storage]\ndata_dir = \"{d}\"\n\n"));
+    }
+    for m in demo_members() {
+        let roles: Vec<String> = m.roles.iter().map(|r| format!("\"{r}\"")).collect();
+        out.push_str(&format!(
+            "[[members]]\nags = \"{}\"\norganisation = \"{}\"\nroles = [{}]\ncontact = \"{}\"\n\n",
+            m.ags,
+            m.organisation,
+            roles.join(", "),
+            m.contact.unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// How to call the demo broker with curl, printed when it starts.
+pub fn curl_help(dir: &Path, addr: &str) -> String {
+    let d = dir.display();
+    let curl = |who: &str| format!("curl --cacert {d}/pki/ca/ca.crt --cert {d}/pki/{who}.crt --key {d}/pki/{who}.key");
+    format!(
+        "The demo data space is running on https://{addr} (mutual TLS; certificates in {d}/pki).\n\n\
+Who am I (Heidenheim's system):\n  {} https://{addr}/v1/whoami\n\n\
+All datasets, or Aalen's only:\n  {} https://{addr}/v1/datasets\n  {} 'https://{addr}/v1/datasets?publisher={AALEN}'\n\n\
+SPARQL over the metadata graph:\n  {} https://{addr}/v1/sparql --data-urlencode 'query=PREFIX dcat: <http://www.w3.org/ns/dcat#> PREFIX dct: <http://purl.org/dc/terms/> SELECT ?d ?title WHERE {{ ?d a dcat:Dataset ; dct:title ?title }}' -H 'Accept: text/csv'\n\n\
+Register a dataset as Aalen's steward:\n  {} -X POST https://{addr}/v1/datasets -H 'Content-Type: application/json' --data @examples/datasets/aalen-kita-plaetze.json\n  (it exists already: the answer is 409; change \"identifier\" to register a new one)\n\n\
+Without a certificate the TLS handshake is refused:\n  curl --cacert {d}/pki/ca/ca.crt https://{addr}/v1/whoami\n\n\
+The API description: {} https://{addr}/v1/openapi.json\nStop with Ctrl-C.\n",
+        curl("heidenheim-system"),
+        curl("heidenheim-system"),
+        curl("heidenheim-system"),
+        curl("aalen-board"),
+        curl("aalen-steward"),
+        curl("aalen-steward"),
+    )
+}

@@ -1,0 +1,177 @@
+//! `/v1/datasets`: stewards register, update and withdraw their city's dataset descriptions;
+//! every member can read them.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::auth::Caller;
+use super::problem::Problem;
+use super::{AppState, read_body};
+use crate::catalog::{Dataset, DatasetDescription, DatasetFilter, DatasetId};
+use crate::identity::{Ags, Role};
+use crate::schema::Violation;
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    keyword: Option<String>,
+    theme: Option<String>,
+    publisher: Option<String>,
+}
+
+pub async fn list(_caller: Caller, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, Problem> {
+    let q = q.into_inner();
+    let publisher = q
+        .publisher
+        .map(|p| p.parse::<Ags>())
+        .transpose()
+        .map_err(|e| Problem::bad_request("bad-query-parameter", format!("query parameter 'publisher': {e}")))?;
+    let filter = DatasetFilter {
+        keyword: q.keyword,
+        theme: q.theme,
+        publisher,
+    };
+    let catalog = state.catalog.clone();
+    let datasets = web::block(move || catalog.datasets(&filter)).await??;
+    Ok(HttpResponse::Ok().json(datasets))
+}
+
+pub async fn get(_caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let id = parse_id(&id)?;
+    let dataset = load(&state, id).await?;
+    Ok(HttpResponse::Ok().json(dataset))
+}
+
+pub async fn create(caller: Caller, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, Problem> {
+    caller.require(&[Role::Steward], "registering a dataset")?;
+    let description = parse_description(&state, body).await?;
+    if let Some(p) = description.publisher.as_ref().filter(|p| **p != caller.identity.ags) {
+        return Err(Problem::forbidden(format!(
+            "a steward of {} may only register datasets of {}, not of {p}",
+            caller.member.organisation, caller.identity.ags
+        )));
+    }
+    let id = description.identifier.clone().unwrap_or_else(DatasetId::generate);
+    let now = now_rfc3339();
+    let dataset = Dataset::from_description(id, caller.identity.ags.clone(), description, now.clone(), now);
+    let catalog = state.catalog.clone();
+    let stored = dataset.clone();
+    web::block(move || catalog.insert_dataset(&stored)).await??;
+    tracing::info!(dataset = %dataset.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset registered");
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/datasets/{}", dataset.id)))
+        .json(dataset))
+}
+
+pub async fn replace(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    caller.require(&[Role::Steward], "changing a dataset")?;
+    let id = parse_id(&id)?;
+    let existing = load(&state, id.clone()).await?;
+    check_owner(&caller, &existing, "change")?;
+    let description = parse_description(&state, body).await?;
+    if description.identifier.as_ref().is_some_and(|i| *i != id) {
+        return Err(unprocessable(vec![Violation {
+            pointer: "/identifier".into(),
+            message: format!("must be '{id}', the identifier in the path"),
+        }]));
+    }
+    if description.publisher.as_ref().is_some_and(|p| *p != existing.publisher) {
+        return Err(Problem::forbidden("the publisher of a dataset cannot be changed"));
+    }
+    let dataset = Dataset::from_description(id, existing.publisher.clone(), description, existing.issued.clone(), now_rfc3339());
+    let catalog = state.catalog.clone();
+    let stored = dataset.clone();
+    web::block(move || catalog.replace_dataset(&stored)).await??;
+    tracing::info!(dataset = %dataset.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset replaced");
+    Ok(HttpResponse::Ok().json(dataset))
+}
+
+pub async fn remove(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    caller.require(&[Role::Steward], "withdrawing a dataset")?;
+    let id = parse_id(&id)?;
+    let existing = load(&state, id.clone()).await?;
+    check_owner(&caller, &existing, "withdraw")?;
+    let catalog = state.catalog.clone();
+    web::block(move || catalog.remove_dataset(&id)).await??;
+    tracing::info!(dataset = %existing.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset withdrawn");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn parse_id(raw: &str) -> Result<DatasetId, Problem> {
+    raw.parse()
+        .map_err(|e: crate::catalog::model::BadDatasetId| Problem::not_found("no-such-dataset", e.to_string()))
+}
+
+async fn load(state: &web::Data<AppState>, id: DatasetId) -> Result<Dataset, Problem> {
+    let catalog = state.catalog.clone();
+    let missing = format!("dataset '{id}' does not exist");
+    web::block(move || catalog.dataset(&id))
+        .await??
+        .ok_or_else(|| Problem::not_found("no-such-dataset", missing))
+}
+
+fn check_owner(caller: &Caller, dataset: &Dataset, verb: &str) -> Result<(), Problem> {
+    if dataset.publisher == caller.identity.ags {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(format!(
+            "dataset '{}' is published by {}; a steward of {} ({}) may not {verb} it",
+            dataset.id, dataset.publisher, caller.identity.ags, caller.member.organisation
+        )))
+    }
+}
+
+/// Body -> JSON -> schema check -> typed description. Every step names what was wrong and where.
+async fn parse_description(state: &AppState, body: web::Payload) -> Result<DatasetDescription, Problem> {
+    let bytes = read_body(body, state.max_body_bytes).await?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Problem::bad_request(
+            "malformed-json",
+            format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()),
+        )
+        .with_violations(vec![Violation {
+            pointer: String::new(),
+            message: e.to_string(),
+        }])
+    })?;
+    let violations = state.schemas.check_dataset(&value);
+    if !violations.is_empty() {
+        return Err(unprocessable(violations));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        unprocessable(vec![Violation {
+            pointer: String::new(),
+            message: e.to_string(),
+        }])
+    })
+}
+
+fn unprocessable(violations: Vec<Violation>) -> Problem {
+    let n = violations.len();
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid-dataset",
+        "Invalid dataset description",
+        format!(
+            "the dataset description violates schemas/dataset.schema.json in {n} place{}",
+            if n == 1 { "" } else { "s" }
+        ),
+    )
+    .with_violations(violations)
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc())
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,167 @@
+//! The HTTP API on actix-web over rustls.
+//!
+//! **Architecture Invariant:** only `broker::http` imports actix-web. Handlers get a
+//! [`auth::Caller`] (identity + member), never a certificate.
+
+pub mod auth;
+pub mod datasets;
+pub mod members;
+pub mod problem;
+pub mod routes;
+pub mod sparql;
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_tls::accept::rustls_0_23::TlsStream;
+use actix_web::dev::{Extensions, Server, ServerHandle};
+use actix_web::http::StatusCode;
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, HttpRequest, HttpServer, web};
+use futures_util::StreamExt;
+
+use crate::catalog::{Catalog, QueryLimits};
+use crate::identity::Identity;
+use crate::schema::Schemas;
+use auth::PeerIdentity;
+use problem::Problem;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub catalog: Arc<dyn Catalog>,
+    pub schemas: Schemas,
+    pub sparql_limits: QueryLimits,
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("sparql_limits", &self.sparql_limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a request body up to `limit` bytes; a larger one is a 413 problem, whether announced by
+/// `Content-Length` or discovered while streaming.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, Problem> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Content too large",
+            format!("the body exceeds the limit of {limit} bytes"),
+        )
+    };
+    let mut buf = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Overflow => too_large(),
+            other => Problem::bad_request("unreadable-body", other.to_string()),
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Parses the peer certificate once per connection.
+fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
+    let Some(tls) = conn.downcast_ref::<TlsStream<TcpStream>>() else {
+        return;
+    };
+    let identity = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+        Some(cert) => Identity::from_certificate_der(cert.as_ref()),
+        None => Err(crate::identity::IdentityError::NoCertificate),
+    };
+    ext.insert(PeerIdentity(identity));
+}
+
+async fn no_such_route(req: HttpRequest) -> Result<actix_web::HttpResponse, Problem> {
+    Err(Problem::not_found(
+        "no-such-route",
+        format!("there is no endpoint {} {}; see /v1/openapi.json", req.method(), req.path()),
+    ))
+}
+
+/// Binds the listener and returns the server (not yet awaited) and its bound addresses.
+/// Must be called inside an actix system.
+pub fn bind(listen: SocketAddr, tls: rustls::ServerConfig, state: AppState, workers: usize) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(routes::configure)
+            .default_service(web::to(no_such_route))
+    })
+    .on_connect(on_connect)
+    .workers(workers)
+    .bind_rustls_0_23(listen, tls)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
+}
+
+/// A server running on its own thread, for tests and the demo.
+#[derive(Debug)]
+pub struct BackgroundServer {
+    pub addr: SocketAddr,
+    handle: ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundServer {
+    pub fn start(listen: SocketAddr, tls: rustls::ServerConfig, state: AppState, workers: usize) -> std::io::Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                match bind(listen, tls, state, workers) {
+                    Ok((server, addrs)) => {
+                        let _ = tx.send(Ok((server.handle(), addrs)));
+                        if let Err(e) = server.await {
+                            tracing::error!(error = %e, "server stopped with an error");
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        });
+        let (handle, addrs) = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("server thread ended before binding"))??;
+        let addr = addrs.first().copied().ok_or_else(|| std::io::Error::other("no bound address"))?;
+        Ok(Self {
+            addr,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops gracefully and waits for the server thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let handle = self.handle.clone();
+            let _ = std::thread::spawn(move || futures_executor_block_on(handle.stop(true))).join();
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
+    actix_web::rt::System::new().block_on(f)
+}

@@ -1,0 +1,124 @@
+//! RFC 9457 problem details: every error the API returns is one of these.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::identity::NS;
+use crate::schema::Violation;
+
+pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// An API error. `kind` is the last segment of the problem type IRI (`https://w3id.org/kdr/problems/<kind>`).
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub violations: Vec<Violation>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[Violation]>::is_empty")]
+    violations: &'a [Violation],
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            violations: Vec::new(),
+        }
+    }
+
+    pub fn with_violations(mut self, violations: Vec<Violation>) -> Self {
+        self.violations = violations;
+        self
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    pub fn not_found(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, kind, "Not found", detail)
+    }
+
+    pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, kind, "Bad request", detail)
+    }
+
+    /// An internal failure: logged in full, reported without internals.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "{context}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            format!("{context}; the operator's log has the details"),
+        )
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.kind, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = Body {
+            type_: format!("{NS}problems/{}", self.kind),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            violations: &self.violations,
+        };
+        HttpResponse::build(self.status).content_type(CONTENT_TYPE).json(body)
+    }
+}
+
+impl From<actix_web::error::BlockingError> for Problem {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        Problem::internal("a storage task could not run", e)
+    }
+}
+
+impl From<crate::catalog::CatalogError> for Problem {
+    fn from(e: crate::catalog::CatalogError) -> Self {
+        use crate::catalog::CatalogError as E;
+        match e {
+            E::DatasetExists(id) => Problem::new(
+                StatusCode::CONFLICT,
+                "dataset-exists",
+                "Conflict",
+                format!("dataset '{id}' already exists; use PUT /v1/datasets/{id} to change it"),
+            ),
+            E::NoSuchDataset(id) => Problem::not_found("no-such-dataset", format!("dataset '{id}' does not exist")),
+            E::Storage(s) => Problem::internal("the metadata store failed", s),
+        }
+    }
+}
+
+impl Problem {
+    /// The same problem under a more specific type.
+    pub fn with_kind(mut self, kind: &'static str) -> Self {
+        self.kind = kind;
+        self
+    }
+}

@@ -1,0 +1,319 @@
+//! The route table: the one list from which both the actix routes and the OpenAPI 3.1 document
+//! are made, so the document cannot describe an endpoint that does not exist or miss one that does.
+
+use actix_web::{HttpResponse, Route, web};
+use serde_json::{Map, Value, json};
+
+use super::{datasets, members, sparql};
+use crate::schema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Put => "put",
+            Method::Delete => "delete",
+        }
+    }
+
+    fn route(self) -> Route {
+        match self {
+            Method::Get => web::get(),
+            Method::Post => web::post(),
+            Method::Put => web::put(),
+            Method::Delete => web::delete(),
+        }
+    }
+}
+
+/// A request body: media type and the schema file in `schemas/` (or a plain type).
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    Schema(&'static str),
+    Text(&'static [&'static str]),
+}
+
+/// One endpoint of the API.
+#[derive(Clone, Copy)]
+pub struct Endpoint {
+    pub method: Method,
+    pub path: &'static str,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    /// Roles that may call it; all roles of a member when empty.
+    pub roles: &'static [&'static str],
+    pub query: &'static [(&'static str, &'static str)],
+    pub body: Option<Body>,
+    /// Status, description, response schema file.
+    pub responses: &'static [(u16, &'static str, Option<&'static str>)],
+    handler: fn(Route) -> Route,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method.as_str(), self.path)
+    }
+}
+
+const PROBLEMS: &[(u16, &str, Option<&str>)] = &[(403, "Not a member, or the role does not allow it", Some("problem.schema.json"))];
+
+pub const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/whoami",
+        operation_id: "whoami",
+        summary: "The identity read from the caller's certificate, and its member entry",
+        roles: &[],
+        query: &[],
+        body: None,
+        responses: &[(200, "The caller's identity", Some("identity.schema.json"))],
+        handler: |r| r.to(members::whoami),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/members",
+        operation_id: "listMembers",
+        summary: "The members of the data space",
+        roles: &[],
+        query: &[],
+        body: None,
+        responses: &[(200, "All members", None)],
+        handler: |r| r.to(members::list),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/members/{ags}",
+        operation_id: "getMember",
+        summary: "One member by municipality key",
+        roles: &[],
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "The member", Some("member.schema.json")),
+            (404, "No such member", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(members::get),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/datasets",
+        operation_id: "listDatasets",
+        summary: "Registered datasets, optionally filtered",
+        roles: &[],
+        query: &[
+            ("keyword", "Only datasets with this keyword (case-insensitive)"),
+            ("theme", "Only datasets with this EU data-theme code"),
+            ("publisher", "Only datasets published by this AGS"),
+        ],
+        body: None,
+        responses: &[
+            (200, "Matching datasets", None),
+            (400, "Malformed filter", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(datasets::list),
+    },
+    Endpoint {
+        method: Method::Post,
+        path: "/v1/datasets",
+        operation_id: "registerDataset",
+        summary: "Register a dataset of the steward's own municipality",
+        roles: &["steward"],
+        query: &[],
+        body: Some(Body::Schema("dataset.schema.json")),
+        responses: &[
+            (201, "Registered", None),
+            (400, "Malformed JSON", Some("problem.schema.json")),
+            (409, "Identifier taken", Some("problem.schema.json")),
+            (413, "Body too large", Some("problem.schema.json")),
+            (422, "Schema violations, each by JSON Pointer", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(datasets::create),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/datasets/{id}",
+        operation_id: "getDataset",
+        summary: "One dataset",
+        roles: &[],
+        query: &[],
+        body: None,
+        responses: &[(200, "The dataset", None), (404, "No such dataset", Some("problem.schema.json"))],
+        handler: |r| r.to(datasets::get),
+    },
+    Endpoint {
+        method: Method::Put,
+        path: "/v1/datasets/{id}",
+        operation_id: "replaceDataset",
+        summary: "Replace a dataset's description (publisher's stewards only)",
+        roles: &["steward"],
+        query: &[],
+        body: Some(Body::Schema("dataset.schema.json")),
+        responses: &[
+            (200, "Replaced", None),
+            (404, "No such dataset", Some("problem.schema.json")),
+            (422, "Schema violations", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(datasets::replace),
+    },
+    Endpoint {
+        method: Method::Delete,
+        path: "/v1/datasets/{id}",
+        operation_id: "withdrawDataset",
+        summary: "Withdraw a dataset (publisher's stewards only)",
+        roles: &["steward"],
+        query: &[],
+        body: None,
+        responses: &[(204, "Withdrawn", None), (404, "No such dataset", Some("problem.schema.json"))],
+        handler: |r| r.to(datasets::remove),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/sparql",
+        operation_id: "sparqlGet",
+        summary: "SPARQL 1.1 protocol query (SELECT, ASK, CONSTRUCT, DESCRIBE); updates are refused",
+        roles: &[],
+        query: &[("query", "The SPARQL query")],
+        body: None,
+        responses: &[
+            (
+                200,
+                "Results as negotiated: SPARQL JSON/XML, CSV, TSV; Turtle, N-Triples, RDF/XML",
+                None,
+            ),
+            (400, "Syntax error", Some("problem.schema.json")),
+            (406, "No acceptable format", Some("problem.schema.json")),
+            (422, "Result limit exceeded", Some("problem.schema.json")),
+            (503, "Time limit exceeded", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(sparql::get),
+    },
+    Endpoint {
+        method: Method::Post,
+        path: "/v1/sparql",
+        operation_id: "sparqlPost",
+        summary: "SPARQL 1.1 protocol query by POST; updates are refused",
+        roles: &[],
+        query: &[],
+        body: Some(Body::Text(&["application/sparql-query", "application/x-www-form-urlencoded"])),
+        responses: &[
+            (200, "Results as negotiated", None),
+            (400, "Syntax error", Some("problem.schema.json")),
+            (415, "Unsupported body type", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(sparql::post),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/openapi.json",
+        operation_id: "openapi",
+        summary: "This API description (OpenAPI 3.1)",
+        roles: &[],
+        query: &[],
+        body: None,
+        responses: &[(200, "The OpenAPI document", None)],
+        handler: |r| r.to(openapi_handler),
+    },
+];
+
+/// Registers every endpoint of [`ENDPOINTS`].
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for ep in ENDPOINTS {
+        cfg.route(ep.path, (ep.handler)(ep.method.route()));
+    }
+}
+
+async fn openapi_handler(_caller: super::auth::Caller) -> HttpResponse {
+    HttpResponse::Ok().json(openapi())
+}
+
+fn schema_ref(file: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{}", component_name(file)) })
+}
+
+/// `dataset.schema.json` -> `dataset`.
+pub fn component_name(file: &str) -> &str {
+    file.trim_end_matches(".schema.json")
+}
+
+/// The OpenAPI 3.1 document of [`ENDPOINTS`], with the JSON Schemas of `schemas/` as components.
+pub fn openapi() -> Value {
+    let mut paths = Map::new();
+    for ep in ENDPOINTS {
+        let entry = paths.entry(ep.path).or_insert_with(|| json!({}));
+        if let Value::Object(ops) = entry {
+            ops.insert(ep.method.as_str().to_owned(), operation(ep));
+        }
+    }
+    let mut schemas = Map::new();
+    for (file, text) in schema::ALL {
+        let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        schemas.insert(component_name(file).to_owned(), value);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "Kommunaler Datenraum broker",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Every call needs a client certificate from the data space's CA (mutual TLS); the caller's identity comes from it."
+        },
+        "paths": paths,
+        "components": { "schemas": schemas },
+    })
+}
+
+fn operation(ep: &Endpoint) -> Value {
+    let mut responses = Map::new();
+    for (status, description, schema) in ep.responses.iter().chain(PROBLEMS) {
+        let mut r = json!({ "description": description });
+        if let Some(file) = schema {
+            let media = if *file == "problem.schema.json" {
+                super::problem::CONTENT_TYPE
+            } else {
+                "application/json"
+            };
+            r["content"] = json!({ media: { "schema": schema_ref(file) } });
+        }
+        responses.insert(status.to_string(), r);
+    }
+    let mut params: Vec<Value> = ep
+        .query
+        .iter()
+        .map(|(name, d)| json!({ "name": name, "in": "query", "description": d, "schema": { "type": "string" } }))
+        .collect();
+    for seg in ep.path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')) {
+        params.push(json!({ "name": seg, "in": "path", "required": true, "schema": { "type": "string" } }));
+    }
+    let mut op = json!({
+        "operationId": ep.operation_id,
+        "summary": ep.summary,
+        "parameters": params,
+        "responses": responses,
+    });
+    if !ep.roles.is_empty() {
+        op["x-roles"] = json!(ep.roles);
+    }
+    match ep.body {
+        Some(Body::Schema(file)) => {
+            op["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": schema_ref(file) } } })
+        }
+        Some(Body::Text(types)) => {
+            let content: Map<String, Value> = types
+                .iter()
+                .map(|t| ((*t).to_owned(), json!({ "schema": { "type": "string" } })))
+                .collect();
+            op["requestBody"] = json!({ "required": true, "content": content });
+        }
+        None => {}
+    }
+    op
+}

@@ -1,0 +1,14 @@
+//! The data-space broker as a library; `main.rs` is a thin CLI over it.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the map.
+
+pub mod catalog;
+pub mod config;
+pub mod demo;
+pub mod fsutil;
+pub mod http;
+pub mod identity;
+pub mod pki;
+pub mod schema;
+pub mod serve;
+pub mod tls;

@@ -1,0 +1,291 @@
+//! `broker`: the command line. Parsing and reporting only; the work is in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use broker::catalog::{DatasetCatalog, Member, MemberRegistry};
+use broker::config::Config;
+use broker::identity::{Ags, Role};
+use broker::pki::{self, CertificateAuthority, MemberCertSpec};
+use broker::{demo, serve};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "broker",
+    version,
+    about = "Privacy-preserving data-space broker for inter-municipal data exchange"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker with a configuration file.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        /// HTTP worker threads (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Start a ready demo data space (Aalen and Heidenheim) in a directory.
+    Demo {
+        #[arg(long, default_value = "demo-dataspace")]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+    },
+    /// The data space's PKI.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Members of the data space (operates on the store offline; stop the broker first).
+    #[command(subcommand)]
+    Member(MemberCommand),
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create the data space's CA in DIR (ca.crt, ca.key with 0600, ca.crl).
+    InitCa {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "Kommunaler Datenraum CA")]
+        name: String,
+        #[arg(long, default_value_t = 3650)]
+        days: i64,
+    },
+    /// Issue a member certificate (system, steward or board) into OUT/NAME.crt and NAME.key.
+    Issue {
+        /// The CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        organisation: String,
+        #[arg(long)]
+        ags: Ags,
+        #[arg(long)]
+        role: Role,
+        /// The holder's name (default: NAME).
+        #[arg(long)]
+        cn: Option<String>,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// Issue the broker's own certificate for the given host names and IP addresses.
+    IssueServer {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
+    /// Revoke a certificate and re-sign the CRL; a running broker picks it up at once.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, conflicts_with = "cert", required_unless_present = "cert")]
+        serial: Option<String>,
+        #[arg(long)]
+        cert: Option<PathBuf>,
+    },
+    /// Re-sign the CRL (it is valid for 30 days).
+    Crl {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Write the test PKI (valid, expired, revocable, non-member, wrong-CA certificates) into DIR.
+    Testbed {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCommand {
+    /// Add or replace a member in the configured store.
+    Add {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        ags: Ags,
+        #[arg(long)]
+        organisation: String,
+        #[arg(long = "role", required = true)]
+        roles: Vec<Role>,
+        #[arg(long)]
+        contact: Option<String>,
+    },
+    /// List the members in the configured store.
+    List {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("broker: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { config, workers } => {
+            let cfg = Config::load(&config)?;
+            serve::run(&cfg, workers.unwrap_or_else(default_workers))?;
+        }
+        Command::Demo { dir, listen } => run_demo(&dir, listen)?,
+        Command::Pki(cmd) => run_pki(cmd)?,
+        Command::Member(cmd) => run_member(cmd)?,
+    }
+    Ok(())
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
+
+fn run_pki(cmd: PkiCommand) -> Result<()> {
+    match cmd {
+        PkiCommand::InitCa { dir, name, days } => {
+            CertificateAuthority::create(&dir, &name, days)?;
+            println!("CA created in {}", dir.display());
+        }
+        PkiCommand::Issue {
+            dir,
+            name,
+            out,
+            organisation,
+            ags,
+            role,
+            cn,
+            days,
+        } => {
+            let ca = CertificateAuthority::open(&dir)?;
+            let spec = MemberCertSpec::valid_for_days(cn.as_deref().unwrap_or(&name), &organisation, ags, role, days);
+            let issued = ca.issue_member(&spec)?;
+            let (crt, key) = issued.write(&out.unwrap_or_else(|| dir.clone()), &name)?;
+            println!("issued {} (serial {}), key {}", crt.display(), issued.serial, key.display());
+        }
+        PkiCommand::IssueServer {
+            dir,
+            name,
+            out,
+            hosts,
+            days,
+        } => {
+            let ca = CertificateAuthority::open(&dir)?;
+            let issued = ca.issue_server(&name, "Kommunaler Datenraum Broker", &hosts, days)?;
+            let (crt, _) = issued.write(&out.unwrap_or_else(|| dir.clone()), &name)?;
+            println!("issued {} (serial {})", crt.display(), issued.serial);
+        }
+        PkiCommand::Revoke { dir, serial, cert } => {
+            let ca = CertificateAuthority::open(&dir)?;
+            let serial = match (serial, cert) {
+                (Some(s), _) => s,
+                (None, Some(c)) => pki::serial_of_cert_file(&c)?,
+                (None, None) => bail!("give --serial or --cert"),
+            };
+            ca.revoke(&serial)?;
+            println!("revoked {serial}; CRL {} re-signed", ca.crl_path().display());
+        }
+        PkiCommand::Crl { dir } => {
+            let ca = CertificateAuthority::open(&dir)?;
+            ca.resign_crl()?;
+            println!("CRL {} re-signed", ca.crl_path().display());
+        }
+        PkiCommand::Testbed { dir } => {
+            demo::write_test_pki(&dir)?;
+            println!("test PKI written to {} (see its README.md)", dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn run_member(cmd: MemberCommand) -> Result<()> {
+    match cmd {
+        MemberCommand::Add {
+            config,
+            ags,
+            organisation,
+            roles,
+            contact,
+        } => {
+            let cfg = Config::load(&config)?;
+            let catalog = serve::open_catalog(&cfg)?;
+            catalog.put_member(&Member {
+                ags,
+                organisation,
+                roles,
+                contact,
+            })?;
+            println!("member stored");
+        }
+        MemberCommand::List { config } => {
+            let cfg = Config::load(&config)?;
+            let catalog = serve::open_catalog(&cfg)?;
+            for m in catalog.members()? {
+                let roles: Vec<&str> = m.roles.iter().map(|r| r.as_str()).collect();
+                println!("{}  {}  [{}]", m.ags, m.organisation, roles.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_demo(dir: &std::path::Path, listen: SocketAddr) -> Result<()> {
+    let pki_dir = dir.join("pki");
+    if !pki_dir.join("ca").join(pki::CA_CERT).exists() {
+        std::fs::create_dir_all(&pki_dir).with_context(|| format!("creating {}", pki_dir.display()))?;
+        demo::write_demo_pki(&pki_dir)?;
+    }
+    let config_path = dir.join("broker.toml");
+    std::fs::write(&config_path, demo::demo_config(&listen.to_string(), Some("data")))
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let cfg = Config::load(&config_path)?;
+    let catalog = serve::open_catalog(&cfg)?;
+    for d in demo::example_datasets()? {
+        if catalog.dataset(&d.id)?.is_none() {
+            catalog.insert_dataset(&d)?;
+        }
+    }
+    let server = serve::start_background(&cfg, catalog, default_workers())?;
+    println!("{}", demo::curl_help(dir, &server.addr.to_string()));
+    // Run until interrupted; actix's own signal handling is per system, so wait here instead.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    ctrlc_wait(tx);
+    let _ = rx.recv();
+    server.stop();
+    Ok(())
+}
+
+/// Blocks a helper thread on SIGINT/SIGTERM via tokio's signal support.
+fn ctrlc_wait(tx: std::sync::mpsc::Sender<()>) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        if let Ok(rt) = rt {
+            rt.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+        }
+        let _ = tx.send(());
+    });
+}

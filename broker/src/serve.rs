@@ -1,0 +1,78 @@
+//! `broker serve`: configuration in, a running broker out. Every file is read and every store
+//! opened before the listener binds, so a bad setup ends with a message naming what is wrong.
+
+use std::sync::Arc;
+
+use crate::catalog::{Catalog, CatalogError, OxigraphCatalog};
+use crate::config::{Config, ConfigError};
+use crate::http::{self, AppState, BackgroundServer};
+use crate::schema::{SchemaError, Schemas};
+use crate::tls::{self, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot open the metadata store: {0}")]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+/// Opens the configured catalog: RocksDB in `data_dir`, or in memory.
+pub fn open_catalog(config: &Config) -> Result<Arc<OxigraphCatalog>, CatalogError> {
+    let catalog = match &config.data_dir {
+        Some(dir) => OxigraphCatalog::open(dir, &config.base_iri)?,
+        None => OxigraphCatalog::in_memory(&config.base_iri)?,
+    };
+    Ok(Arc::new(catalog))
+}
+
+/// Everything the server needs, checked: TLS from the files, the catalog with the configured
+/// members seeded into it.
+pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::ServerConfig, AppState), ServeError> {
+    let tls = tls::server_config(&config.tls)?;
+    for m in &config.members {
+        catalog.put_member(m)?;
+    }
+    let state = AppState {
+        catalog,
+        schemas: Schemas::compile()?,
+        sparql_limits: config.sparql,
+        max_body_bytes: config.max_body_bytes,
+    };
+    Ok((tls, state))
+}
+
+/// Runs the broker until it is stopped (SIGINT/SIGTERM).
+pub fn run(config: &Config, workers: usize) -> Result<(), ServeError> {
+    let catalog = open_catalog(config)?;
+    let (tls, state) = prepare(config, catalog)?;
+    let listen = config.listen;
+    actix_web::rt::System::new().block_on(async move {
+        let (server, addrs) = http::bind(listen, tls, state, workers).map_err(|source| ServeError::Listen {
+            addr: listen.to_string(),
+            source,
+        })?;
+        for a in &addrs {
+            tracing::info!(addr = %a, "broker listening (mutual TLS)");
+        }
+        server.await.map_err(|source| ServeError::Listen {
+            addr: listen.to_string(),
+            source,
+        })
+    })
+}
+
+/// Starts the broker on a background thread with the given catalog.
+pub fn start_background(config: &Config, catalog: Arc<dyn Catalog>, workers: usize) -> Result<BackgroundServer, ServeError> {
+    let (tls, state) = prepare(config, catalog)?;
+    BackgroundServer::start(config.listen, tls, state, workers).map_err(|source| ServeError::Listen {
+        addr: config.listen.to_string(),
+        source,
+    })
+}

@@ -1,0 +1,99 @@
+//! The `broker` binary: clear messages instead of panics when files are missing or unreadable.
+
+use std::process::Command;
+
+fn broker() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_broker"))
+}
+
+fn serve_with(edit: impl FnOnce(&std::path::Path)) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).expect("mkdir");
+    broker::demo::write_demo_pki(&pki).expect("pki");
+    std::fs::write(dir.path().join("broker.toml"), broker::demo::demo_config("127.0.0.1:0", None)).expect("config");
+    edit(dir.path());
+    let out = broker()
+        .args(["serve", "--config"])
+        .arg(dir.path().join("broker.toml"))
+        .output()
+        .expect("run broker");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn serve_with_missing_private_key_exits_with_a_clear_message() {
+    let (code, stderr) = serve_with(|d| std::fs::remove_file(d.join("pki/broker.key")).expect("rm"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("private key") && stderr.contains("broker.key"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn serve_with_unreadable_ca_exits_with_a_clear_message() {
+    let (code, stderr) = serve_with(|d| std::fs::write(d.join("pki/ca/ca.crt"), "not a certificate").expect("write"));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("CA certificate") && stderr.contains("ca.crt"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn serve_with_missing_config_exits_with_a_clear_message() {
+    let out = broker()
+        .args(["serve", "--config", "/nonexistent/broker.toml"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("/nonexistent/broker.toml"), "{stderr}");
+}
+
+#[test]
+fn pki_commands_issue_and_revoke() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("ca");
+    let ok = |args: &[&str]| {
+        let out = broker().args(args).output().expect("run");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ca_s = ca.to_str().expect("utf8");
+    ok(&["pki", "init-ca", "--dir", ca_s]);
+    ok(&[
+        "pki",
+        "issue",
+        "--dir",
+        ca_s,
+        "--name",
+        "aalen-steward",
+        "--organisation",
+        "Stadt Aalen",
+        "--ags",
+        "08136088",
+        "--role",
+        "steward",
+    ]);
+    let crt = ca.join("aalen-steward.crt");
+    ok(&["pki", "revoke", "--dir", ca_s, "--cert", crt.to_str().expect("utf8")]);
+    let serial = broker::pki::serial_of_cert_file(&crt).expect("serial");
+    let revoked = std::fs::read_to_string(ca.join("revoked.json")).expect("state");
+    assert!(revoked.contains(&serial));
+    let bad = broker()
+        .args([
+            "pki",
+            "issue",
+            "--dir",
+            ca_s,
+            "--name",
+            "x",
+            "--organisation",
+            "X",
+            "--ags",
+            "123",
+            "--role",
+            "steward",
+        ])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("8-digit"));
+}

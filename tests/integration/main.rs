@@ -1,0 +1,9 @@
+//! The broker's integration tests: real TLS handshakes on 127.0.0.1 with certificates from the
+//! test PKI, the real oxigraph store, the real HTTP stack. One binary, a module per area.
+
+mod cli;
+mod datasets;
+mod openapi;
+mod sparql;
+mod support;
+mod tls;

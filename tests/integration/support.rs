@@ -1,0 +1,128 @@
+//! Starting a broker with a fresh test PKI, and clients that present its certificates.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use awc::Client;
+use broker::catalog::{OxigraphCatalog, QueryLimits};
+use broker::config::Config;
+use broker::demo::{self, PkiLayout};
+use broker::http::BackgroundServer;
+use broker::tls;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub struct TestBroker {
+    _dir: tempfile::TempDir,
+    pub pki: PkiLayout,
+    pub catalog: Arc<OxigraphCatalog>,
+    pub addr: SocketAddr,
+    server: Option<BackgroundServer>,
+}
+
+impl TestBroker {
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts a broker on an ephemeral port with an in-memory store; `adjust` may change the config.
+    pub fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki_dir = dir.path().join("pki");
+        std::fs::create_dir_all(&pki_dir).expect("pki dir");
+        let pki = demo::write_test_pki(&pki_dir).expect("test PKI");
+        let text = demo::demo_config("127.0.0.1:0", None);
+        let mut config = Config::parse(&text, dir.path()).expect("config");
+        adjust(&mut config);
+        let catalog = Arc::new(OxigraphCatalog::in_memory(&config.base_iri).expect("store"));
+        let server = broker::serve::start_background(&config, catalog.clone(), 2).expect("start broker");
+        let addr = server.addr;
+        Self {
+            _dir: dir,
+            pki,
+            catalog,
+            addr,
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.addr.port())
+    }
+
+    /// The client TLS configuration presenting `<who>.crt`.
+    pub fn client_config(&self, who: &str) -> rustls::ClientConfig {
+        tls::client_config(&self.pki.ca_cert(), &self.pki.cert(who), &self.pki.key(who)).expect("client config")
+    }
+
+    /// An HTTP client presenting `<who>.crt`.
+    pub fn client(&self, who: &str) -> Client {
+        let connector = awc::Connector::new().rustls_0_23(Arc::new(self.client_config(who)));
+        Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish()
+    }
+
+    pub fn quad_count(&self) -> usize {
+        self.catalog.quad_count().expect("count")
+    }
+
+    pub fn ca(&self) -> broker::pki::CertificateAuthority {
+        broker::pki::CertificateAuthority::open(&self.pki.dir.join("ca")).expect("open CA")
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+    }
+}
+
+/// Limits small enough to trip in a test.
+pub fn tight_sparql(config: &mut Config) {
+    config.sparql = QueryLimits {
+        timeout: Duration::from_millis(300),
+        max_results: 5,
+        max_concurrent: 2,
+    };
+}
+
+/// A raw TLS connection and one HTTP/1.1 request: `Ok(status line)` if the broker answered,
+/// `Err(text of the TLS error)` if the handshake or the first read was refused.
+pub async fn raw_request(addr: SocketAddr, config: rustls::ClientConfig) -> Result<String, String> {
+    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]).into());
+    let mut tls = connector.connect(name, stream).await.map_err(|e| e.to_string())?;
+    tls.write_all(b"GET /v1/whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    tls.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    text.lines().next().map(str::to_owned).ok_or_else(|| "empty response".to_owned())
+}
+
+/// A client configuration trusting the test CA but presenting no certificate.
+pub fn anonymous_config(pki: &PkiLayout) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(tls::bsi_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(tls::root_store(&pki.ca_cert()).expect("roots"))
+        .with_no_client_auth()
+}
+
+/// Reads a JSON body.
+pub async fn json<S>(resp: &mut awc::ClientResponse<S>) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let bytes = resp.body().limit(10 * 1024 * 1024).await.expect("body");
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+}
+
+pub fn example(name: &str) -> serde_json::Value {
+    let path = format!("{}/../examples/datasets/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("example")).expect("example JSON")
+}
