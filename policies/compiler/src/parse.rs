@@ -1,0 +1,472 @@
+//! ODRL (RDF) to the rule IR. Strict: an ODRL term this profile does not implement is an error
+//! naming the term and the node it sits on, never silently ignored. Terms outside the ODRL
+//! namespace on policy and rule nodes (descriptions, provenance) are metadata and pass.
+
+use oxrdf::{Graph, NamedNode, NamedNodeRef, NamedOrBlankNodeRef, Term, TermRef};
+use oxttl::TurtleParser;
+
+use crate::ir::{Asset, Conflict, Constraint, Duty, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind};
+use crate::vocab::{ODRL, Vocabulary};
+
+const RDF_TYPE: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type";
+const RDF_FIRST: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#first";
+const RDF_REST: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#rest";
+const RDF_NIL: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#nil";
+const XSD: &str = "http://www.w3.org/2001/XMLSchema#";
+
+/// Something in the policy the compiler cannot (or refuses to) translate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (at {at})")]
+pub struct CompileError {
+    pub message: String,
+    /// The node (IRI or blank node) where the problem was found.
+    pub at: String,
+}
+
+fn err(at: impl std::fmt::Display, message: impl Into<String>) -> CompileError {
+    CompileError {
+        message: message.into(),
+        at: at.to_string(),
+    }
+}
+
+fn odrl(local: &str) -> NamedNode {
+    NamedNode::new_unchecked(format!("{ODRL}{local}"))
+}
+
+/// Parses every policy (`odrl:Set`, `odrl:Offer`, `odrl:Agreement`, `odrl:Policy`) in a Turtle document.
+pub fn parse_turtle(ttl: &str, vocab: &Vocabulary) -> Result<Vec<Policy>, CompileError> {
+    let graph = turtle_graph(ttl)?;
+    let mut nodes: Vec<String> = Vec::new();
+    for class in ["Set", "Offer", "Agreement", "Policy"] {
+        let class = odrl(class);
+        for s in graph.subjects_for_predicate_object(NamedNodeRef::new_unchecked(RDF_TYPE), class.as_ref()) {
+            nodes.push(s.to_string());
+        }
+    }
+    if nodes.is_empty() {
+        return Err(err("the document", "no odrl:Set, odrl:Offer, odrl:Agreement or odrl:Policy found"));
+    }
+    nodes.sort();
+    nodes
+        .iter()
+        .map(|n| {
+            let iri = n.trim_start_matches('<').trim_end_matches('>');
+            policy_from_graph(&graph, iri, vocab)
+        })
+        .collect()
+}
+
+/// Parses Turtle text into a graph, with the parser's error as a [`CompileError`].
+pub fn turtle_graph(ttl: &str) -> Result<Graph, CompileError> {
+    let mut graph = Graph::new();
+    for triple in TurtleParser::new().for_slice(ttl.as_bytes()) {
+        let t = triple.map_err(|e| err("the Turtle text", e.to_string()))?;
+        graph.insert(&t);
+    }
+    Ok(graph)
+}
+
+struct Reader<'a> {
+    graph: &'a Graph,
+    vocab: &'a Vocabulary,
+}
+
+impl<'a> Reader<'a> {
+    fn objects(&self, node: NamedOrBlankNodeRef<'a>, local: &str) -> Vec<TermRef<'a>> {
+        let p = odrl(local);
+        self.graph.objects_for_subject_predicate(node, p.as_ref()).collect()
+    }
+
+    /// One IRI value, or none; several is an error.
+    fn single_iri(&self, node: NamedOrBlankNodeRef<'a>, local: &str) -> Result<Option<String>, CompileError> {
+        let objs = self.objects(node, local);
+        match objs.as_slice() {
+            [] => Ok(None),
+            [TermRef::NamedNode(n)] => Ok(Some(n.as_str().to_owned())),
+            [other] => Err(err(node, format!("odrl:{local} must be an IRI, found {other}"))),
+            _ => Err(err(node, format!("odrl:{local} has several values; this profile allows one"))),
+        }
+    }
+
+    fn has_type(&self, iri: &str, class: &str) -> bool {
+        let class = odrl(class);
+        self.graph.contains(oxrdf::TripleRef::new(
+            NamedNodeRef::new_unchecked(iri),
+            NamedNodeRef::new_unchecked(RDF_TYPE),
+            class.as_ref(),
+        ))
+    }
+
+    /// Rejects ODRL-namespace predicates outside `allowed`.
+    fn check_predicates(&self, node: NamedOrBlankNodeRef<'a>, what: &str, allowed: &[&str]) -> Result<(), CompileError> {
+        for t in self.graph.triples_for_subject(node) {
+            if let Some(local) = t.predicate.as_str().strip_prefix(ODRL).filter(|l| !allowed.contains(l)) {
+                return Err(err(node, format!("odrl:{local} on a {what} is not supported by this profile")));
+            }
+        }
+        Ok(())
+    }
+
+    fn node_of(&self, term: TermRef<'a>, at: NamedOrBlankNodeRef<'a>, what: &str) -> Result<NamedOrBlankNodeRef<'a>, CompileError> {
+        match term {
+            TermRef::NamedNode(n) => Ok(n.into()),
+            TermRef::BlankNode(b) => Ok(b.into()),
+            other => Err(err(at, format!("{what} must be a node, found {other}"))),
+        }
+    }
+}
+
+/// Parses the policy `iri` of `graph`.
+pub fn policy_from_graph(graph: &Graph, iri: &str, vocab: &Vocabulary) -> Result<Policy, CompileError> {
+    let r = Reader { graph, vocab };
+    let node: NamedOrBlankNodeRef<'_> = NamedNodeRef::new(iri).map_err(|e| err(iri, e.to_string()))?.into();
+    r.check_predicates(
+        node,
+        "policy",
+        &[
+            "uid",
+            "permission",
+            "prohibition",
+            "obligation",
+            "conflict",
+            "profile",
+            "assigner",
+            "assignee",
+            "target",
+            "action",
+        ],
+    )?;
+    let conflict = match r.single_iri(node, "conflict")?.as_deref().and_then(|c| c.strip_prefix(ODRL)) {
+        None | Some("invalid") => Conflict::Invalid,
+        Some("perm") => Conflict::Perm,
+        Some("prohibit") => Conflict::Prohibit,
+        Some(other) => return Err(err(node, format!("odrl:conflict odrl:{other} is not a conflict strategy"))),
+    };
+    // Policy-level action, target and assignee apply to every rule that does not name its own.
+    let inherited = RuleDefaults {
+        action: r.single_iri(node, "action")?,
+        target: r.single_iri(node, "target")?,
+        assignee: r.single_iri(node, "assignee")?,
+    };
+    let mut rules = Vec::new();
+    for (local, kind) in [
+        ("permission", RuleKind::Permission),
+        ("prohibition", RuleKind::Prohibition),
+        ("obligation", RuleKind::Obligation),
+    ] {
+        for obj in r.objects(node, local) {
+            let rule_node = r.node_of(obj, node, "a rule")?;
+            rules.push(parse_rule(&r, rule_node, kind, &inherited)?);
+        }
+    }
+    canonicalise(iri, &mut rules);
+    Ok(Policy {
+        uid: iri.to_owned(),
+        conflict,
+        rules,
+    })
+}
+
+/// Puts rules, duties and constraints into an order that depends only on their content and gives
+/// blank nodes stable uids (`<parent>/<kind>/<n>`): the same policy always yields the same IR.
+fn canonicalise(policy: &str, rules: &mut [Rule]) {
+    for rule in rules.iter_mut() {
+        sort_constraints(&mut rule.constraints);
+        for duty in &mut rule.duties {
+            sort_constraints(&mut duty.constraints);
+        }
+        rule.duties.sort_by_cached_key(|d| format!("{d:?}"));
+    }
+    rules.sort_by_cached_key(|r| format!("{r:?}"));
+    for (i, rule) in rules.iter_mut().enumerate() {
+        if rule.uid.is_empty() {
+            rule.uid = format!("{policy}/{:?}/{i}", rule.kind).to_lowercase();
+        }
+        name_constraints(&rule.uid, &mut rule.constraints);
+        for (j, duty) in rule.duties.iter_mut().enumerate() {
+            if duty.uid.is_empty() {
+                duty.uid = format!("{}/duty/{j}", rule.uid);
+            }
+            name_constraints(&duty.uid, &mut duty.constraints);
+        }
+    }
+}
+
+fn children(c: &mut Constraint) -> Option<&mut Vec<Constraint>> {
+    match c {
+        Constraint::Atomic { .. } => None,
+        Constraint::And { operands, .. } | Constraint::Or { operands, .. } | Constraint::Xone { operands, .. } => Some(operands),
+    }
+}
+
+fn sort_constraints(cs: &mut [Constraint]) {
+    for c in cs.iter_mut() {
+        if let Some(ops) = children(c) {
+            sort_constraints(ops);
+        }
+    }
+    cs.sort_by_cached_key(|c| format!("{c:?}"));
+}
+
+fn name_constraints(parent: &str, cs: &mut [Constraint]) {
+    for (i, c) in cs.iter_mut().enumerate() {
+        let uid = match c {
+            Constraint::Atomic { uid, .. } | Constraint::And { uid, .. } | Constraint::Or { uid, .. } | Constraint::Xone { uid, .. } => uid,
+        };
+        if uid.is_empty() {
+            *uid = format!("{parent}/constraint/{i}");
+        }
+        let uid = uid.clone();
+        if let Some(ops) = children(c) {
+            name_constraints(&uid, ops);
+        }
+    }
+}
+
+struct RuleDefaults {
+    action: Option<String>,
+    target: Option<String>,
+    assignee: Option<String>,
+}
+
+fn parse_rule(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>, kind: RuleKind, inherited: &RuleDefaults) -> Result<Rule, CompileError> {
+    let allowed: &[&str] = match kind {
+        RuleKind::Permission => &["uid", "action", "target", "assignee", "assigner", "constraint", "duty"],
+        RuleKind::Prohibition | RuleKind::Obligation => &["uid", "action", "target", "assignee", "assigner", "constraint"],
+    };
+    r.check_predicates(node, "rule", allowed)?;
+    let action = match r.single_iri(node, "action")?.or_else(|| inherited.action.clone()) {
+        Some(a) if !r.vocab.is_known_action(&a) => return Err(err(node, format!("action <{a}> is not an ODRL 2.2 action"))),
+        other => other,
+    };
+    let target = r.single_iri(node, "target")?.or_else(|| inherited.target.clone()).map(|t| {
+        if r.has_type(&t, "AssetCollection") {
+            Asset::Collection(t)
+        } else {
+            Asset::One(t)
+        }
+    });
+    let assignee = r.single_iri(node, "assignee")?.or_else(|| inherited.assignee.clone()).map(|a| {
+        if r.has_type(&a, "PartyCollection") {
+            Party::Collection(a)
+        } else {
+            Party::One(a)
+        }
+    });
+    let constraints = r
+        .objects(node, "constraint")
+        .into_iter()
+        .map(|c| parse_constraint(r, r.node_of(c, node, "a constraint")?))
+        .collect::<Result<Vec<_>, _>>()?;
+    let duties = r
+        .objects(node, "duty")
+        .into_iter()
+        .map(|d| parse_duty(r, r.node_of(d, node, "a duty")?))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Rule {
+        uid: uid_of(r, node),
+        kind,
+        action,
+        target,
+        assignee,
+        constraints,
+        duties,
+    })
+}
+
+fn uid_of(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> String {
+    match r.single_iri(node, "uid") {
+        Ok(Some(uid)) => uid,
+        // Blank-node labels differ on every parse; such nodes get a uid from their position in
+        // the canonical order instead (see `canonicalise`).
+        _ => match node {
+            NamedOrBlankNodeRef::NamedNode(n) => n.as_str().to_owned(),
+            NamedOrBlankNodeRef::BlankNode(_) => String::new(),
+        },
+    }
+}
+
+fn parse_duty(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Duty, CompileError> {
+    r.check_predicates(node, "duty", &["uid", "action", "constraint"])?;
+    let action = r
+        .single_iri(node, "action")?
+        .ok_or_else(|| err(node, "a duty needs an odrl:action"))?;
+    if !r.vocab.is_known_action(&action) {
+        return Err(err(node, format!("duty action <{action}> is not an ODRL 2.2 action")));
+    }
+    let constraints = r
+        .objects(node, "constraint")
+        .into_iter()
+        .map(|c| parse_constraint(r, r.node_of(c, node, "a constraint")?))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Duty {
+        uid: uid_of(r, node),
+        action,
+        constraints,
+    })
+}
+
+fn parse_constraint(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Constraint, CompileError> {
+    let uid = uid_of(r, node);
+    for (local, make) in [
+        (
+            "and",
+            (|uid, operands| Constraint::And { uid, operands }) as fn(String, Vec<Constraint>) -> Constraint,
+        ),
+        ("or", |uid, operands| Constraint::Or { uid, operands }),
+        ("xone", |uid, operands| Constraint::Xone { uid, operands }),
+    ] {
+        let members = r.objects(node, local);
+        if !members.is_empty() {
+            r.check_predicates(node, "logical constraint", &["uid", local])?;
+            let mut operands = Vec::new();
+            for m in list_or_values(r, members) {
+                operands.push(parse_constraint(r, r.node_of(m, node, "a constraint operand")?)?);
+            }
+            return Ok(make(uid, operands));
+        }
+    }
+    r.check_predicates(node, "constraint", &["uid", "leftOperand", "operator", "rightOperand"])?;
+    let left_iri = r
+        .single_iri(node, "leftOperand")?
+        .ok_or_else(|| err(node, "a constraint needs odrl:leftOperand (or odrl:and/or/xone)"))?;
+    let left = match left_iri.strip_prefix(ODRL) {
+        Some("dateTime") => LeftOperand::DateTime,
+        Some("purpose") => LeftOperand::Purpose,
+        Some("count") => LeftOperand::Count,
+        Some("recipient") => LeftOperand::Recipient,
+        Some("spatial") => LeftOperand::Spatial,
+        _ => return Err(err(node, format!("left operand <{left_iri}> is not supported by this profile"))),
+    };
+    let op_iri = r
+        .single_iri(node, "operator")?
+        .ok_or_else(|| err(node, "a constraint needs odrl:operator"))?;
+    let operator = match op_iri.strip_prefix(ODRL) {
+        Some("eq") => Operator::Eq,
+        Some("neq") => Operator::Neq,
+        Some("lt") => Operator::Lt,
+        Some("lteq") => Operator::Lteq,
+        Some("gt") => Operator::Gt,
+        Some("gteq") => Operator::Gteq,
+        Some("isA") => Operator::IsA,
+        Some("isAnyOf") => Operator::IsAnyOf,
+        Some("isNoneOf") => Operator::IsNoneOf,
+        _ => return Err(err(node, format!("operator <{op_iri}> is not supported by this profile"))),
+    };
+    let right = parse_right(r, node, left)?;
+    check_combination(node, left, operator, &right, r.vocab)?;
+    Ok(Constraint::Atomic {
+        uid,
+        left,
+        operator,
+        right,
+    })
+}
+
+/// Logical operands may be given as an RDF list or as repeated values.
+fn list_or_values<'a>(r: &Reader<'a>, values: Vec<TermRef<'a>>) -> Vec<TermRef<'a>> {
+    let first = NamedNodeRef::new_unchecked(RDF_FIRST);
+    let rest = NamedNodeRef::new_unchecked(RDF_REST);
+    let mut out = Vec::new();
+    for v in values {
+        let mut cursor: Option<NamedOrBlankNodeRef<'a>> = match v {
+            TermRef::BlankNode(b) if r.graph.object_for_subject_predicate(b, first).is_some() => Some(b.into()),
+            _ => {
+                out.push(v);
+                None
+            }
+        };
+        while let Some(cell) = cursor {
+            if let Some(item) = r.graph.object_for_subject_predicate(cell, first) {
+                out.push(item);
+            }
+            cursor = match r.graph.object_for_subject_predicate(cell, rest) {
+                Some(TermRef::BlankNode(b)) => Some(b.into()),
+                Some(TermRef::NamedNode(n)) if n.as_str() != RDF_NIL => Some(n.into()),
+                _ => None,
+            };
+        }
+    }
+    out
+}
+
+fn parse_right(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>, left: LeftOperand) -> Result<Operand, CompileError> {
+    let values = list_or_values(r, r.objects(node, "rightOperand"));
+    let one = |t: &TermRef<'_>| -> Result<Operand, CompileError> {
+        match t {
+            TermRef::NamedNode(n) => Ok(Operand::Iri(n.as_str().to_owned())),
+            TermRef::Literal(l) => {
+                let dt = l.datatype().as_str().strip_prefix(XSD).unwrap_or("");
+                match (left, dt) {
+                    (LeftOperand::DateTime, "dateTime") => {
+                        l.value()
+                            .parse::<oxsdatatypes::DateTime>()
+                            .map_err(|e| err(node, format!("'{}' is not an xsd:dateTime: {e}", l.value())))?;
+                        Ok(Operand::DateTime(l.value().to_owned()))
+                    }
+                    (LeftOperand::Count, "integer" | "int" | "long" | "nonNegativeInteger" | "positiveInteger") => l
+                        .value()
+                        .parse::<i64>()
+                        .map(Operand::Integer)
+                        .map_err(|e| err(node, format!("'{}' is not an integer: {e}", l.value()))),
+                    _ => Err(err(node, format!("right operand {t} does not fit the left operand {left:?}"))),
+                }
+            }
+            other => Err(err(node, format!("right operand {other} must be an IRI or a literal"))),
+        }
+    };
+    match values.as_slice() {
+        [] => Err(err(node, "a constraint needs odrl:rightOperand")),
+        [single] => one(single),
+        many => many
+            .iter()
+            .map(|t| match one(t)? {
+                Operand::Iri(i) => Ok(i),
+                _ => Err(err(node, "a list of right operands must hold IRIs")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Operand::Iris),
+    }
+}
+
+fn check_combination(
+    node: NamedOrBlankNodeRef<'_>,
+    left: LeftOperand,
+    op: Operator,
+    right: &Operand,
+    vocab: &Vocabulary,
+) -> Result<(), CompileError> {
+    use Operator::*;
+    let ok = match left {
+        LeftOperand::DateTime => matches!(right, Operand::DateTime(_)) && matches!(op, Eq | Neq | Lt | Lteq | Gt | Gteq),
+        LeftOperand::Count => matches!(right, Operand::Integer(_)) && matches!(op, Eq | Neq | Lt | Lteq | Gt | Gteq),
+        LeftOperand::Purpose => matches!(op, Eq | IsA | IsAnyOf | IsNoneOf | Neq),
+        LeftOperand::Recipient | LeftOperand::Spatial => matches!(op, Eq | Neq | IsAnyOf | IsNoneOf),
+    };
+    if !ok {
+        return Err(err(
+            node,
+            format!("operator {op:?} with {right:?} is not supported for the left operand {left:?}"),
+        ));
+    }
+    if left == LeftOperand::Purpose {
+        let iris: Vec<&String> = match right {
+            Operand::Iri(i) => vec![i],
+            Operand::Iris(is) => is.iter().collect(),
+            _ => return Err(err(node, "a purpose constraint needs purpose IRIs")),
+        };
+        if let Some(unknown) = iris.into_iter().find(|i| !vocab.is_known_purpose(i)) {
+            return Err(err(node, format!("purpose <{unknown}> is not in the DPV purpose taxonomy")));
+        }
+    }
+    Ok(())
+}
+
+/// The IRI of an RDF term, for callers reading requests and states of the world.
+pub fn iri_of(term: &Term) -> Option<&str> {
+    match term {
+        Term::NamedNode(n) => Some(n.as_str()),
+        _ => None,
+    }
+}

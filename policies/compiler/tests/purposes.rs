@@ -1,0 +1,139 @@
+//! Purpose limitation on the DPV hierarchy, conflict strategies, and strict compilation.
+
+use policy_compiler::eval::{ActivationState, Decision, Request, World, decide, evaluate};
+use policy_compiler::{Policy, Vocabulary, parse_turtle};
+
+const HEIDENHEIM: &str = "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/08135019";
+const AALEN: &str = "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/08136088";
+const DATASET: &str = "https://broker.kdr.example/datasets/aalen-buergerbuero-termine";
+const DPV: &str = "https://w3id.org/dpv#";
+
+fn compile(ttl: &str) -> Policy {
+    let vocab = Vocabulary::standard().expect("vocab");
+    let mut policies = parse_turtle(ttl, &vocab).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(policies.len(), 1);
+    policies.remove(0)
+}
+
+fn ask(policy: &Policy, who: &str, purpose: &str, count: i64) -> (Decision, Vec<(String, ActivationState)>) {
+    let vocab = Vocabulary::standard().expect("vocab");
+    let req = Request {
+        assignee: Some(who.into()),
+        action: Some("http://www.w3.org/ns/odrl/2/read".into()),
+        target: Some(DATASET.into()),
+        purpose: Some(format!("{DPV}{purpose}")),
+        ..Request::default()
+    };
+    let world = World {
+        count: Some(count),
+        ..World::default()
+    };
+    let reports = evaluate(policy, &req, &world, &vocab);
+    let states = reports
+        .iter()
+        .map(|r| (r.rule.rsplit('#').next().unwrap_or_default().to_owned(), r.activation))
+        .collect();
+    (decide(policy, &reports), states)
+}
+
+fn example() -> Policy {
+    compile(include_str!("../../examples/aalen-buergerbuero-termine.ttl"))
+}
+
+#[test]
+fn heidenheim_may_read_to_improve_public_services() {
+    let (d, _) = ask(&example(), HEIDENHEIM, "ImprovePublicServices", 3);
+    assert_eq!(d, Decision::Permit);
+}
+
+#[test]
+fn commercial_purpose_is_denied_by_the_prohibition() {
+    let (d, states) = ask(&example(), HEIDENHEIM, "CommercialPurpose", 3);
+    assert_eq!(d, Decision::Deny);
+    assert!(states.contains(&("no-commerce".to_owned(), ActivationState::Active)), "{states:?}");
+}
+
+#[test]
+fn other_cities_and_counts_beyond_the_limit_are_denied() {
+    assert_eq!(ask(&example(), AALEN, "ImprovePublicServices", 3).0, Decision::Deny);
+    assert_eq!(ask(&example(), HEIDENHEIM, "ImprovePublicServices", 100).0, Decision::Deny);
+}
+
+const BROAD: &str = r#"
+@prefix odrl: <http://www.w3.org/ns/odrl/2/> . @prefix dpv: <https://w3id.org/dpv#> .
+<urn:p> a odrl:Set ; odrl:conflict CONFLICT ;
+  odrl:permission [ odrl:action odrl:use ; odrl:constraint [ odrl:leftOperand odrl:purpose ; odrl:operator odrl:isA ; odrl:rightOperand PERMITTED ] ] ;
+  odrl:prohibition [ odrl:action odrl:use ; odrl:constraint [ odrl:leftOperand odrl:purpose ; odrl:operator odrl:isA ; odrl:rightOperand dpv:CommercialPurpose ] ] .
+"#;
+
+fn broad(conflict: &str, permitted: &str) -> Policy {
+    compile(&BROAD.replace("CONFLICT", conflict).replace("PERMITTED", permitted))
+}
+
+#[test]
+fn public_benefit_admits_improving_public_services() {
+    let p = broad("odrl:prohibit", "dpv:PublicBenefit");
+    assert_eq!(ask(&p, HEIDENHEIM, "ImprovePublicServices", 0).0, Decision::Permit);
+    assert_eq!(ask(&p, HEIDENHEIM, "ResearchAndDevelopment", 0).0, Decision::Deny);
+}
+
+#[test]
+fn prohibition_on_commercial_purpose_wins_over_a_broader_permission() {
+    // dpv:Purpose is the root: the permission covers everything, the prohibition the commercial part.
+    let p = broad("odrl:prohibit", "dpv:Purpose");
+    assert_eq!(ask(&p, HEIDENHEIM, "ImprovePublicServices", 0).0, Decision::Permit);
+    assert_eq!(ask(&p, HEIDENHEIM, "CommercialPurpose", 0).0, Decision::Deny);
+    // Under odrl:perm the same conflict resolves the other way; under odrl:invalid it voids.
+    assert_eq!(
+        ask(&broad("odrl:perm", "dpv:Purpose"), HEIDENHEIM, "CommercialPurpose", 0).0,
+        Decision::Permit
+    );
+    assert_eq!(
+        ask(&broad("odrl:invalid", "dpv:Purpose"), HEIDENHEIM, "CommercialPurpose", 0).0,
+        Decision::Deny
+    );
+}
+
+fn compile_error(ttl: &str) -> String {
+    let vocab = Vocabulary::standard().expect("vocab");
+    match parse_turtle(ttl, &vocab) {
+        Ok(p) => panic!("compiled although it should not: {p:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn unknown_terms_are_compile_errors_that_name_them() {
+    let prefix = "@prefix odrl: <http://www.w3.org/ns/odrl/2/> . @prefix dpv: <https://w3id.org/dpv#> .\n";
+    let e = compile_error(&format!(
+        "{prefix}<urn:p> a odrl:Set ; odrl:permission <urn:r> . <urn:r> odrl:action odrl:teleport ."
+    ));
+    assert!(e.contains("odrl/2/teleport") && e.contains("urn:r"), "{e}");
+    let e = compile_error(&format!(
+        "{prefix}<urn:p> a odrl:Set ; odrl:permission <urn:r> . <urn:r> odrl:action odrl:use ; odrl:constraint <urn:c> . <urn:c> odrl:leftOperand odrl:language ; odrl:operator odrl:eq ; odrl:rightOperand <urn:x> ."
+    ));
+    assert!(e.contains("odrl/2/language") && e.contains("urn:c"), "{e}");
+    let e = compile_error(&format!(
+        "{prefix}<urn:p> a odrl:Set ; odrl:permission <urn:r> . <urn:r> odrl:action odrl:use ; odrl:constraint <urn:c> . <urn:c> odrl:leftOperand odrl:purpose ; odrl:operator odrl:isA ; odrl:rightOperand dpv:Teleportation ."
+    ));
+    assert!(e.contains("dpv#Teleportation"), "{e}");
+    let e = compile_error(&format!(
+        "{prefix}<urn:p> a odrl:Set ; odrl:permission <urn:r> . <urn:r> odrl:action odrl:use ; odrl:remedy <urn:x> ."
+    ));
+    assert!(e.contains("odrl:remedy") && e.contains("urn:r"), "{e}");
+    let e = compile_error(&format!("{prefix}<urn:p> a odrl:Set ; odrl:inheritFrom <urn:q> ."));
+    assert!(e.contains("odrl:inheritFrom"), "{e}");
+    let e = compile_error("<urn:a> <urn:b> .");
+    assert!(e.contains("Turtle"), "{e}");
+}
+
+#[test]
+fn same_policy_in_same_ir_out() {
+    let a = ir_text(&example());
+    let b = ir_text(&example());
+    assert_eq!(a, b);
+}
+
+fn ir_text(p: &Policy) -> String {
+    format!("{p:?}")
+}
