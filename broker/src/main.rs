@@ -45,6 +45,29 @@ enum Command {
     /// Members of the data space (operates on the store offline; stop the broker first).
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Usage policies (ODRL 2.2 in Turtle, purposes from DPV).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Parse and check a policy; print its rule IR as JSON. (Wasm compilation comes with issue 3.)
+    Check { policy: PathBuf },
+    /// Decide an input document (schemas/policy-input.schema.json) against a policy.
+    Eval {
+        policy: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+    },
+    /// The policy in plain language, for governance boards.
+    Explain {
+        policy: PathBuf,
+        #[arg(long, default_value = "de")]
+        lang: policy_compiler::explain::Language,
+    },
+    /// The same rules as Rego (entrypoint data.kdr.policy.result).
+    Rego { policy: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -155,6 +178,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { dir, listen } => run_demo(&dir, listen)?,
         Command::Pki(cmd) => run_pki(cmd)?,
         Command::Member(cmd) => run_member(cmd)?,
+        Command::Policy(cmd) => run_policy(cmd)?,
     }
     Ok(())
 }
@@ -215,6 +239,48 @@ fn run_pki(cmd: PkiCommand) -> Result<()> {
         PkiCommand::Testbed { dir } => {
             demo::write_test_pki(&dir)?;
             println!("test PKI written to {} (see its README.md)", dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn load_policy(path: &std::path::Path) -> Result<(policy_compiler::Policy, policy_compiler::Vocabulary)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the policy '{}'", path.display()))?;
+    let vocab = policy_compiler::Vocabulary::standard()?;
+    let mut policies = policy_compiler::parse_turtle(&text, &vocab).with_context(|| format!("compiling '{}'", path.display()))?;
+    if policies.len() != 1 {
+        bail!("'{}' holds {} policies; give one policy per file", path.display(), policies.len());
+    }
+    Ok((policies.remove(0), vocab))
+}
+
+fn run_policy(cmd: PolicyCommand) -> Result<()> {
+    use policy_compiler::eval::{decide, evaluate};
+    match cmd {
+        PolicyCommand::Check { policy } => {
+            let (p, _) = load_policy(&policy)?;
+            println!("{}", serde_json::to_string_pretty(&p)?);
+        }
+        PolicyCommand::Eval { policy, input } => {
+            let (p, vocab) = load_policy(&policy)?;
+            let text = std::fs::read_to_string(&input).with_context(|| format!("reading the input '{}'", input.display()))?;
+            let doc: policy_compiler::input::PolicyInput =
+                serde_json::from_str(&text).with_context(|| format!("'{}' is not a policy input document", input.display()))?;
+            let (req, world) = doc.to_request_world();
+            let reports = evaluate(&p, &req, &world, &vocab);
+            let decision = decide(&p, &reports);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "decision": decision, "policy": p.uid, "rules": reports }))?
+            );
+        }
+        PolicyCommand::Explain { policy, lang } => {
+            let (p, _) = load_policy(&policy)?;
+            print!("{}", policy_compiler::explain::explain(&p, lang));
+        }
+        PolicyCommand::Rego { policy } => {
+            let (p, vocab) = load_policy(&policy)?;
+            print!("{}", policy_compiler::rego::render(&p, &vocab)?);
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ pub const DATASET: &str = include_str!("../../schemas/dataset.schema.json");
 pub const PROBLEM: &str = include_str!("../../schemas/problem.schema.json");
 pub const IDENTITY: &str = include_str!("../../schemas/identity.schema.json");
 pub const MEMBER: &str = include_str!("../../schemas/member.schema.json");
+pub const POLICY_INPUT: &str = include_str!("../../schemas/policy-input.schema.json");
 
 /// Every schema shipped with the broker, by file name (as referenced from the OpenAPI document).
 pub const ALL: &[(&str, &str)] = &[
@@ -19,6 +20,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("problem.schema.json", PROBLEM),
     ("identity.schema.json", IDENTITY),
     ("member.schema.json", MEMBER),
+    ("policy-input.schema.json", POLICY_INPUT),
 ];
 
 /// One thing wrong with a request body.

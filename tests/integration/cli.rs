@@ -97,3 +97,70 @@ fn pki_commands_issue_and_revoke() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("8-digit"));
 }
+
+fn policy_cli(args: &[&str]) -> (bool, String, String) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/examples/");
+    let args: Vec<String> = args.iter().map(|a| a.replace("EX/", root)).collect();
+    let out = broker().arg("policy").args(&args).output().expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn policy_eval_permits_public_services_and_denies_commerce() {
+    let (ok, out, err) = policy_cli(&[
+        "eval",
+        "EX/aalen-buergerbuero-termine.ttl",
+        "--input",
+        "EX/input-heidenheim-public-services.json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["decision"], "permit");
+    let (ok, out, err) = policy_cli(&[
+        "eval",
+        "EX/aalen-buergerbuero-termine.ttl",
+        "--input",
+        "EX/input-heidenheim-commercial.json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["decision"], "deny");
+}
+
+#[test]
+fn policy_explain_speaks_german_and_english_and_rego_renders() {
+    let (ok, de, _) = policy_cli(&["explain", "EX/aalen-buergerbuero-termine.ttl", "--lang", "de"]);
+    assert!(ok);
+    assert!(
+        de.contains("Verboten") && de.contains("CommercialPurpose") && de.contains("AGS 08135019"),
+        "{de}"
+    );
+    let (ok, en, _) = policy_cli(&["explain", "EX/aalen-buergerbuero-termine.ttl", "--lang", "en"]);
+    assert!(ok);
+    assert!(en.contains("Forbidden") && en.contains("the prohibition wins"), "{en}");
+    let (ok, rego, _) = policy_cli(&["rego", "EX/aalen-buergerbuero-termine.ttl"]);
+    assert!(ok);
+    assert!(
+        rego.contains("package kdr.policy") && rego.contains("https://w3id.org/dpv#ImprovePublicServices"),
+        "{rego}"
+    );
+}
+
+#[test]
+fn policy_with_unknown_term_fails_with_its_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.ttl");
+    std::fs::write(
+        &file,
+        "@prefix odrl: <http://www.w3.org/ns/odrl/2/> . <urn:p> a odrl:Set ; odrl:permission <urn:r> . <urn:r> odrl:action odrl:teleport .",
+    )
+    .expect("write");
+    let out = broker().args(["policy", "check"]).arg(&file).output().expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("teleport") && !err.contains("panicked"), "{err}");
+}

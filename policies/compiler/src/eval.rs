@@ -35,6 +35,7 @@ pub struct World {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ActivationState {
     Active,
     Inactive,
@@ -57,6 +58,7 @@ pub struct RuleReport {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Decision {
     Permit,
     Deny,

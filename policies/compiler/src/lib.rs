@@ -7,8 +7,11 @@
 //! [`CompileError`] that names the term and the node it was found on; nothing is dropped.
 
 pub mod eval;
+pub mod explain;
+pub mod input;
 pub mod ir;
 pub mod parse;
+pub mod rego;
 pub mod vocab;
 
 pub use eval::{ActivationState, Request, RuleReport, World, evaluate};

@@ -254,11 +254,7 @@ fn parse_rule(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>, kind: RuleKind, inh
             Party::One(a)
         }
     });
-    let constraints = r
-        .objects(node, "constraint")
-        .into_iter()
-        .map(|c| parse_constraint(r, r.node_of(c, node, "a constraint")?))
-        .collect::<Result<Vec<_>, _>>()?;
+    let constraints = parse_constraints(r, node)?;
     let duties = r
         .objects(node, "duty")
         .into_iter()
@@ -295,16 +291,20 @@ fn parse_duty(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Duty, Com
     if !r.vocab.is_known_action(&action) {
         return Err(err(node, format!("duty action <{action}> is not an ODRL 2.2 action")));
     }
-    let constraints = r
-        .objects(node, "constraint")
-        .into_iter()
-        .map(|c| parse_constraint(r, r.node_of(c, node, "a constraint")?))
-        .collect::<Result<Vec<_>, _>>()?;
+    let constraints = parse_constraints(r, node)?;
     Ok(Duty {
         uid: uid_of(r, node),
         action,
         constraints,
     })
+}
+
+/// The `odrl:constraint`s of a rule or duty.
+fn parse_constraints(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Vec<Constraint>, CompileError> {
+    r.objects(node, "constraint")
+        .into_iter()
+        .map(|c| parse_constraint(r, r.node_of(c, node, "a constraint")?))
+        .collect()
 }
 
 fn parse_constraint(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Constraint, CompileError> {
@@ -441,8 +441,17 @@ fn check_combination(
     let ok = match left {
         LeftOperand::DateTime => matches!(right, Operand::DateTime(_)) && matches!(op, Eq | Neq | Lt | Lteq | Gt | Gteq),
         LeftOperand::Count => matches!(right, Operand::Integer(_)) && matches!(op, Eq | Neq | Lt | Lteq | Gt | Gteq),
-        LeftOperand::Purpose => matches!(op, Eq | IsA | IsAnyOf | IsNoneOf | Neq),
-        LeftOperand::Recipient | LeftOperand::Spatial => matches!(op, Eq | Neq | IsAnyOf | IsNoneOf),
+        // Comparisons with one value need exactly one IRI; set operators take one or several.
+        LeftOperand::Purpose => match op {
+            Eq | Neq | IsA => matches!(right, Operand::Iri(_)),
+            IsAnyOf | IsNoneOf => matches!(right, Operand::Iri(_) | Operand::Iris(_)),
+            _ => false,
+        },
+        LeftOperand::Recipient | LeftOperand::Spatial => match op {
+            Eq | Neq => matches!(right, Operand::Iri(_)),
+            IsAnyOf | IsNoneOf => matches!(right, Operand::Iri(_) | Operand::Iris(_)),
+            _ => false,
+        },
     };
     if !ok {
         return Err(err(

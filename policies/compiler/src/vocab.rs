@@ -49,6 +49,16 @@ impl Vocabulary {
         reaches(&self.purpose_parents, purpose, ancestor)
     }
 
+    /// Every known action that is `action` or included in it (what a rule on `action` covers).
+    pub fn actions_within(&self, action: &str) -> Vec<String> {
+        within(&self.action_parents, action)
+    }
+
+    /// Every known purpose that is `purpose` or narrower (what a constraint `isA purpose` admits).
+    pub fn purposes_within(&self, purpose: &str) -> Vec<String> {
+        within(&self.purpose_parents, purpose)
+    }
+
     pub fn is_known_action(&self, iri: &str) -> bool {
         self.action_parents.contains_key(iri) || self.action_parents.values().any(|p| p.contains(iri))
     }
@@ -73,6 +83,16 @@ fn links(name: &'static str, ttl: &str, predicates: &[&str]) -> Result<BTreeMap<
         }
     }
     Ok(map)
+}
+
+fn within(parents: &BTreeMap<String, BTreeSet<String>>, ancestor: &str) -> Vec<String> {
+    let mut all: BTreeSet<&str> = parents.keys().map(String::as_str).collect();
+    all.extend(parents.values().flatten().map(String::as_str));
+    all.insert(ancestor);
+    all.into_iter()
+        .filter(|n| reaches(parents, n, ancestor))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn reaches(parents: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> bool {

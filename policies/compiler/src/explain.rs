@@ -1,0 +1,181 @@
+//! A plain-language rendering of a policy, in German and English, for governance boards: what
+//! is allowed, to whom, for which purposes, and what is never allowed.
+
+use crate::ir::{Asset, Conflict, Constraint, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    De,
+    En,
+}
+
+impl std::str::FromStr for Language {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "de" => Ok(Language::De),
+            "en" => Ok(Language::En),
+            other => Err(format!("'{other}' is not a supported language (de, en)")),
+        }
+    }
+}
+
+/// The last path or fragment segment of an IRI: `https://w3id.org/dpv#ImprovePublicServices` -> `ImprovePublicServices`.
+fn short(iri: &str) -> &str {
+    iri.rsplit(['#', '/']).next().filter(|s| !s.is_empty()).unwrap_or(iri)
+}
+
+fn party(p: &Option<Party>, l: Language) -> String {
+    match (p, l) {
+        (None, Language::De) => "jede Partei".into(),
+        (None, Language::En) => "any party".into(),
+        (Some(Party::One(i)), _) => municipality(i, l),
+        (Some(Party::Collection(c)), Language::De) => format!("jedes Mitglied der Gruppe {}", short(c)),
+        (Some(Party::Collection(c)), Language::En) => format!("every member of the group {}", short(c)),
+    }
+}
+
+fn municipality(iri: &str, l: Language) -> String {
+    match iri.strip_prefix("http://dcat-ap.de/def/politicalGeocoding/municipalityKey/") {
+        Some(ags) if l == Language::De => format!("die Gemeinde mit dem AGS {ags}"),
+        Some(ags) => format!("the municipality with AGS {ags}"),
+        None => short(iri).to_owned(),
+    }
+}
+
+fn target(t: &Option<Asset>, l: Language) -> String {
+    match (t, l) {
+        (None, Language::De) => "alle Daten".into(),
+        (None, Language::En) => "any data".into(),
+        (Some(Asset::One(i)), Language::De) => format!("den Datensatz {}", short(i)),
+        (Some(Asset::One(i)), Language::En) => format!("the dataset {}", short(i)),
+        (Some(Asset::Collection(c)), Language::De) => format!("die Datensätze der Sammlung {}", short(c)),
+        (Some(Asset::Collection(c)), Language::En) => format!("the datasets of the collection {}", short(c)),
+    }
+}
+
+fn op_word(op: Operator, l: Language) -> &'static str {
+    match (op, l) {
+        (Operator::Eq, Language::De) => "gleich",
+        (Operator::Eq, Language::En) => "equal to",
+        (Operator::Neq, Language::De) => "ungleich",
+        (Operator::Neq, Language::En) => "other than",
+        (Operator::Lt, Language::De) => "kleiner als",
+        (Operator::Lt, Language::En) => "less than",
+        (Operator::Lteq, Language::De) => "höchstens",
+        (Operator::Lteq, Language::En) => "at most",
+        (Operator::Gt, Language::De) => "größer als",
+        (Operator::Gt, Language::En) => "greater than",
+        (Operator::Gteq, Language::De) => "mindestens",
+        (Operator::Gteq, Language::En) => "at least",
+        (Operator::IsA, Language::De) => "eine Form von",
+        (Operator::IsA, Language::En) => "a kind of",
+        (Operator::IsAnyOf, Language::De) => "eines von",
+        (Operator::IsAnyOf, Language::En) => "any of",
+        (Operator::IsNoneOf, Language::De) => "keines von",
+        (Operator::IsNoneOf, Language::En) => "none of",
+    }
+}
+
+fn operand(o: &Operand) -> String {
+    match o {
+        Operand::DateTime(d) => d.clone(),
+        Operand::Integer(n) => n.to_string(),
+        Operand::Iri(i) => short(i).to_owned(),
+        Operand::Iris(is) => is.iter().map(|i| short(i)).collect::<Vec<_>>().join(", "),
+    }
+}
+
+fn constraint(c: &Constraint, l: Language) -> String {
+    let join = |ops: &[Constraint], word: &str| ops.iter().map(|o| constraint(o, l)).collect::<Vec<_>>().join(word);
+    match (c, l) {
+        (Constraint::And { operands, .. }, Language::De) => format!("({})", join(operands, " und ")),
+        (Constraint::And { operands, .. }, Language::En) => format!("({})", join(operands, " and ")),
+        (Constraint::Or { operands, .. }, Language::De) => format!("({})", join(operands, " oder ")),
+        (Constraint::Or { operands, .. }, Language::En) => format!("({})", join(operands, " or ")),
+        (Constraint::Xone { operands, .. }, Language::De) => format!("(genau eines von: {})", join(operands, "; ")),
+        (Constraint::Xone { operands, .. }, Language::En) => format!("(exactly one of: {})", join(operands, "; ")),
+        (Constraint::Atomic { left, operator, right, .. }, _) => {
+            let subject = match (left, l) {
+                (LeftOperand::Purpose, Language::De) => "der Zweck ist",
+                (LeftOperand::Purpose, Language::En) => "the purpose is",
+                (LeftOperand::DateTime, Language::De) => "der Zeitpunkt ist",
+                (LeftOperand::DateTime, Language::En) => "the time is",
+                (LeftOperand::Count, Language::De) => "die Zahl bisheriger Nutzungen ist",
+                (LeftOperand::Count, Language::En) => "the number of earlier uses is",
+                (LeftOperand::Recipient, Language::De) => "der Empfänger ist",
+                (LeftOperand::Recipient, Language::En) => "the recipient is",
+                (LeftOperand::Spatial, Language::De) => "der Ort ist",
+                (LeftOperand::Spatial, Language::En) => "the place is",
+            };
+            format!("{subject} {} {}", op_word(*operator, l), operand(right))
+        }
+    }
+}
+
+fn rule(r: &Rule, l: Language) -> String {
+    let action = r.action.as_deref().map(short).unwrap_or("use");
+    let mut s = match (r.kind, l) {
+        (RuleKind::Permission, Language::De) => format!(
+            "Erlaubt: {} darf {} nutzen (Handlung: {action})",
+            party(&r.assignee, l),
+            target(&r.target, l)
+        ),
+        (RuleKind::Permission, Language::En) => format!(
+            "Allowed: {} may use {} (action: {action})",
+            party(&r.assignee, l),
+            target(&r.target, l)
+        ),
+        (RuleKind::Prohibition, Language::De) => format!(
+            "Verboten: {} darf {} nicht nutzen (Handlung: {action})",
+            party(&r.assignee, l),
+            target(&r.target, l)
+        ),
+        (RuleKind::Prohibition, Language::En) => format!(
+            "Forbidden: {} must not use {} (action: {action})",
+            party(&r.assignee, l),
+            target(&r.target, l)
+        ),
+        (RuleKind::Obligation, Language::De) => format!("Pflicht: {} muss {action} ausführen", party(&r.assignee, l)),
+        (RuleKind::Obligation, Language::En) => format!("Obligation: {} must {action}", party(&r.assignee, l)),
+    };
+    if !r.constraints.is_empty() {
+        let conds: Vec<String> = r.constraints.iter().map(|c| constraint(c, l)).collect();
+        let word = if l == Language::De { ", wenn " } else { ", if " };
+        let and = if l == Language::De { " und " } else { " and " };
+        s.push_str(word);
+        s.push_str(&conds.join(and));
+    }
+    s.push('.');
+    for d in &r.duties {
+        let line = if l == Language::De {
+            format!("\n    Auflage: {}", short(&d.action))
+        } else {
+            format!("\n    Duty: {}", short(&d.action))
+        };
+        s.push_str(&line);
+    }
+    s
+}
+
+/// The policy in plain language.
+pub fn explain(policy: &Policy, l: Language) -> String {
+    let mut out = match l {
+        Language::De => format!("Nutzungsrichtlinie {}\n", policy.uid),
+        Language::En => format!("Usage policy {}\n", policy.uid),
+    };
+    for r in &policy.rules {
+        out.push_str("  - ");
+        out.push_str(&rule(r, l));
+        out.push('\n');
+    }
+    out.push_str(match (policy.conflict, l) {
+        (Conflict::Prohibit, Language::De) => "Widersprechen sich Erlaubnis und Verbot, gilt das Verbot.\n",
+        (Conflict::Prohibit, Language::En) => "Where a permission and a prohibition both apply, the prohibition wins.\n",
+        (Conflict::Perm, Language::De) => "Widersprechen sich Erlaubnis und Verbot, gilt die Erlaubnis.\n",
+        (Conflict::Perm, Language::En) => "Where a permission and a prohibition both apply, the permission wins.\n",
+        (Conflict::Invalid, Language::De) => "Widersprechen sich Erlaubnis und Verbot, wird nichts erlaubt.\n",
+        (Conflict::Invalid, Language::En) => "Where a permission and a prohibition both apply, nothing is allowed.\n",
+    });
+    out
+}
