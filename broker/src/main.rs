@@ -52,13 +52,26 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PolicyCommand {
-    /// Parse and check a policy; print its rule IR as JSON. (Wasm compilation comes with issue 3.)
+    /// Parse and check a policy; print its rule IR as JSON.
     Check { policy: PathBuf },
-    /// Decide an input document (schemas/policy-input.schema.json) against a policy.
+    /// Compile a policy to an OPA-ABI Wasm module (entrypoint kdr/policy/result).
+    Compile {
+        policy: PathBuf,
+        /// Where to write the module.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Decide an input document (schemas/policy-input.schema.json) with a policy (compiled to
+    /// Wasm first) or a Wasm module (ours or one built by `opa build -t wasm`); prints the
+    /// decision document (schemas/policy-decision.schema.json).
     Eval {
+        /// A policy (.ttl) or a module (.wasm).
         policy: PathBuf,
         #[arg(long)]
         input: PathBuf,
+        /// Use the reference evaluator instead of the compiled module (policies only).
+        #[arg(long)]
+        reference: bool,
     },
     /// The policy in plain language, for governance boards.
     Explain {
@@ -247,11 +260,27 @@ fn run_pki(cmd: PkiCommand) -> Result<()> {
 fn load_policy(path: &std::path::Path) -> Result<(policy_compiler::Policy, policy_compiler::Vocabulary)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the policy '{}'", path.display()))?;
     let vocab = policy_compiler::Vocabulary::standard()?;
-    let mut policies = policy_compiler::parse_turtle(&text, &vocab).with_context(|| format!("compiling '{}'", path.display()))?;
-    if policies.len() != 1 {
-        bail!("'{}' holds {} policies; give one policy per file", path.display(), policies.len());
-    }
-    Ok((policies.remove(0), vocab))
+    let policy = policy_compiler::parse::parse_one_turtle(&text, &vocab).with_context(|| format!("compiling '{}'", path.display()))?;
+    Ok((policy, vocab))
+}
+
+/// Evaluates through a Wasm module (compiling a policy first), as the broker does.
+fn eval_wasm(path: &std::path::Path, input: &policy_compiler::input::PolicyInput) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading '{}'", path.display()))?;
+    let module_bytes = if bytes.starts_with(b"\0asm") {
+        bytes
+    } else {
+        let (p, vocab) = load_policy(path)?;
+        policy_compiler::wasm::compile(&p, &vocab)?
+    };
+    let engine = policy_evaluator::Engine::new(policy_evaluator::Limits::default())?;
+    let module = engine.load(&module_bytes)?;
+    let input = serde_json::to_value(input)?;
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let decision = rt.block_on(policy_evaluator::Worker::new(engine).decide(&module, &input));
+    let mut out = serde_json::to_value(&decision)?;
+    out["module"] = serde_json::Value::String(module.hash.to_string());
+    Ok(out)
 }
 
 fn run_policy(cmd: PolicyCommand) -> Result<()> {
@@ -261,18 +290,30 @@ fn run_policy(cmd: PolicyCommand) -> Result<()> {
             let (p, _) = load_policy(&policy)?;
             println!("{}", serde_json::to_string_pretty(&p)?);
         }
-        PolicyCommand::Eval { policy, input } => {
+        PolicyCommand::Compile { policy, output } => {
             let (p, vocab) = load_policy(&policy)?;
+            let bytes = policy_compiler::wasm::compile(&p, &vocab)?;
+            std::fs::write(&output, &bytes).with_context(|| format!("writing '{}'", output.display()))?;
+            println!(
+                "{}: {} bytes, {}",
+                output.display(),
+                bytes.len(),
+                policy_evaluator::ModuleHash::of(&bytes)
+            );
+        }
+        PolicyCommand::Eval { policy, input, reference } => {
             let text = std::fs::read_to_string(&input).with_context(|| format!("reading the input '{}'", input.display()))?;
             let doc: policy_compiler::input::PolicyInput =
                 serde_json::from_str(&text).with_context(|| format!("'{}' is not a policy input document", input.display()))?;
-            let (req, world) = doc.to_request_world();
-            let reports = evaluate(&p, &req, &world, &vocab);
-            let decision = decide(&p, &reports);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({ "decision": decision, "policy": p.uid, "rules": reports }))?
-            );
+            let out = if reference {
+                let (p, vocab) = load_policy(&policy)?;
+                let (req, world) = doc.to_request_world();
+                let reports = evaluate(&p, &req, &world, &vocab);
+                serde_json::json!({ "decision": decide(&p, &reports), "policy": p.uid, "rules": reports })
+            } else {
+                eval_wasm(&policy, &doc)?
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         PolicyCommand::Explain { policy, lang } => {
             let (p, _) = load_policy(&policy)?;

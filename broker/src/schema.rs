@@ -13,6 +13,7 @@ pub const PROBLEM: &str = include_str!("../../schemas/problem.schema.json");
 pub const IDENTITY: &str = include_str!("../../schemas/identity.schema.json");
 pub const MEMBER: &str = include_str!("../../schemas/member.schema.json");
 pub const POLICY_INPUT: &str = include_str!("../../schemas/policy-input.schema.json");
+pub const POLICY_DECISION: &str = include_str!("../../schemas/policy-decision.schema.json");
 
 /// Every schema shipped with the broker, by file name (as referenced from the OpenAPI document).
 pub const ALL: &[(&str, &str)] = &[
@@ -21,6 +22,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("identity.schema.json", IDENTITY),
     ("member.schema.json", MEMBER),
     ("policy-input.schema.json", POLICY_INPUT),
+    ("policy-decision.schema.json", POLICY_DECISION),
 ];
 
 /// One thing wrong with a request body.

@@ -129,6 +129,43 @@ fn policy_eval_permits_public_services_and_denies_commerce() {
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v["decision"], "deny");
+    let failed: Vec<&String> = v["constraints"]
+        .as_object()
+        .expect("constraints")
+        .iter()
+        .filter(|(_, ok)| **ok == false)
+        .map(|(uid, _)| uid)
+        .collect();
+    assert!(!failed.is_empty(), "a denial names the failed constraint: {out}");
+    assert!(v["module"].as_str().is_some_and(|m| m.starts_with("sha256:")), "{out}");
+}
+
+#[test]
+fn policy_compile_writes_a_module_that_eval_loads() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let wasm = dir.path().join("termine.wasm");
+    let (ok, out, err) = policy_cli(&["compile", "EX/aalen-buergerbuero-termine.ttl", "-o", wasm.to_str().expect("utf-8")]);
+    assert!(ok, "{err}");
+    assert!(out.contains("sha256:"), "{out}");
+    let bytes = std::fs::read(&wasm).expect("module written");
+    assert!(bytes.starts_with(b"\0asm"));
+    let (ok, out, err) = policy_cli(&[
+        "eval",
+        wasm.to_str().expect("utf-8"),
+        "--input",
+        "EX/input-heidenheim-public-services.json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["decision"], "permit");
+    let (ok, _, err) = policy_cli(&[
+        "eval",
+        "EX/aalen-buergerbuero-termine.ttl",
+        "--reference",
+        "--input",
+        "EX/input-heidenheim-public-services.json",
+    ]);
+    assert!(ok, "{err}");
 }
 
 #[test]

@@ -96,7 +96,12 @@ fn evaluate_rule(rule: &Rule, req: &Request, world: &World, vocab: &Vocabulary) 
         (Some(allowed), Some(asked)) => vocab.action_within(asked, allowed),
     };
     let mut constraints = Vec::new();
-    let satisfied = rule.constraints.iter().all(|c| check(c, req, world, vocab, &mut constraints));
+    // Every constraint is checked (no short-circuit): a denial names each one that failed.
+    let satisfied = rule
+        .constraints
+        .iter()
+        .map(|c| check(c, req, world, vocab, &mut constraints))
+        .fold(true, |a, b| a & b);
     let violated: Vec<String> = rule
         .duties
         .iter()

@@ -13,6 +13,7 @@ pub mod ir;
 pub mod parse;
 pub mod rego;
 pub mod vocab;
+pub mod wasm;
 
 pub use eval::{ActivationState, Request, RuleReport, World, evaluate};
 pub use ir::Policy;

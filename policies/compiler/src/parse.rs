@@ -57,6 +57,15 @@ pub fn parse_turtle(ttl: &str, vocab: &Vocabulary) -> Result<Vec<Policy>, Compil
         .collect()
 }
 
+/// Parses the one policy a Turtle document holds (what a steward submits for one dataset).
+pub fn parse_one_turtle(ttl: &str, vocab: &Vocabulary) -> Result<Policy, CompileError> {
+    let mut policies = parse_turtle(ttl, vocab)?;
+    match policies.len() {
+        1 => Ok(policies.remove(0)),
+        n => Err(err("the document", format!("holds {n} policies; give one policy per document"))),
+    }
+}
+
 /// Parses Turtle text into a graph, with the parser's error as a [`CompileError`].
 pub fn turtle_graph(ttl: &str) -> Result<Graph, CompileError> {
     let mut graph = Graph::new();

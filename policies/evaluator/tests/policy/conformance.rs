@@ -1,15 +1,14 @@
 //! Runs the SolidLab ODRL evaluation test suite (`../shared/conformance/odrl-solidlab/`, 68
-//! cases) and compares each rule's activation state with the expected report.
-//!
-//! FIXME(issue 3): this runs the parser and the reference IR evaluator. The same cases must run
-//! through the compiled Wasm modules once the code generator exists.
+//! cases) and compares each rule's activation state with the expected report, twice: through
+//! the reference IR evaluator, and through the policy compiled to Wasm and evaluated by
+//! `opa-wasm` on wasmtime (the path the broker uses).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use oxrdf::{Graph, NamedNodeRef, NamedOrBlankNodeRef, TermRef};
-use policy_compiler::Vocabulary;
 use policy_compiler::eval::{ActivationState, Request, World, evaluate};
+use policy_compiler::input::PolicyInput;
 use policy_compiler::parse::{policy_from_graph, turtle_graph};
 
 const ODRL: &str = "http://www.w3.org/ns/odrl/2/";
@@ -104,7 +103,7 @@ fn world_of(g: &Graph) -> World {
 #[test]
 fn solidlab_odrl_test_suite() {
     let dir = suite_dir();
-    let vocab = Vocabulary::standard().expect("vocabulary");
+    let vocab = super::common::vocab();
     let policies = load_dir(&dir.join("policies"));
     let requests = load_dir(&dir.join("requests"));
     let sotws = load_dir(&dir.join("sotw"));
@@ -125,30 +124,36 @@ fn solidlab_odrl_test_suite() {
             Some(s) if s.ends_with("#Inactive") => ActivationState::Inactive,
             other => panic!("{file}: activation state {other:?}"),
         };
-        let outcome = policy_from_graph(find(&policies, &policy_iri), &policy_iri, &vocab)
+        let outcome = policy_from_graph(find(&policies, &policy_iri), &policy_iri, vocab)
             .map_err(|e| format!("compile error: {e}"))
             .and_then(|policy| {
-                let reports = evaluate(
-                    &policy,
-                    &request_of(find(&requests, &request_iri), &request_iri),
-                    &world_of(find(&sotws, &sotw_iri)),
-                    &vocab,
-                );
-                let got = reports
+                let request = request_of(find(&requests, &request_iri), &request_iri);
+                let world = world_of(find(&sotws, &sotw_iri));
+                let reports = evaluate(&policy, &request, &world, vocab);
+                let reference = reports
                     .iter()
                     .find(|r| r.rule == rule)
-                    .map(|r| r.activation)
+                    .map(|r| r.activation == ActivationState::Active)
                     .ok_or_else(|| format!("rule {rule} not in the policy"))?;
-                if got == expected {
-                    Ok(())
-                } else {
-                    Err(format!("expected {expected:?}, got {got:?}"))
+                let module = super::common::compile(&policy);
+                let doc = super::common::decide_wasm(&module, &PolicyInput::from_request(&request, &world));
+                let wasm = *doc
+                    .rules
+                    .get(&rule)
+                    .ok_or_else(|| format!("rule {rule} not in the Wasm decision"))?;
+                let want = expected == ActivationState::Active;
+                match (reference == want, wasm == want) {
+                    (true, true) => Ok(()),
+                    (r, w) => Err(format!("expected {expected:?}; reference evaluator right: {r}, Wasm right: {w}")),
                 }
             });
         outcomes.insert(file.clone(), outcome);
     }
     let passed = outcomes.values().filter(|o| o.is_ok()).count();
-    println!("conformance (reference IR evaluator): {passed}/{} cases pass", outcomes.len());
+    println!(
+        "conformance (reference evaluator and compiled Wasm): {passed}/{} cases pass",
+        outcomes.len()
+    );
     let mut wrong = Vec::new();
     for (file, outcome) in &outcomes {
         let gap = KNOWN_GAPS.iter().find(|(f, _)| f == file);

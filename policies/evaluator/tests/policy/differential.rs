@@ -1,13 +1,15 @@
-//! Differential check: for generated policies and requests, the reference evaluator and
-//! `regorus` evaluating the rendered Rego must agree on the decision and on every rule's
-//! activation. A mismatch is a bug in the evaluator, the renderer, or regorus.
+//! Differential check: for generated policies and requests, three implementations must agree on
+//! the decision, every rule's activation and every constraint: the reference evaluator, the
+//! compiled Wasm module (via `opa-wasm`), and `regorus` evaluating the rendered Rego. A mismatch
+//! is a bug in one of them; the message says which disagrees with the other two.
 
 use std::collections::BTreeMap;
 
 use policy_compiler::eval::{ActivationState, Decision, Request, World, decide, evaluate};
 use policy_compiler::input::PolicyInput;
 use policy_compiler::ir::{Asset, Conflict, Constraint, Duty, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind};
-use policy_compiler::{Vocabulary, rego};
+use policy_compiler::rego;
+use policy_evaluator::Decision as WasmDecision;
 use proptest::prelude::*;
 
 const ODRL: &str = "http://www.w3.org/ns/odrl/2/";
@@ -234,21 +236,30 @@ fn regorus_result(rego_text: &str, input: &PolicyInput) -> (Decision, BTreeMap<S
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn reference_evaluator_and_regorus_agree(p in policy(), (req, world) in request()) {
-        let vocab = Vocabulary::standard().expect("vocab");
-        let reports = evaluate(&p, &req, &world, &vocab);
+    fn reference_wasm_and_regorus_agree(p in policy(), (req, world) in request()) {
+        let vocab = super::common::vocab();
+        let reports = evaluate(&p, &req, &world, vocab);
         let expected = decide(&p, &reports);
-        let text = rego::render(&p, &vocab).expect("render");
-        let (got, rules, constraints) = regorus_result(&text, &PolicyInput::from_request(&req, &world));
+        let text = rego::render(&p, vocab).expect("render");
+        let input = PolicyInput::from_request(&req, &world);
+        let (got, rules, constraints) = regorus_result(&text, &input);
+        let module = super::common::compile(&p);
+        let wasm = super::common::decide_wasm(&module, &input);
         for r in &reports {
-            prop_assert_eq!(rules.get(&r.rule).copied(), Some(r.activation == ActivationState::Active), "rule {} differs\n{}", r.rule, text);
+            let active = r.activation == ActivationState::Active;
+            prop_assert_eq!(rules.get(&r.rule).copied(), Some(active), "regorus: rule {} differs\n{}", r.rule, text);
+            prop_assert_eq!(wasm.rules.get(&r.rule).copied(), Some(active), "wasm: rule {} differs\n{:?}", r.rule, p);
             for (uid, satisfied) in &r.constraints {
-                prop_assert_eq!(constraints.get(uid).copied(), Some(*satisfied), "constraint {} differs\n{}", uid, text);
+                prop_assert_eq!(constraints.get(uid).copied(), Some(*satisfied), "regorus: constraint {} differs\n{}", uid, text);
+                prop_assert_eq!(wasm.constraints.get(uid).copied(), Some(*satisfied), "wasm: constraint {} differs\n{:?}", uid, p);
             }
         }
-        prop_assert_eq!(got, expected, "decision differs\n{}", text);
+        prop_assert_eq!(wasm.rules.len(), reports.len(), "wasm reports other rules");
+        prop_assert_eq!(got, expected, "regorus: decision differs\n{}", text);
+        let wasm_decision = if wasm.decision == WasmDecision::Permit { Decision::Permit } else { Decision::Deny };
+        prop_assert_eq!(wasm_decision, expected, "wasm: decision differs\n{:?}", p);
     }
 }
