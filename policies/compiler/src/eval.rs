@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use oxsdatatypes::DateTime;
 use serde::Serialize;
 
-use crate::ir::{Asset, Conflict, Constraint, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind};
+use crate::ir::{Asset, Conflict, Constraint, Duty, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind};
 use crate::vocab::Vocabulary;
 
 /// What is asked: who wants to do what with which asset, for which purpose.
@@ -77,6 +77,21 @@ pub fn decide(policy: &Policy, reports: &[RuleReport]) -> Decision {
         (true, true) if policy.conflict == Conflict::Perm => Decision::Permit,
         _ => Decision::Deny,
     }
+}
+
+/// The duties the broker must enforce: on permit, those of every active permission, in rule
+/// order; nothing on deny.
+pub fn duties_to_enforce<'p>(policy: &'p Policy, reports: &[RuleReport], decision: Decision) -> Vec<&'p Duty> {
+    if decision != Decision::Permit {
+        return Vec::new();
+    }
+    policy
+        .rules
+        .iter()
+        .zip(reports)
+        .filter(|(r, rep)| r.kind == RuleKind::Permission && rep.activation == ActivationState::Active)
+        .flat_map(|(r, _)| &r.duties)
+        .collect()
 }
 
 fn evaluate_rule(rule: &Rule, req: &Request, world: &World, vocab: &Vocabulary) -> RuleReport {

@@ -1,7 +1,7 @@
 //! A plain-language rendering of a policy, in German and English, for governance boards: what
 //! is allowed, to whom, for which purposes, and what is never allowed.
 
-use crate::ir::{Asset, Conflict, Constraint, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind};
+use crate::ir::{Asset, Conflict, Constraint, Duty, Granularity, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
@@ -148,14 +148,84 @@ fn rule(r: &Rule, l: Language) -> String {
     }
     s.push('.');
     for d in &r.duties {
-        let line = if l == Language::De {
-            format!("\n    Auflage: {}", short(&d.action))
-        } else {
-            format!("\n    Duty: {}", short(&d.action))
-        };
-        s.push_str(&line);
+        let label = if l == Language::De { "Auflage" } else { "Duty" };
+        s.push_str(&format!("\n    {label}: {}", duty(d, l)));
     }
     s
+}
+
+/// A duty as a sentence.
+fn duty(d: &Duty, l: Language) -> String {
+    let fields = d.fields.join(", ");
+    let de = l == Language::De;
+    match short(&d.action) {
+        "minimise" if de => format!("Nur diese Felder werden weitergegeben: {fields}"),
+        "minimise" => format!("only these fields are passed on: {fields}"),
+        "pseudonymise" if de => format!("Diese Felder werden pseudonymisiert: {fields}"),
+        "pseudonymise" => format!("these fields are pseudonymised: {fields}"),
+        "generalise" => {
+            let to = d.granularity.map(|g| granularity(g, l)).unwrap_or_default();
+            if de {
+                format!("Diese Felder werden vergröbert ({to}): {fields}")
+            } else {
+                format!("these fields are coarsened ({to}): {fields}")
+            }
+        }
+        "aggregate" => {
+            let n = d.min_group_size.unwrap_or(0);
+            let by = d.group_by.join(", ");
+            match (de, by.is_empty()) {
+                (true, true) => format!("Nur zusammengefasst; Gruppen mit weniger als {n} Einträgen werden unterdrückt"),
+                (true, false) => format!("Nur zusammengefasst nach {by}; Gruppen mit weniger als {n} Einträgen werden unterdrückt"),
+                (false, true) => format!("aggregated only; groups of fewer than {n} records are suppressed"),
+                (false, false) => format!("aggregated only, by {by}; groups of fewer than {n} records are suppressed"),
+            }
+        }
+        "delete" => {
+            let after = d.retention.as_deref().map(|r| duration(r, l)).unwrap_or_default();
+            if de {
+                format!("Der Empfänger löscht die Daten spätestens nach {after}")
+            } else {
+                format!("the recipient deletes the data after {after} at the latest")
+            }
+        }
+        "inform" if de => "Der Anbieter wird über jede Nutzung informiert".into(),
+        "inform" => "the provider is informed of every use".into(),
+        other => other.to_owned(),
+    }
+}
+
+fn granularity(g: Granularity, l: Language) -> &'static str {
+    match (g, l) {
+        (Granularity::Month, Language::De) => "auf den Monat",
+        (Granularity::Month, Language::En) => "to the month",
+        (Granularity::Year, Language::De) => "auf das Jahr",
+        (Granularity::Year, Language::En) => "to the year",
+        (Granularity::AgeBand5, Language::De) => "Altersgruppen zu 5 Jahren",
+        (Granularity::AgeBand5, Language::En) => "age bands of 5 years",
+        (Granularity::AgeBand10, Language::De) => "Altersgruppen zu 10 Jahren",
+        (Granularity::AgeBand10, Language::En) => "age bands of 10 years",
+    }
+}
+
+/// `P90D` -> "90 Tagen" / "90 days"; other durations as written.
+fn duration(iso: &str, l: Language) -> String {
+    let unit = |c: char| match (c, l) {
+        ('D', Language::De) => Some("Tagen"),
+        ('D', Language::En) => Some("days"),
+        ('M', Language::De) => Some("Monaten"),
+        ('M', Language::En) => Some("months"),
+        ('Y', Language::De) => Some("Jahren"),
+        ('Y', Language::En) => Some("years"),
+        _ => None,
+    };
+    let body = iso.strip_prefix('P').unwrap_or(iso);
+    match body.char_indices().last() {
+        Some((i, c)) if body[..i].chars().all(|d| d.is_ascii_digit()) && i > 0 => {
+            unit(c).map_or_else(|| iso.to_owned(), |u| format!("{} {u}", &body[..i]))
+        }
+        _ => iso.to_owned(),
+    }
 }
 
 /// The policy in plain language.

@@ -106,13 +106,46 @@ impl Constraint {
     }
 }
 
-/// A duty attached to a permission (or the duty of an obligation).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The project's ODRL profile namespace, for the duty terms ODRL lacks (`policies/README.md`).
+pub const KDR: &str = "https://w3id.org/kdr/odrl#";
+
+/// How far a date or an age is coarsened (`kdr:granularity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Granularity {
+    Month,
+    Year,
+    /// Ages in bands of 5 years (20-24, 25-29, ...).
+    AgeBand5,
+    AgeBand10,
+}
+
+/// A duty attached to a permission (or the duty of an obligation). The profile's duty actions
+/// carry their parameters here; the broker enforces them on the data (see `policies/README.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Duty {
     pub uid: String,
     pub action: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub constraints: Vec<Constraint>,
+    /// `kdr:field`: the fields a minimise, pseudonymise or generalise duty acts on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// `kdr:groupBy`: the fields an aggregate duty groups by.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
+    /// `kdr:minGroupSize`: groups smaller than this are suppressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_group_size: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<Granularity>,
+    /// `kdr:retention`: an `xsd:duration` after which the consumer must delete the data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
+    /// `odrl:informedParty` of an inform duty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub informed_party: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

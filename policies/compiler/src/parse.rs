@@ -5,7 +5,7 @@
 use oxrdf::{Graph, NamedNode, NamedNodeRef, NamedOrBlankNodeRef, Term, TermRef};
 use oxttl::TurtleParser;
 
-use crate::ir::{Asset, Conflict, Constraint, Duty, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind};
+use crate::ir::{Asset, Conflict, Constraint, Duty, Granularity, KDR, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind};
 use crate::vocab::{ODRL, Vocabulary};
 
 const RDF_TYPE: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type";
@@ -113,8 +113,82 @@ impl<'a> Reader<'a> {
             if let Some(local) = t.predicate.as_str().strip_prefix(ODRL).filter(|l| !allowed.contains(l)) {
                 return Err(err(node, format!("odrl:{local} on a {what} is not supported by this profile")));
             }
+            let profile_term = t.predicate.as_str().strip_prefix(KDR);
+            if let Some(local) = profile_term.filter(|l| what != "duty" || !PROFILE_TERMS.contains(l)) {
+                return Err(err(node, format!("kdr:{local} on a {what} is not a term of the kdr profile here")));
+            }
         }
         Ok(())
+    }
+
+    fn profile_objects(&self, node: NamedOrBlankNodeRef<'a>, local: &str) -> Vec<TermRef<'a>> {
+        let p = NamedNode::new_unchecked(format!("{KDR}{local}"));
+        self.graph.objects_for_subject_predicate(node, p.as_ref()).collect()
+    }
+
+    /// Plain string literals of a profile term.
+    fn profile_strings(&self, node: NamedOrBlankNodeRef<'a>, local: &str) -> Result<Vec<String>, CompileError> {
+        self.profile_objects(node, local)
+            .into_iter()
+            .map(|t| match t {
+                TermRef::Literal(l) if l.datatype().as_str() == format!("{XSD}string") => Ok(l.value().to_owned()),
+                other => Err(err(node, format!("kdr:{local} must be a string, found {other}"))),
+            })
+            .collect()
+    }
+
+    fn profile_single(&self, node: NamedOrBlankNodeRef<'a>, local: &str) -> Result<Option<TermRef<'a>>, CompileError> {
+        let objs = self.profile_objects(node, local);
+        match objs.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            _ => Err(err(node, format!("kdr:{local} has several values; it takes one"))),
+        }
+    }
+
+    fn profile_integer(&self, node: NamedOrBlankNodeRef<'a>, local: &str) -> Result<Option<u32>, CompileError> {
+        self.profile_single(node, local)?
+            .map(|t| match t {
+                TermRef::Literal(l) if l.datatype().as_str().starts_with(XSD) => l
+                    .value()
+                    .parse::<u32>()
+                    .map_err(|_| err(node, format!("kdr:{local} must be a non-negative integer, found {t}"))),
+                other => Err(err(node, format!("kdr:{local} must be an integer, found {other}"))),
+            })
+            .transpose()
+    }
+
+    fn profile_duration(&self, node: NamedOrBlankNodeRef<'a>, local: &str) -> Result<Option<String>, CompileError> {
+        self.profile_single(node, local)?
+            .map(|t| match t {
+                TermRef::Literal(l) if l.value().parse::<oxsdatatypes::Duration>().is_ok() => Ok(l.value().to_owned()),
+                other => Err(err(
+                    node,
+                    format!("kdr:{local} must be an xsd:duration such as \"P90D\", found {other}"),
+                )),
+            })
+            .transpose()
+    }
+
+    fn profile_granularity(&self, node: NamedOrBlankNodeRef<'a>) -> Result<Option<Granularity>, CompileError> {
+        self.profile_single(node, "granularity")?
+            .map(|t| {
+                let local = match t {
+                    TermRef::NamedNode(n) => n.as_str().strip_prefix(KDR),
+                    _ => None,
+                };
+                match local {
+                    Some("Month") => Ok(Granularity::Month),
+                    Some("Year") => Ok(Granularity::Year),
+                    Some("AgeBand5") => Ok(Granularity::AgeBand5),
+                    Some("AgeBand10") => Ok(Granularity::AgeBand10),
+                    _ => Err(err(
+                        node,
+                        format!("kdr:granularity must be kdr:Month, kdr:Year, kdr:AgeBand5 or kdr:AgeBand10, found {t}"),
+                    )),
+                }
+            })
+            .transpose()
     }
 
     fn node_of(&self, term: TermRef<'a>, at: NamedOrBlankNodeRef<'a>, what: &str) -> Result<NamedOrBlankNodeRef<'a>, CompileError> {
@@ -293,19 +367,79 @@ fn uid_of(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> String {
 }
 
 fn parse_duty(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Duty, CompileError> {
-    r.check_predicates(node, "duty", &["uid", "action", "constraint"])?;
+    r.check_predicates(node, "duty", &["uid", "action", "constraint", "informedParty"])?;
     let action = r
         .single_iri(node, "action")?
         .ok_or_else(|| err(node, "a duty needs an odrl:action"))?;
-    if !r.vocab.is_known_action(&action) {
+    let profile_action = action.strip_prefix(KDR);
+    if let Some(local) = profile_action
+        && !PROFILE_ACTIONS.contains(&local)
+    {
+        return Err(err(
+            node,
+            format!("duty action kdr:{local} is not in the kdr profile ({})", PROFILE_ACTIONS.join(", ")),
+        ));
+    }
+    if profile_action.is_none() && !r.vocab.is_known_action(&action) {
         return Err(err(node, format!("duty action <{action}> is not an ODRL 2.2 action")));
     }
-    let constraints = parse_constraints(r, node)?;
-    Ok(Duty {
+    let mut duty = Duty {
         uid: uid_of(r, node),
+        constraints: parse_constraints(r, node)?,
+        fields: r.profile_strings(node, "field")?,
+        group_by: r.profile_strings(node, "groupBy")?,
+        min_group_size: r.profile_integer(node, "minGroupSize")?,
+        granularity: r.profile_granularity(node)?,
+        retention: r.profile_duration(node, "retention")?,
+        informed_party: r.single_iri(node, "informedParty")?,
         action,
-        constraints,
-    })
+    };
+    duty.fields.sort();
+    duty.group_by.sort();
+    check_duty_terms(&duty).map_err(|m| err(node, m))?;
+    Ok(duty)
+}
+
+/// The duty actions the kdr profile adds to ODRL.
+const PROFILE_ACTIONS: &[&str] = &["minimise", "pseudonymise", "generalise"];
+const PROFILE_TERMS: &[&str] = &["field", "groupBy", "minGroupSize", "granularity", "retention"];
+
+/// Which profile terms each duty action takes, and which it needs.
+fn check_duty_terms(d: &Duty) -> Result<(), String> {
+    let local = d
+        .action
+        .strip_prefix(KDR)
+        .map(|l| format!("kdr:{l}"))
+        .or_else(|| d.action.strip_prefix(ODRL).map(|l| format!("odrl:{l}")))
+        .unwrap_or_else(|| d.action.clone());
+    let present = [
+        ("kdr:field", !d.fields.is_empty()),
+        ("kdr:groupBy", !d.group_by.is_empty()),
+        ("kdr:minGroupSize", d.min_group_size.is_some()),
+        ("kdr:granularity", d.granularity.is_some()),
+        ("kdr:retention", d.retention.is_some()),
+        ("odrl:informedParty", d.informed_party.is_some()),
+    ];
+    let (allowed, required): (&[&str], &[&str]) = match local.as_str() {
+        "kdr:minimise" | "kdr:pseudonymise" => (&["kdr:field"], &["kdr:field"]),
+        "kdr:generalise" => (&["kdr:field", "kdr:granularity"], &["kdr:field", "kdr:granularity"]),
+        "odrl:aggregate" => (&["kdr:groupBy", "kdr:minGroupSize"], &["kdr:minGroupSize"]),
+        "odrl:delete" => (&["kdr:retention"], &["kdr:retention"]),
+        "odrl:inform" => (&["odrl:informedParty"], &[]),
+        _ => (&[], &[]),
+    };
+    for (term, is_set) in present {
+        if is_set && !allowed.contains(&term) {
+            return Err(format!("{term} does not apply to a {local} duty"));
+        }
+        if !is_set && required.contains(&term) {
+            return Err(format!("a {local} duty needs {term}"));
+        }
+    }
+    if d.min_group_size.is_some_and(|n| n < 2) {
+        return Err("kdr:minGroupSize must be at least 2".into());
+    }
+    Ok(())
 }
 
 /// The `odrl:constraint`s of a rule or duty.

@@ -4,7 +4,8 @@
 //!
 //! The output is self-contained: action and purpose hierarchies are expanded into constant
 //! sets, dates into epoch milliseconds. The entrypoint is `data.kdr.policy.result`:
-//! `{"decision": "permit"|"deny", "rules": {<uid>: bool}, "constraints": {<uid>: bool}}`.
+//! `{"decision": "permit"|"deny", "rules": {<uid>: bool}, "constraints": {<uid>: bool},
+//! "duties": [<duty>]}`, the decision document of `schemas/policy-decision.schema.json`.
 
 use std::fmt::Write;
 
@@ -100,11 +101,25 @@ pub fn render(policy: &Policy, vocab: &Vocabulary) -> Result<String, CompileErro
         out.text,
         "decision := \"permit\" if {{ permission_active; not prohibition_active }} else := \"permit\" if {{ permission_active; {conflict_permits} }} else := \"deny\"\n"
     );
+    let with_duties: Vec<String> = rule_vars
+        .iter()
+        .filter(|(r, _)| r.kind == RuleKind::Permission && !r.duties.is_empty())
+        .map(|(r, v)| format!("\n\t[{v}, [{}]]", crate::wasm::duties_json(r)))
+        .collect();
+    if with_duties.is_empty() {
+        let _ = writeln!(out.text, "# the duties of the active permissions, on permit\nduties := []\n");
+    } else {
+        let _ = writeln!(
+            out.text,
+            "# the duties of the active permissions, on permit\nduties := [d | some pair in [{}\n]; pair[0]; decision == \"permit\"; some d in pair[1]]\n",
+            with_duties.join(",")
+        );
+    }
     let rules: Vec<String> = rule_vars.iter().map(|(r, v)| format!("{}: {v}", quote(&r.uid))).collect();
     let constraints: Vec<String> = out.constraints.iter().map(|(uid, v)| format!("\n\t{}: {v}", quote(uid))).collect();
     let _ = writeln!(
         out.text,
-        "result := {{\"decision\": decision, \"rules\": {{{}}}, \"constraints\": {{{}\n}}}}",
+        "result := {{\"decision\": decision, \"rules\": {{{}}}, \"constraints\": {{{}\n}}, \"duties\": duties}}",
         rules.join(", "),
         constraints.join(",")
     );

@@ -137,3 +137,33 @@ fn same_policy_in_same_ir_out() {
 fn ir_text(p: &Policy) -> String {
     format!("{p:?}")
 }
+
+#[test]
+fn profile_duties_are_checked_and_named() {
+    let prefix = "@prefix odrl: <http://www.w3.org/ns/odrl/2/> . @prefix kdr: <https://w3id.org/kdr/odrl#> .\n\
+                  <urn:p> a odrl:Set ; odrl:permission <urn:r> . <urn:r> odrl:action odrl:use ; odrl:duty <urn:d> .\n";
+    let cases = [
+        ("<urn:d> odrl:action odrl:aggregate .", "needs kdr:minGroupSize"),
+        ("<urn:d> odrl:action odrl:aggregate ; kdr:minGroupSize 1 .", "at least 2"),
+        ("<urn:d> odrl:action kdr:shred .", "kdr:shred is not in the kdr profile"),
+        (
+            "<urn:d> odrl:action odrl:delete ; kdr:field \"name\" ; kdr:retention \"P1D\"^^<http://www.w3.org/2001/XMLSchema#duration> .",
+            "kdr:field does not apply",
+        ),
+        ("<urn:d> odrl:action odrl:delete ; kdr:retention \"soon\" .", "xsd:duration"),
+        (
+            "<urn:d> odrl:action kdr:generalise ; kdr:field \"termin\" ; kdr:granularity kdr:Week .",
+            "kdr:granularity must be",
+        ),
+        ("<urn:d> odrl:action kdr:minimise ; kdr:fields \"name\" .", "kdr:fields on a duty"),
+        ("<urn:d> odrl:action kdr:pseudonymise .", "needs kdr:field"),
+    ];
+    for (duty, expected) in cases {
+        let e = compile_error(&format!("{prefix}{duty}"));
+        assert!(e.contains(expected) && e.contains("urn:d"), "{duty}: {e}");
+    }
+    let e = compile_error(&format!(
+        "{prefix}<urn:d> odrl:action kdr:minimise ; kdr:field \"a\" . <urn:r> kdr:field \"b\" ."
+    ));
+    assert!(e.contains("kdr:field on a rule"), "{e}");
+}

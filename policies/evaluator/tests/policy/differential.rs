@@ -5,9 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use policy_compiler::eval::{ActivationState, Decision, Request, World, decide, evaluate};
+use policy_compiler::eval::{ActivationState, Decision, Request, World, decide, duties_to_enforce, evaluate};
 use policy_compiler::input::PolicyInput;
-use policy_compiler::ir::{Asset, Conflict, Constraint, Duty, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind};
+use policy_compiler::ir::{
+    Asset, Conflict, Constraint, Duty, Granularity, KDR, LeftOperand, Operand, Operator, Party, Policy, Rule, RuleKind,
+};
 use policy_compiler::rego;
 use policy_evaluator::Decision as WasmDecision;
 use proptest::prelude::*;
@@ -118,11 +120,28 @@ fn rule() -> impl Strategy<Value = Rule> {
             assignee,
             constraints,
             duties: if duty && kind == RuleKind::Permission {
-                vec![Duty {
-                    uid: "urn:duty".into(),
-                    action: format!("{ODRL}compensate"),
-                    constraints: vec![],
-                }]
+                vec![
+                    Duty {
+                        uid: "urn:duty".into(),
+                        action: format!("{ODRL}compensate"),
+                        ..Duty::default()
+                    },
+                    // Profile duties travel into the decision with their parameters, quotes included.
+                    Duty {
+                        uid: "urn:duty:aggregate".into(),
+                        action: format!("{ODRL}aggregate"),
+                        group_by: vec!["bezirk".into(), "say \"hi\"\\".into()],
+                        min_group_size: Some(5),
+                        ..Duty::default()
+                    },
+                    Duty {
+                        uid: "urn:duty:generalise".into(),
+                        action: format!("{KDR}generalise"),
+                        fields: vec!["geburtsdatum".into()],
+                        granularity: Some(Granularity::AgeBand10),
+                        ..Duty::default()
+                    },
+                ]
             } else {
                 vec![]
             },
@@ -208,7 +227,9 @@ fn request() -> impl Strategy<Value = (Request, World)> {
         })
 }
 
-fn regorus_result(rego_text: &str, input: &PolicyInput) -> (Decision, BTreeMap<String, bool>, BTreeMap<String, bool>) {
+type Outcome = (Decision, BTreeMap<String, bool>, BTreeMap<String, bool>, serde_json::Value);
+
+fn regorus_result(rego_text: &str, input: &PolicyInput) -> Outcome {
     let mut engine = regorus::Engine::new();
     engine
         .add_policy("policy.rego".into(), rego_text.to_owned())
@@ -232,7 +253,7 @@ fn regorus_result(rego_text: &str, input: &PolicyInput) -> (Decision, BTreeMap<S
             .map(|(k, v)| (k.clone(), v.as_bool().expect("bool")))
             .collect()
     };
-    (decision, map("rules"), map("constraints"))
+    (decision, map("rules"), map("constraints"), out["duties"].clone())
 }
 
 proptest! {
@@ -245,9 +266,12 @@ proptest! {
         let expected = decide(&p, &reports);
         let text = rego::render(&p, vocab).expect("render");
         let input = PolicyInput::from_request(&req, &world);
-        let (got, rules, constraints) = regorus_result(&text, &input);
+        let (got, rules, constraints, duties) = regorus_result(&text, &input);
+        let expected_duties = serde_json::to_value(duties_to_enforce(&p, &reports, expected)).expect("duties");
+        prop_assert_eq!(&duties, &expected_duties, "regorus: duties differ\n{}", text);
         let module = super::common::compile(&p);
         let wasm = super::common::decide_wasm(&module, &input);
+        prop_assert_eq!(&serde_json::Value::Array(wasm.duties.clone()), &expected_duties, "wasm: duties differ\n{:?}", p);
         for r in &reports {
             let active = r.activation == ActivationState::Active;
             prop_assert_eq!(rules.get(&r.rule).copied(), Some(active), "regorus: rule {} differs\n{}", r.rule, text);
