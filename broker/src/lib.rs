@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod http;
 pub mod identity;
 pub mod pki;
+pub mod policy;
 pub mod schema;
 pub mod serve;
 pub mod tls;

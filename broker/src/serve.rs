@@ -19,6 +19,8 @@ pub enum ServeError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    #[error("the bundled policy vocabulary does not load: {0}")]
+    Vocabulary(#[from] policy_compiler::vocab::VocabError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -44,6 +46,7 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         schemas: Schemas::compile()?,
         sparql_limits: config.sparql,
         max_body_bytes: config.max_body_bytes,
+        vocab: Arc::new(policy_compiler::Vocabulary::standard()?),
     };
     Ok((tls, state))
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod datasets;
 mod openapi;
+mod policies;
 mod sparql;
 mod support;
 mod tls;

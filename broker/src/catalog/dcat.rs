@@ -44,6 +44,9 @@ impl Iris {
     pub fn member(&self, ags: &Ags) -> String {
         format!("{}members/{ags}", self.base)
     }
+    pub fn member_prefix(&self) -> String {
+        format!("{}members/", self.base)
+    }
     pub fn members_graph(&self) -> String {
         format!("{}graphs/members", self.base)
     }
@@ -197,7 +200,7 @@ impl Graph {
             .unwrap_or(&[])
     }
 
-    fn iris(&self, s: &str, ns: &str, local: &str) -> Vec<String> {
+    pub(super) fn iris(&self, s: &str, ns: &str, local: &str) -> Vec<String> {
         self.objects(s, ns, local)
             .iter()
             .filter_map(|t| match t {
@@ -207,7 +210,7 @@ impl Graph {
             .collect()
     }
 
-    fn iri(&self, s: &str, ns: &str, local: &str) -> Option<String> {
+    pub(super) fn iri(&self, s: &str, ns: &str, local: &str) -> Option<String> {
         self.iris(s, ns, local).into_iter().next()
     }
 
@@ -221,7 +224,7 @@ impl Graph {
             .collect()
     }
 
-    fn literal(&self, s: &str, ns: &str, local: &str) -> Option<String> {
+    pub(super) fn literal(&self, s: &str, ns: &str, local: &str) -> Option<String> {
         self.literals(s, ns, local).first().map(|l| l.value().to_owned())
     }
 }

@@ -8,10 +8,12 @@
 
 pub mod dcat;
 pub mod model;
+pub mod policy;
 pub mod sparql;
 pub mod store;
 
 pub use model::{Access, ContactPoint, Dataset, DatasetDescription, DatasetFilter, DatasetId, Distribution, Lang, Member, Temporal};
+pub use policy::PolicyVersion;
 pub use sparql::{QueryLimits, QueryOutput, SparqlError};
 pub use store::OxigraphCatalog;
 
@@ -25,6 +27,8 @@ pub enum CatalogError {
     DatasetExists(DatasetId),
     #[error("dataset '{0}' does not exist")]
     NoSuchDataset(DatasetId),
+    #[error("the policy cannot be stored: {0}")]
+    InvalidPolicy(String),
 }
 
 /// The data space's members.
@@ -44,8 +48,23 @@ pub trait DatasetCatalog: Send + Sync {
     /// Withdraws a dataset; fails with [`CatalogError::NoSuchDataset`] if it is not there.
     fn remove_dataset(&self, id: &DatasetId) -> Result<(), CatalogError>;
     fn dataset(&self, id: &DatasetId) -> Result<Option<Dataset>, CatalogError>;
+    /// The dataset's IRI in the graph (what policies name as their target).
+    fn dataset_iri(&self, id: &DatasetId) -> String;
     /// The datasets matching `filter`, ordered by id.
     fn datasets(&self, filter: &DatasetFilter) -> Result<Vec<Dataset>, CatalogError>;
+}
+
+/// Versions of the datasets' usage policies. Versions are never rewritten; attaching one makes
+/// it the active one (`odrl:hasPolicy`) and leaves the earlier ones readable.
+pub trait PolicyCatalog: Send + Sync {
+    /// Stores `policy` as the dataset's next version (its `version` is assigned here) and makes
+    /// it the active one. Fails with [`CatalogError::NoSuchDataset`] for an unknown dataset.
+    fn attach_policy(&self, policy: &PolicyVersion) -> Result<PolicyVersion, CatalogError>;
+    /// Every version of the dataset's policy, oldest first.
+    fn policy_versions(&self, dataset: &DatasetId) -> Result<Vec<PolicyVersion>, CatalogError>;
+    fn active_policy(&self, dataset: &DatasetId) -> Result<Option<PolicyVersion>, CatalogError> {
+        Ok(self.policy_versions(dataset)?.into_iter().find(|p| p.active))
+    }
 }
 
 /// Read-only SPARQL 1.1 queries over the whole graph.
@@ -54,5 +73,5 @@ pub trait SparqlService: Send + Sync {
 }
 
 /// Everything the broker needs from its metadata graph.
-pub trait Catalog: MemberRegistry + DatasetCatalog + SparqlService {}
-impl<T: MemberRegistry + DatasetCatalog + SparqlService> Catalog for T {}
+pub trait Catalog: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService {}
+impl<T: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService> Catalog for T {}

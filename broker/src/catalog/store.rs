@@ -13,8 +13,9 @@ use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, Q
 use oxigraph::store::{StorageError, Store};
 
 use super::dcat::{self, Graph, Iris};
+use super::policy::{self as policy_graph, PolicyVersion};
 use super::sparql::{self, QueryLimits, QueryOutput, SparqlError};
-use super::{CatalogError, Dataset, DatasetCatalog, DatasetFilter, DatasetId, Member, MemberRegistry, SparqlService};
+use super::{CatalogError, Dataset, DatasetCatalog, DatasetFilter, DatasetId, Member, MemberRegistry, PolicyCatalog, SparqlService};
 use crate::identity::Ags;
 
 pub struct OxigraphCatalog {
@@ -174,6 +175,10 @@ impl DatasetCatalog for OxigraphCatalog {
         Ok(dcat::dataset_from_graph(&graph, &iri, &self.iris))
     }
 
+    fn dataset_iri(&self, id: &DatasetId) -> String {
+        self.iris.dataset(id)
+    }
+
     fn datasets(&self, filter: &DatasetFilter) -> Result<Vec<Dataset>, CatalogError> {
         let prefix = self.iris.datasets_prefix();
         let mut ids: Vec<DatasetId> = self
@@ -190,6 +195,54 @@ impl DatasetCatalog for OxigraphCatalog {
         for id in ids {
             if let Some(d) = self.dataset(&id)?.filter(|d| filter.matches(d)) {
                 out.push(d);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl PolicyCatalog for OxigraphCatalog {
+    fn attach_policy(&self, policy: &PolicyVersion) -> Result<PolicyVersion, CatalogError> {
+        let _guard = self.lock();
+        let dataset_graph = NamedNode::new_unchecked(self.iris.dataset(&policy.dataset));
+        if !self.store.contains_named_graph(dataset_graph.as_ref()).map_err(storage)? {
+            return Err(CatalogError::NoSuchDataset(policy.dataset.clone()));
+        }
+        let earlier = self.policy_versions(&policy.dataset)?;
+        let mut stored = policy.clone();
+        stored.version = earlier.last().map_or(1, |p| p.version + 1);
+        stored.active = true;
+        let quads = policy_graph::policy_to_quads(&stored, &self.iris).map_err(CatalogError::InvalidPolicy)?;
+        let mut tx = self.store.start_transaction().map_err(storage)?;
+        for old in earlier.iter().filter(|p| p.active) {
+            tx.remove(policy_graph::has_policy_quad(old, &self.iris).as_ref());
+        }
+        tx.insert_named_graph(NamedNode::new_unchecked(self.iris.policy_version(&stored.dataset, stored.version)).as_ref());
+        for q in &quads {
+            tx.insert(q.as_ref());
+        }
+        tx.commit().map_err(storage)?;
+        Ok(stored)
+    }
+
+    fn policy_versions(&self, dataset: &DatasetId) -> Result<Vec<PolicyVersion>, CatalogError> {
+        let prefix = self.iris.policy_versions_prefix(dataset);
+        let mut versions: Vec<u32> = self
+            .store
+            .named_graphs()
+            .filter_map(Result::ok)
+            .filter_map(|g| match g {
+                NamedOrBlankNode::NamedNode(n) => n.as_str().strip_prefix(&prefix)?.parse().ok(),
+                _ => None,
+            })
+            .collect();
+        versions.sort_unstable();
+        let mut out = Vec::new();
+        for v in versions {
+            let iri = self.iris.policy_version(dataset, v);
+            let graph = self.graph(&NamedNode::new_unchecked(iri.as_str()))?;
+            if let Some(p) = policy_graph::policy_from_graph(&graph, &iri, dataset, &self.iris) {
+                out.push(p);
             }
         }
         Ok(out)

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod datasets;
 pub mod members;
+pub mod policies;
 pub mod problem;
 pub mod routes;
 pub mod sparql;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub schemas: Schemas,
     pub sparql_limits: QueryLimits,
     pub max_body_bytes: usize,
+    /// ODRL actions and DPV purposes, for compiling and explaining policies.
+    pub vocab: Arc<policy_compiler::Vocabulary>,
 }
 
 impl std::fmt::Debug for AppState {

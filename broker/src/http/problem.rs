@@ -111,6 +111,7 @@ impl From<crate::catalog::CatalogError> for Problem {
             ),
             E::NoSuchDataset(id) => Problem::not_found("no-such-dataset", format!("dataset '{id}' does not exist")),
             E::Storage(s) => Problem::internal("the metadata store failed", s),
+            E::InvalidPolicy(s) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-policy", "Invalid policy", s),
         }
     }
 }

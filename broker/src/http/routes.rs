@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, Route, web};
 use serde_json::{Map, Value, json};
 
-use super::{datasets, members, sparql};
+use super::{datasets, members, policies, sparql};
 use crate::schema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +174,50 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         responses: &[(204, "Withdrawn", None), (404, "No such dataset", Some("problem.schema.json"))],
         handler: |r| r.to(datasets::remove),
+    },
+    Endpoint {
+        method: Method::Put,
+        path: "/v1/datasets/{id}/policy",
+        operation_id: "attachPolicy",
+        summary: "Attach a usage policy (ODRL 2.2 Turtle with DPV purposes) as the dataset's next, active version (publisher's stewards only)",
+        roles: &["steward"],
+        query: &[],
+        body: Some(Body::Text(&["text/turtle"])),
+        responses: &[
+            (201, "Compiled and attached", None),
+            (404, "No such dataset", Some("problem.schema.json")),
+            (
+                422,
+                "The policy does not compile or targets another dataset",
+                Some("problem.schema.json"),
+            ),
+        ],
+        handler: |r| r.to(policies::attach),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/datasets/{id}/policy",
+        operation_id: "getPolicy",
+        summary: "The dataset's active usage policy, its module hash and a German and English explanation",
+        roles: &[],
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "The active version", None),
+            (404, "No such dataset, or no active policy", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(policies::active),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/datasets/{id}/policy/versions",
+        operation_id: "listPolicyVersions",
+        summary: "Every version of the dataset's usage policy, oldest first",
+        roles: &[],
+        query: &[],
+        body: None,
+        responses: &[(200, "The versions", None)],
+        handler: |r| r.to(policies::versions),
     },
     Endpoint {
         method: Method::Get,

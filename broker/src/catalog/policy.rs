@@ -1,0 +1,107 @@
+//! Usage-policy versions in the graph. Each version lives in its own named graph
+//! (`<base>policies/<dataset>/<n>`) holding the policy's own ODRL triples (so SPARQL can ask
+//! which datasets allow which purposes), its Turtle source as submitted, the hash of the module
+//! compiled from it, and who attached it when. The active version also carries
+//! `<dataset> odrl:hasPolicy <policy>`; earlier versions stay readable.
+//!
+//! The module itself is not stored: compilation is deterministic, so the broker recompiles the
+//! source when it loads a policy and refuses one whose module hash differs.
+
+use oxigraph::io::{RdfFormat, RdfParser};
+use oxigraph::model::vocab::{rdf, xsd};
+use oxigraph::model::{GraphName, Literal, NamedNode, Quad, Term};
+use serde::Serialize;
+
+use super::dcat::{DCT, Graph, Iris};
+use super::model::DatasetId;
+use crate::identity::Ags;
+
+pub const KDR: &str = "https://w3id.org/kdr/odrl#";
+pub const ODRL: &str = "http://www.w3.org/ns/odrl/2/";
+
+/// One version of a dataset's usage policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyVersion {
+    pub dataset: DatasetId,
+    pub version: u32,
+    /// The ODRL policy IRI (its `odrl:uid`).
+    pub policy: String,
+    /// The Turtle source as the steward submitted it.
+    pub source: String,
+    /// `sha256:<hex>` of the compiled module.
+    pub module_hash: String,
+    pub author: Ags,
+    /// RFC 3339.
+    pub submitted: String,
+    pub active: bool,
+}
+
+impl Iris {
+    pub fn policy_version(&self, dataset: &DatasetId, version: u32) -> String {
+        format!("{}{version}", self.policy_versions_prefix(dataset))
+    }
+
+    pub fn policy_versions_prefix(&self, dataset: &DatasetId) -> String {
+        format!("{}/", self.dataset(dataset).replacen("/datasets/", "/policies/", 1))
+    }
+}
+
+fn nn(iri: impl Into<String>) -> NamedNode {
+    NamedNode::new_unchecked(iri)
+}
+
+/// The statement that makes a version the active one.
+pub fn has_policy_quad(p: &PolicyVersion, iris: &Iris) -> Quad {
+    Quad::new(
+        nn(iris.dataset(&p.dataset)),
+        nn(format!("{ODRL}hasPolicy")),
+        nn(p.policy.as_str()),
+        GraphName::NamedNode(nn(iris.policy_version(&p.dataset, p.version))),
+    )
+}
+
+/// Every quad of a version's graph: the record, and the policy's own triples.
+pub fn policy_to_quads(p: &PolicyVersion, iris: &Iris) -> Result<Vec<Quad>, String> {
+    let g = nn(iris.policy_version(&p.dataset, p.version));
+    let graph = GraphName::NamedNode(g.clone());
+    let mut quads: Vec<Quad> = RdfParser::from_format(RdfFormat::Turtle)
+        .with_default_graph(graph.clone())
+        .for_slice(p.source.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut add = |pred: NamedNode, obj: Term| quads.push(Quad::new(g.clone(), pred, obj, graph.clone()));
+    add(rdf::TYPE.into_owned(), nn(format!("{KDR}PolicyVersion")).into());
+    add(nn(format!("{KDR}dataset")), nn(iris.dataset(&p.dataset)).into());
+    add(nn(format!("{KDR}version")), Literal::from(i64::from(p.version)).into());
+    add(nn(format!("{KDR}policy")), nn(p.policy.as_str()).into());
+    add(nn(format!("{KDR}source")), Literal::new_simple_literal(&p.source).into());
+    add(nn(format!("{KDR}moduleHash")), Literal::new_simple_literal(&p.module_hash).into());
+    add(nn(format!("{DCT}creator")), nn(iris.member(&p.author)).into());
+    add(
+        nn(format!("{DCT}issued")),
+        Literal::new_typed_literal(&p.submitted, xsd::DATE_TIME).into(),
+    );
+    if p.active {
+        quads.push(has_policy_quad(p, iris));
+    }
+    Ok(quads)
+}
+
+/// Reads a version's record back (the policy triples are not needed: the source is there).
+pub fn policy_from_graph(g: &Graph, graph_iri: &str, dataset: &DatasetId, iris: &Iris) -> Option<PolicyVersion> {
+    let policy = g.iri(graph_iri, KDR, "policy")?;
+    let author_iri = g.iri(graph_iri, DCT, "creator")?;
+    let author = author_iri.strip_prefix(&iris.member_prefix())?.parse().ok()?;
+    let active = g.iris(&iris.dataset(dataset), ODRL, "hasPolicy").contains(&policy);
+    Some(PolicyVersion {
+        dataset: dataset.clone(),
+        version: g.literal(graph_iri, KDR, "version")?.parse().ok()?,
+        source: g.literal(graph_iri, KDR, "source")?,
+        module_hash: g.literal(graph_iri, KDR, "moduleHash")?,
+        submitted: g.literal(graph_iri, DCT, "issued")?,
+        policy,
+        author,
+        active,
+    })
+}

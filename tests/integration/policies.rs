@@ -1,0 +1,121 @@
+//! Usage policies attached to datasets: compiled on submission, stored in the graph with their
+//! source (`odrl:hasPolicy`), versioned, explained.
+
+use serde_json::Value;
+
+use crate::support::{TestBroker, example, json};
+
+const POLICY: &str = include_str!("../../policies/examples/aalen-buergerbuero-termine.ttl");
+const DATASET: &str = "aalen-buergerbuero-termine";
+
+async fn register(b: &TestBroker) {
+    let resp = b
+        .client("aalen-steward")
+        .post(b.url("/v1/datasets"))
+        .send_json(&example(DATASET))
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 201);
+}
+
+async fn attach(b: &TestBroker, who: &str, turtle: &str) -> (u16, Value) {
+    let mut resp = b
+        .client(who)
+        .put(b.url(&format!("/v1/datasets/{DATASET}/policy")))
+        .insert_header(("Content-Type", "text/turtle"))
+        .send_body(turtle.to_owned())
+        .await
+        .expect("put");
+    let status = resp.status().as_u16();
+    (status, json(&mut resp).await)
+}
+
+async fn get(b: &TestBroker, path: &str) -> (u16, Value) {
+    let mut resp = b.client("heidenheim-system").get(b.url(path)).send().await.expect("get");
+    let status = resp.status().as_u16();
+    (status, json(&mut resp).await)
+}
+
+#[actix_rt::test]
+async fn a_dataset_without_policy_has_none_and_says_it_is_not_shared() {
+    let b = TestBroker::start();
+    register(&b).await;
+    let (status, body) = get(&b, &format!("/v1/datasets/{DATASET}/policy")).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["type"].as_str().map(|t| t.ends_with("no-policy")), Some(true), "{body}");
+}
+
+#[actix_rt::test]
+async fn aalen_steward_attaches_a_policy_that_sparql_and_readers_see() {
+    let b = TestBroker::start();
+    register(&b).await;
+    let (status, body) = attach(&b, "aalen-steward", POLICY).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["version"], 1);
+    assert!(body["moduleHash"].as_str().is_some_and(|h| h.starts_with("sha256:")), "{body}");
+    assert!(
+        body["explanation"]["de"]
+            .as_str()
+            .is_some_and(|t| t.contains("Gruppen mit weniger als 5")),
+        "{body}"
+    );
+
+    let ask = "PREFIX odrl: <http://www.w3.org/ns/odrl/2/> PREFIX dpv: <https://w3id.org/dpv#> \
+        ASK { ?d odrl:hasPolicy ?p . ?p odrl:permission ?r . ?r odrl:constraint ?c . ?c odrl:rightOperand dpv:ImprovePublicServices }";
+    let mut resp = b
+        .client("heidenheim-board")
+        .get(b.url("/v1/sparql"))
+        .query(&[("query", ask)])
+        .expect("query")
+        .send()
+        .await
+        .expect("ask");
+    assert_eq!(json(&mut resp).await["boolean"], true, "the active policy's rules are in the graph");
+
+    // A second version becomes the active one; the first stays readable.
+    let (status, body) = attach(&b, "aalen-steward", &POLICY.replace("\"100\"", "\"50\"")).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["version"], 2);
+    let (_, versions) = get(&b, &format!("/v1/datasets/{DATASET}/policy/versions")).await;
+    let versions = versions.as_array().expect("array");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[0]["active"], false);
+    assert_eq!(versions[1]["active"], true);
+    assert_ne!(versions[0]["moduleHash"], versions[1]["moduleHash"]);
+    let (status, active) = get(&b, &format!("/v1/datasets/{DATASET}/policy")).await;
+    assert_eq!(status, 200);
+    assert!(active["source"].as_str().is_some_and(|s| s.contains("\"50\"")), "{active}");
+}
+
+#[actix_rt::test]
+async fn only_the_publishers_steward_may_attach_a_policy() {
+    let b = TestBroker::start();
+    register(&b).await;
+    for who in ["heidenheim-steward", "aalen-system", "aalen-board"] {
+        let (status, body) = attach(&b, who, POLICY).await;
+        assert_eq!(status, 403, "{who}: {body}");
+    }
+    let (status, _) = get(&b, &format!("/v1/datasets/{DATASET}/policy")).await;
+    assert_eq!(status, 404);
+}
+
+#[actix_rt::test]
+async fn a_policy_that_does_not_compile_is_refused_and_nothing_is_stored() {
+    let b = TestBroker::start();
+    register(&b).await;
+    let before = b.quad_count();
+    let (status, body) = attach(&b, "aalen-steward", &POLICY.replace("odrl:isA", "odrl:isTeleportedTo")).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("isTeleportedTo")), "{body}");
+    let (status, body) = attach(
+        &b,
+        "aalen-steward",
+        &POLICY.replace("datasets/aalen-buergerbuero-termine", "datasets/other"),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("datasets/other")), "{body}");
+    let (status, body) = attach(&b, "aalen-steward", "this is not turtle").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(b.quad_count(), before, "nothing half-written");
+}
