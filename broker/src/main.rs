@@ -260,7 +260,8 @@ fn run_pki(cmd: PkiCommand) -> Result<()> {
 fn load_policy(path: &std::path::Path) -> Result<(policy_compiler::Policy, policy_compiler::Vocabulary)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the policy '{}'", path.display()))?;
     let vocab = policy_compiler::Vocabulary::standard()?;
-    let policy = policy_compiler::parse::parse_one_turtle(&text, &vocab).with_context(|| format!("compiling '{}'", path.display()))?;
+    let syntax = policy_compiler::parse::Syntax::from_path(path);
+    let policy = policy_compiler::parse::parse_one(&text, syntax, &vocab).with_context(|| format!("compiling '{}'", path.display()))?;
     Ok((policy, vocab))
 }
 

@@ -6,6 +6,7 @@
 //! the stored version names; the source is recompiled on load and a hash mismatch is refused.
 
 use policy_compiler::ir::{Asset, Policy};
+use policy_compiler::parse::Syntax;
 use policy_compiler::{CompileError, Vocabulary, parse, wasm};
 use policy_evaluator::ModuleHash;
 
@@ -15,11 +16,13 @@ pub struct CompiledPolicy {
     pub policy: Policy,
     pub module: Vec<u8>,
     pub hash: ModuleHash,
+    /// The document's triples as N-Triples, for the graph.
+    pub ntriples: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyRejection {
-    #[error("the policy is not valid UTF-8 Turtle")]
+    #[error("the policy is not valid UTF-8")]
     NotUtf8,
     #[error(transparent)]
     Compile(#[from] CompileError),
@@ -27,10 +30,16 @@ pub enum PolicyRejection {
     ForeignTarget { rule: String, target: String, dataset: String },
 }
 
-/// Compiles `source` as the policy of the dataset `dataset_iri`.
-pub fn compile_for_dataset(source: &[u8], dataset_iri: &str, vocab: &Vocabulary) -> Result<CompiledPolicy, PolicyRejection> {
+/// Compiles `source` (Turtle or JSON-LD) as the policy of the dataset `dataset_iri`.
+pub fn compile_for_dataset(
+    source: &[u8],
+    syntax: Syntax,
+    dataset_iri: &str,
+    vocab: &Vocabulary,
+) -> Result<CompiledPolicy, PolicyRejection> {
     let text = std::str::from_utf8(source).map_err(|_| PolicyRejection::NotUtf8)?;
-    let policy = parse::parse_one_turtle(text, vocab)?;
+    let policy = parse::parse_one(text, syntax, vocab)?;
+    let ntriples = parse::document_graph(text, syntax)?.to_string();
     for rule in &policy.rules {
         if let Some(Asset::One(target)) = &rule.target
             && target != dataset_iri
@@ -44,5 +53,10 @@ pub fn compile_for_dataset(source: &[u8], dataset_iri: &str, vocab: &Vocabulary)
     }
     let module = wasm::compile(&policy, vocab)?;
     let hash = ModuleHash::of(&module);
-    Ok(CompiledPolicy { policy, module, hash })
+    Ok(CompiledPolicy {
+        policy,
+        module,
+        hash,
+        ntriples,
+    })
 }

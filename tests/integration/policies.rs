@@ -19,11 +19,15 @@ async fn register(b: &TestBroker) {
 }
 
 async fn attach(b: &TestBroker, who: &str, turtle: &str) -> (u16, Value) {
+    attach_as(b, who, turtle, "text/turtle").await
+}
+
+async fn attach_as(b: &TestBroker, who: &str, body: &str, media_type: &str) -> (u16, Value) {
     let mut resp = b
         .client(who)
         .put(b.url(&format!("/v1/datasets/{DATASET}/policy")))
-        .insert_header(("Content-Type", "text/turtle"))
-        .send_body(turtle.to_owned())
+        .insert_header(("Content-Type", media_type))
+        .send_body(body.to_owned())
         .await
         .expect("put");
     let status = resp.status().as_u16();
@@ -118,4 +122,23 @@ async fn a_policy_that_does_not_compile_is_refused_and_nothing_is_stored() {
     let (status, body) = attach(&b, "aalen-steward", "this is not turtle").await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(b.quad_count(), before, "nothing half-written");
+}
+
+#[actix_rt::test]
+async fn a_json_ld_policy_is_attached_like_turtle_and_other_media_types_are_refused() {
+    const JSONLD: &str = include_str!("../../policies/examples/aalen-buergerbuero-termine.jsonld");
+    let b = TestBroker::start();
+    register(&b).await;
+    let (status, body) = attach_as(&b, "aalen-steward", POLICY, "application/xml").await;
+    assert_eq!(status, 415, "{body}");
+    let (status, json_ld) = attach_as(&b, "aalen-steward", JSONLD, "application/ld+json").await;
+    assert_eq!(status, 201, "{json_ld}");
+    assert_eq!(json_ld["mediaType"], "application/ld+json");
+    let (status, turtle) = attach(&b, "aalen-steward", POLICY).await;
+    assert_eq!(status, 201, "{turtle}");
+    assert_eq!(
+        json_ld["moduleHash"], turtle["moduleHash"],
+        "the same policy in either syntax compiles to the same module"
+    );
+    assert_eq!(json_ld["explanation"], turtle["explanation"]);
 }

@@ -57,9 +57,10 @@ pub trait DatasetCatalog: Send + Sync {
 /// Versions of the datasets' usage policies. Versions are never rewritten; attaching one makes
 /// it the active one (`odrl:hasPolicy`) and leaves the earlier ones readable.
 pub trait PolicyCatalog: Send + Sync {
-    /// Stores `policy` as the dataset's next version (its `version` is assigned here) and makes
-    /// it the active one. Fails with [`CatalogError::NoSuchDataset`] for an unknown dataset.
-    fn attach_policy(&self, policy: &PolicyVersion) -> Result<PolicyVersion, CatalogError>;
+    /// Stores `policy` as the dataset's next version (its `version` is assigned here), with the
+    /// policy's triples (N-Triples), and makes it the active one. Fails with
+    /// [`CatalogError::NoSuchDataset`] for an unknown dataset.
+    fn attach_policy(&self, policy: &PolicyVersion, ntriples: &str) -> Result<PolicyVersion, CatalogError>;
     /// Every version of the dataset's policy, oldest first.
     fn policy_versions(&self, dataset: &DatasetId) -> Result<Vec<PolicyVersion>, CatalogError>;
     fn active_policy(&self, dataset: &DatasetId) -> Result<Option<PolicyVersion>, CatalogError> {

@@ -27,8 +27,10 @@ pub struct PolicyVersion {
     pub version: u32,
     /// The ODRL policy IRI (its `odrl:uid`).
     pub policy: String,
-    /// The Turtle source as the steward submitted it.
+    /// The source as the steward submitted it.
     pub source: String,
+    /// `text/turtle` or `application/ld+json`.
+    pub media_type: String,
     /// `sha256:<hex>` of the compiled module.
     pub module_hash: String,
     pub author: Ags,
@@ -61,13 +63,13 @@ pub fn has_policy_quad(p: &PolicyVersion, iris: &Iris) -> Quad {
     )
 }
 
-/// Every quad of a version's graph: the record, and the policy's own triples.
-pub fn policy_to_quads(p: &PolicyVersion, iris: &Iris) -> Result<Vec<Quad>, String> {
+/// Every quad of a version's graph: the record, and the policy's own triples (N-Triples).
+pub fn policy_to_quads(p: &PolicyVersion, ntriples: &str, iris: &Iris) -> Result<Vec<Quad>, String> {
     let g = nn(iris.policy_version(&p.dataset, p.version));
     let graph = GraphName::NamedNode(g.clone());
-    let mut quads: Vec<Quad> = RdfParser::from_format(RdfFormat::Turtle)
+    let mut quads: Vec<Quad> = RdfParser::from_format(RdfFormat::NTriples)
         .with_default_graph(graph.clone())
-        .for_slice(p.source.as_bytes())
+        .for_slice(ntriples.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     let mut add = |pred: NamedNode, obj: Term| quads.push(Quad::new(g.clone(), pred, obj, graph.clone()));
@@ -77,6 +79,7 @@ pub fn policy_to_quads(p: &PolicyVersion, iris: &Iris) -> Result<Vec<Quad>, Stri
     add(nn(format!("{KDR}policy")), nn(p.policy.as_str()).into());
     add(nn(format!("{KDR}source")), Literal::new_simple_literal(&p.source).into());
     add(nn(format!("{KDR}moduleHash")), Literal::new_simple_literal(&p.module_hash).into());
+    add(nn(format!("{KDR}mediaType")), Literal::new_simple_literal(&p.media_type).into());
     add(nn(format!("{DCT}creator")), nn(iris.member(&p.author)).into());
     add(
         nn(format!("{DCT}issued")),
@@ -98,6 +101,7 @@ pub fn policy_from_graph(g: &Graph, graph_iri: &str, dataset: &DatasetId, iris: 
         dataset: dataset.clone(),
         version: g.literal(graph_iri, KDR, "version")?.parse().ok()?,
         source: g.literal(graph_iri, KDR, "source")?,
+        media_type: g.literal(graph_iri, KDR, "mediaType")?,
         module_hash: g.literal(graph_iri, KDR, "moduleHash")?,
         submitted: g.literal(graph_iri, DCT, "issued")?,
         policy,

@@ -202,7 +202,7 @@ impl DatasetCatalog for OxigraphCatalog {
 }
 
 impl PolicyCatalog for OxigraphCatalog {
-    fn attach_policy(&self, policy: &PolicyVersion) -> Result<PolicyVersion, CatalogError> {
+    fn attach_policy(&self, policy: &PolicyVersion, ntriples: &str) -> Result<PolicyVersion, CatalogError> {
         let _guard = self.lock();
         let dataset_graph = NamedNode::new_unchecked(self.iris.dataset(&policy.dataset));
         if !self.store.contains_named_graph(dataset_graph.as_ref()).map_err(storage)? {
@@ -212,7 +212,7 @@ impl PolicyCatalog for OxigraphCatalog {
         let mut stored = policy.clone();
         stored.version = earlier.last().map_or(1, |p| p.version + 1);
         stored.active = true;
-        let quads = policy_graph::policy_to_quads(&stored, &self.iris).map_err(CatalogError::InvalidPolicy)?;
+        let quads = policy_graph::policy_to_quads(&stored, ntriples, &self.iris).map_err(CatalogError::InvalidPolicy)?;
         let mut tx = self.store.start_transaction().map_err(storage)?;
         for old in earlier.iter().filter(|p| p.active) {
             tx.remove(policy_graph::has_policy_quad(old, &self.iris).as_ref());

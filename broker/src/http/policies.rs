@@ -2,9 +2,10 @@
 //! Turtle); every member can read the active one, with a plain-language explanation, and the
 //! earlier versions.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
 use policy_compiler::explain::{Language, explain};
+use policy_compiler::parse::Syntax;
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -28,7 +29,8 @@ fn rejected(e: &PolicyRejection) -> Problem {
 /// The version as JSON, with the policy explained in German and English.
 fn described(state: &AppState, p: &PolicyVersion) -> serde_json::Value {
     let mut v = serde_json::to_value(p).unwrap_or_default();
-    if let Ok(policy) = policy_compiler::parse::parse_one_turtle(&p.source, &state.vocab) {
+    let syntax = Syntax::from_media_type(&p.media_type).unwrap_or(Syntax::Turtle);
+    if let Ok(policy) = policy_compiler::parse::parse_one(&p.source, syntax, &state.vocab) {
         v["explanation"] = json!({ "de": explain(&policy, Language::De), "en": explain(&policy, Language::En) });
     }
     v
@@ -38,9 +40,24 @@ pub async fn attach(
     caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
+    req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     caller.require(&[Role::Steward], "attaching a usage policy")?;
+    let media_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("text/turtle")
+        .to_owned();
+    let syntax = Syntax::from_media_type(&media_type).ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            format!("a policy is text/turtle or application/ld+json, not {media_type}"),
+        )
+    })?;
     let id = parse_id(&id)?;
     let catalog = state.catalog.clone();
     let lookup = id.clone();
@@ -57,7 +74,7 @@ pub async fn attach(
     let dataset_iri = state.catalog.dataset_iri(&id);
     let st = state.clone();
     let bytes = source.clone();
-    let compiled = web::block(move || compile_for_dataset(&bytes, &dataset_iri, &st.vocab))
+    let compiled = web::block(move || compile_for_dataset(&bytes, syntax, &dataset_iri, &st.vocab))
         .await?
         .map_err(|e| rejected(&e))?;
     let version = PolicyVersion {
@@ -65,13 +82,15 @@ pub async fn attach(
         version: 0,
         policy: compiled.policy.uid.clone(),
         source: String::from_utf8_lossy(&source).into_owned(),
+        media_type: media_type.split(';').next().unwrap_or_default().trim().to_owned(),
         module_hash: compiled.hash.to_string(),
         author: caller.identity.ags.clone(),
         submitted: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
         active: true,
     };
     let catalog = state.catalog.clone();
-    let stored = web::block(move || catalog.attach_policy(&version)).await??;
+    let ntriples = compiled.ntriples;
+    let stored = web::block(move || catalog.attach_policy(&version, &ntriples)).await??;
     tracing::info!(dataset = %id, version = stored.version, module = %stored.module_hash, by = %caller.identity.ags, "policy attached");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/datasets/{id}/policy")))

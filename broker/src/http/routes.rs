@@ -179,10 +179,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::Put,
         path: "/v1/datasets/{id}/policy",
         operation_id: "attachPolicy",
-        summary: "Attach a usage policy (ODRL 2.2 Turtle with DPV purposes) as the dataset's next, active version (publisher's stewards only)",
+        summary: "Attach a usage policy (ODRL 2.2 in Turtle or JSON-LD, DPV purposes) as the dataset's next, active version (publisher's stewards only)",
         roles: &["steward"],
         query: &[],
-        body: Some(Body::Text(&["text/turtle"])),
+        body: Some(Body::Text(&["text/turtle", "application/ld+json"])),
         responses: &[
             (201, "Compiled and attached", None),
             (404, "No such dataset", Some("problem.schema.json")),

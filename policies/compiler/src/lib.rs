@@ -10,6 +10,7 @@ pub mod eval;
 pub mod explain;
 pub mod input;
 pub mod ir;
+pub mod jsonld;
 pub mod parse;
 pub mod rego;
 pub mod vocab;

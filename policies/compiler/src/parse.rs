@@ -36,7 +36,61 @@ fn odrl(local: &str) -> NamedNode {
 
 /// Parses every policy (`odrl:Set`, `odrl:Offer`, `odrl:Agreement`, `odrl:Policy`) in a Turtle document.
 pub fn parse_turtle(ttl: &str, vocab: &Vocabulary) -> Result<Vec<Policy>, CompileError> {
-    let graph = turtle_graph(ttl)?;
+    policies_in_graph(&turtle_graph(ttl)?, vocab)
+}
+
+/// Parses every policy in a JSON-LD document (ODRL's context is built in).
+pub fn parse_jsonld(json: &str, vocab: &Vocabulary) -> Result<Vec<Policy>, CompileError> {
+    policies_in_graph(&crate::jsonld::jsonld_graph(json)?, vocab)
+}
+
+/// The syntaxes a policy document may be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    Turtle,
+    JsonLd,
+}
+
+impl Syntax {
+    /// By media type (`text/turtle`, `application/ld+json`).
+    pub fn from_media_type(media_type: &str) -> Option<Self> {
+        match media_type.split(';').next().map(str::trim) {
+            Some("text/turtle") => Some(Syntax::Turtle),
+            Some("application/ld+json" | "application/json") => Some(Syntax::JsonLd),
+            _ => None,
+        }
+    }
+
+    /// By file name: `.jsonld` and `.json` are JSON-LD, anything else Turtle.
+    pub fn from_path(path: &std::path::Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("jsonld" | "json") => Syntax::JsonLd,
+            _ => Syntax::Turtle,
+        }
+    }
+}
+
+/// The RDF graph of a policy document, in either syntax.
+pub fn document_graph(text: &str, syntax: Syntax) -> Result<Graph, CompileError> {
+    match syntax {
+        Syntax::Turtle => turtle_graph(text),
+        Syntax::JsonLd => crate::jsonld::jsonld_graph(text),
+    }
+}
+
+/// Parses the one policy a document holds (what a steward submits for one dataset).
+pub fn parse_one(text: &str, syntax: Syntax, vocab: &Vocabulary) -> Result<Policy, CompileError> {
+    let mut policies = match syntax {
+        Syntax::Turtle => parse_turtle(text, vocab)?,
+        Syntax::JsonLd => parse_jsonld(text, vocab)?,
+    };
+    match policies.len() {
+        1 => Ok(policies.remove(0)),
+        n => Err(err("the document", format!("holds {n} policies; give one policy per document"))),
+    }
+}
+
+fn policies_in_graph(graph: &Graph, vocab: &Vocabulary) -> Result<Vec<Policy>, CompileError> {
     let mut nodes: Vec<String> = Vec::new();
     for class in ["Set", "Offer", "Agreement", "Policy"] {
         let class = odrl(class);
@@ -52,18 +106,14 @@ pub fn parse_turtle(ttl: &str, vocab: &Vocabulary) -> Result<Vec<Policy>, Compil
         .iter()
         .map(|n| {
             let iri = n.trim_start_matches('<').trim_end_matches('>');
-            policy_from_graph(&graph, iri, vocab)
+            policy_from_graph(graph, iri, vocab)
         })
         .collect()
 }
 
-/// Parses the one policy a Turtle document holds (what a steward submits for one dataset).
+/// Parses the one policy a Turtle document holds.
 pub fn parse_one_turtle(ttl: &str, vocab: &Vocabulary) -> Result<Policy, CompileError> {
-    let mut policies = parse_turtle(ttl, vocab)?;
-    match policies.len() {
-        1 => Ok(policies.remove(0)),
-        n => Err(err("the document", format!("holds {n} policies; give one policy per document"))),
-    }
+    parse_one(ttl, Syntax::Turtle, vocab)
 }
 
 /// Parses Turtle text into a graph, with the parser's error as a [`CompileError`].

@@ -167,3 +167,53 @@ fn profile_duties_are_checked_and_named() {
     ));
     assert!(e.contains("kdr:field on a rule"), "{e}");
 }
+
+#[test]
+fn json_ld_and_turtle_give_the_same_ir() {
+    use policy_compiler::parse::{Syntax, parse_one};
+    let vocab = Vocabulary::standard().expect("vocab");
+    let from_json = parse_one(
+        include_str!("../../examples/aalen-buergerbuero-termine.jsonld"),
+        Syntax::JsonLd,
+        &vocab,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ir_text(&from_json), ir_text(&example()));
+}
+
+#[test]
+fn json_ld_errors_name_the_problem() {
+    use policy_compiler::parse::{Syntax, parse_one};
+    let vocab = Vocabulary::standard().expect("vocab");
+    let remote = r#"{"@context": "https://example.org/ctx.jsonld", "@type": "Set"}"#;
+    let e = parse_one(remote, Syntax::JsonLd, &vocab).expect_err("remote context").to_string();
+    assert!(e.contains("example.org/ctx.jsonld"), "{e}");
+    let teleport = r#"{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Set", "uid": "urn:p",
+        "permission": [{"uid": "urn:r", "target": "urn:t", "action": "teleport"}]}"#;
+    let e = parse_one(teleport, Syntax::JsonLd, &vocab).expect_err("unknown action").to_string();
+    assert!(e.contains("teleport") && e.contains("urn:r"), "{e}");
+    let e = parse_one("{ not json", Syntax::JsonLd, &vocab).expect_err("syntax").to_string();
+    assert!(e.contains("JSON-LD"), "{e}");
+}
+
+/// Regression: JSON-LD drops keys and `@vocab` values it cannot expand, which turned a rule with
+/// a misspelt action into a rule for any action. Both must be compile errors.
+#[test]
+fn json_ld_misspellings_are_errors_not_silently_dropped() {
+    use policy_compiler::parse::{Syntax, parse_one};
+    let vocab = Vocabulary::standard().expect("vocab");
+    let doc = |rule: &str| {
+        format!(r#"{{"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Set", "uid": "urn:p", "permission": [{rule}]}}"#)
+    };
+    for (rule, expected) in [
+        (r#"{"uid": "urn:r", "target": "urn:t", "action": "reed"}"#, "reed"),
+        (r#"{"uid": "urn:r", "target": "urn:t", "actoin": "read"}"#, "actoin"),
+        (
+            r#"{"uid": "urn:r", "target": "urn:t", "action": "read", "constraint": [{"leftOperand": "purpose", "operater": "eq", "rightOperand": {"@id": "urn:x"}}]}"#,
+            "operater",
+        ),
+    ] {
+        let e = parse_one(&doc(rule), Syntax::JsonLd, &vocab).expect_err(rule).to_string();
+        assert!(e.contains(expected), "{rule}: {e}");
+    }
+}
