@@ -17,8 +17,8 @@ fn policy_text() -> String {
     std::fs::read_to_string(path).expect("example policy")
 }
 
-fn input() -> serde_json::Value {
-    serde_json::to_value(PolicyInput {
+fn input() -> PolicyInput {
+    PolicyInput {
         assignee: Some("http://dcat-ap.de/def/politicalGeocoding/municipalityKey/08135019".into()),
         action: Some("http://www.w3.org/ns/odrl/2/read".into()),
         target: Some("https://broker.kdr.example/datasets/aalen-buergerbuero-termine".into()),
@@ -26,8 +26,7 @@ fn input() -> serde_json::Value {
         count: Some(12),
         now_ms: Some(1_795_000_000_000),
         ..PolicyInput::default()
-    })
-    .expect("input")
+    }
 }
 
 fn decisions(c: &mut Criterion) {
@@ -53,11 +52,26 @@ fn decisions(c: &mut Criterion) {
         });
     });
 
+    let mut commercial = input.clone();
+    commercial.purpose = Some("https://w3id.org/dpv#Marketing".into());
+    group.bench_function("wasm, a deny (no duties to carry)", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let d = worker.evaluate(&module, black_box(&commercial)).await.expect("eval");
+                    assert!(!d.permits());
+                }
+                start.elapsed()
+            })
+        });
+    });
+
     let mut regorus = regorus::Engine::new();
     regorus
         .add_policy("policy.rego".into(), rego::render(&policy, &vocab).expect("rego"))
         .expect("regorus policy");
-    let regorus_input = regorus::Value::from_json_str(&input.to_string()).expect("regorus input");
+    let regorus_input = regorus::Value::from_json_str(&serde_json::to_string(&input).expect("json")).expect("regorus input");
     group.bench_function("regorus (native Rego)", |b| {
         b.iter(|| {
             regorus.set_input(regorus_input.clone());

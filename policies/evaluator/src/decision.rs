@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::EvalError;
 
@@ -24,13 +25,57 @@ pub struct DecisionDocument {
     pub constraints: BTreeMap<String, bool>,
     /// What the broker must do to the data, and the consumer must honour (on permit).
     #[serde(default)]
-    pub duties: Vec<serde_json::Value>,
+    pub duties: Duties,
     /// Why the policy could not decide (set only on a fail-closed deny).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// The decision's duties, kept as the JSON text the policy wrote: deciding does not need them
+/// parsed (it is most of a permit's result), enforcing does ([`Duties::parse`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Duties(Box<RawValue>);
+
+impl Duties {
+    /// The duties as JSON values; an error if the policy wrote something that is not an array.
+    pub fn parse(&self) -> Result<Vec<serde_json::Value>, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl Default for Duties {
+    fn default() -> Self {
+        // "[]" is valid JSON; the fallback is unreachable and only avoids an unwrap.
+        Self(RawValue::from_string("[]".into()).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+    }
+}
+
+impl PartialEq for Duties {
+    fn eq(&self, other: &Self) -> bool {
+        self.parse().ok() == other.parse().ok()
+    }
+}
+
+/// One entry of an OPA result set.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResultItem {
+    result: DecisionDocument,
+}
+
 impl DecisionDocument {
+    /// The one decision of a result set (`[]` is undefined: no decision).
+    pub(crate) fn from_results(mut items: Vec<ResultItem>) -> Result<Self, EvalError> {
+        match items.len() {
+            1 => Ok(items.remove(0).result),
+            n => Err(EvalError::BadResult(format!("{n} results (undefined or ambiguous), expected 1"))),
+        }
+    }
+
     /// Reads an OPA result set, `[{"result": <document>}]`.
     pub fn from_result_set(raw: serde_json::Value) -> Result<Self, EvalError> {
         let serde_json::Value::Array(mut items) = raw else {
@@ -55,7 +100,7 @@ impl DecisionDocument {
             decision: Decision::Deny,
             rules: BTreeMap::new(),
             constraints: BTreeMap::new(),
-            duties: Vec::new(),
+            duties: Duties::default(),
             error: Some(e.to_string()),
         }
     }

@@ -8,9 +8,11 @@
 //!   one, so a [`Worker`] keeps one instance per module and reuses it. A worker is single-threaded
 //!   (one per broker worker thread); the engine and its cache are shared.
 //! - A policy is code from outside the broker (a city may bring a module built by
-//!   `opa build -t wasm`). Every evaluation runs with a fuel budget and under a memory limit;
-//!   a trap, exhausted fuel or the memory limit is an [`EvalError`], which [`Worker::decide`]
+//!   `opa build -t wasm`). Every evaluation runs with an epoch deadline and under a memory limit;
+//!   a trap, the deadline or the memory limit is an [`EvalError`], which [`Worker::decide`]
 //!   turns into a deny that says why, and the instance is dropped and rebuilt on next use.
+//!   Epochs rather than fuel: fuel instruments every basic block and cost a fifth of a decision
+//!   (measured: 7.2 µs with fuel, 6.0 µs without); epoch checks sit only at loop heads and calls.
 //!
 //! **Architecture Invariant:** the evaluator sees only the policy input document, never a
 //! certificate or a request: identity reaches a policy as the AGS-based IRIs the broker derived.
@@ -20,19 +22,23 @@ mod decision;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use opa_wasm::wasmtime::{self, Config, ResourceLimiter, Store};
 use opa_wasm::{DefaultContext, Policy, Runtime};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 pub use decision::{Decision, DecisionDocument};
 
-/// Limits on one evaluation. The defaults allow a policy thousands of times the work of the
-/// largest example policy, and stop a runaway one within milliseconds.
+/// Limits on one evaluation. A decision takes microseconds; the deadline is four orders of
+/// magnitude above that so a loaded machine never denies a sound policy, and still stops a
+/// runaway one quickly.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Wasm fuel (roughly, instructions) per evaluation.
-    pub fuel: u64,
+    /// Wall-clock time an evaluation may run (measured in 1 ms epoch ticks).
+    pub deadline: Duration,
     /// The most linear memory an instance may have, in bytes.
     pub memory_bytes: usize,
 }
@@ -40,9 +46,21 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            fuel: 10_000_000,
+            deadline: Duration::from_millis(100),
             memory_bytes: 64 << 20,
         }
+    }
+}
+
+/// The epoch tick: the granularity of deadlines.
+const TICK: Duration = Duration::from_millis(1);
+
+impl Limits {
+    fn ticks(&self) -> u64 {
+        u64::try_from(self.deadline.as_millis() / TICK.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+            + 1
     }
 }
 
@@ -73,8 +91,8 @@ impl fmt::Debug for ModuleHash {
 pub enum EvalError {
     #[error("the policy module could not be loaded: {0}")]
     Load(String),
-    #[error("the policy ran out of fuel (more than {0} instructions): stopped")]
-    OutOfFuel(u64),
+    #[error("the policy ran past its deadline of {0:?}: stopped")]
+    Timeout(Duration),
     #[error("the policy exceeded its memory limit of {0} bytes: stopped")]
     MemoryLimit(usize),
     #[error("the policy trapped: {0}")]
@@ -112,8 +130,9 @@ impl fmt::Debug for Engine {
 impl Engine {
     pub fn new(limits: Limits) -> Result<Arc<Self>, EvalError> {
         let mut config = Config::new();
-        config.consume_fuel(true);
+        config.epoch_interruption(true);
         let engine = wasmtime::Engine::new(&config).map_err(|e| EvalError::Load(e.to_string()))?;
+        spawn_ticker(engine.weak()).map_err(|e| EvalError::Load(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Arc::new(Self {
             engine,
             limits,
@@ -146,6 +165,18 @@ impl Engine {
     pub fn cached_modules(&self) -> usize {
         self.cache().len()
     }
+}
+
+/// Advances the engine's epoch every [`TICK`] until the engine is gone.
+fn spawn_ticker(engine: wasmtime::EngineWeak) -> std::io::Result<()> {
+    std::thread::Builder::new().name("policy-epoch".into()).spawn(move || {
+        while let Some(e) = engine.upgrade() {
+            e.increment_epoch();
+            drop(e);
+            std::thread::sleep(TICK);
+        }
+    })?;
+    Ok(())
 }
 
 /// Tracks memory growth against the limit, and the peak, for reports and tests.
@@ -217,7 +248,8 @@ impl Worker {
             },
         );
         store.limiter(|l| l as &mut dyn ResourceLimiter);
-        store.set_fuel(limits.fuel).map_err(|e| EvalError::Load(e.to_string()))?;
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(limits.ticks());
         let runtime = Runtime::new(&mut store, &module.module).await.map_err(load_error)?;
         let entrypoint = runtime
             .default_entrypoint()
@@ -229,7 +261,12 @@ impl Worker {
 
     /// Evaluates `input` with `module` and returns the raw result of its entrypoint (for OPA
     /// modules, `[{"result": ...}]`, or `[]` when undefined).
-    pub async fn evaluate_raw(&mut self, module: &LoadedModule, input: &serde_json::Value) -> Result<serde_json::Value, EvalError> {
+    pub async fn evaluate_raw(&mut self, module: &LoadedModule, input: &impl Serialize) -> Result<serde_json::Value, EvalError> {
+        self.evaluate_as(module, input).await
+    }
+
+    /// Evaluates `input` and reads the result set straight into `R`.
+    async fn evaluate_as<R: DeserializeOwned>(&mut self, module: &LoadedModule, input: &impl Serialize) -> Result<R, EvalError> {
         if !self.instances.contains_key(&module.hash) {
             let instance = self.instantiate(module).await?;
             self.instantiations += 1;
@@ -239,19 +276,22 @@ impl Worker {
         let Some(inst) = self.instances.get_mut(&module.hash) else {
             return Err(EvalError::Load("instance vanished".into()));
         };
-        inst.store.set_fuel(limits.fuel).map_err(|e| EvalError::Trap(e.to_string()))?;
+        inst.store.set_epoch_deadline(limits.ticks());
+        let started = Instant::now();
         let result = inst.policy.evaluate(&mut inst.store, &inst.entrypoint, input).await;
         match result {
             Ok(v) => Ok(v),
             Err(e) => {
-                // Whatever state the instance is in now, it is not trusted again.
-                let error = if inst.store.data().hit {
+                let error = if let Some(json) = e.downcast_ref::<serde_json::Error>() {
+                    EvalError::BadResult(json.to_string())
+                } else if inst.store.data().hit {
                     EvalError::MemoryLimit(limits.memory_bytes)
-                } else if inst.store.get_fuel().is_ok_and(|f| f == 0) {
-                    EvalError::OutOfFuel(limits.fuel)
+                } else if started.elapsed() >= limits.deadline {
+                    EvalError::Timeout(limits.deadline)
                 } else {
                     EvalError::Trap(format!("{e:#}"))
                 };
+                // Whatever state the instance is in now, it is not trusted again.
                 self.instances.remove(&module.hash);
                 Err(error)
             }
@@ -259,13 +299,13 @@ impl Worker {
     }
 
     /// Evaluates `input` and reads the decision document.
-    pub async fn evaluate(&mut self, module: &LoadedModule, input: &serde_json::Value) -> Result<DecisionDocument, EvalError> {
-        let raw = self.evaluate_raw(module, input).await?;
-        DecisionDocument::from_result_set(raw)
+    pub async fn evaluate(&mut self, module: &LoadedModule, input: &impl Serialize) -> Result<DecisionDocument, EvalError> {
+        let results: Vec<decision::ResultItem> = self.evaluate_as(module, input).await?;
+        DecisionDocument::from_results(results)
     }
 
     /// Like [`Worker::evaluate`], but fail closed: any error becomes a deny that carries it.
-    pub async fn decide(&mut self, module: &LoadedModule, input: &serde_json::Value) -> DecisionDocument {
+    pub async fn decide(&mut self, module: &LoadedModule, input: &impl Serialize) -> DecisionDocument {
         match self.evaluate(module, input).await {
             Ok(d) => d,
             Err(e) => DecisionDocument::denied_by_error(&e),

@@ -271,7 +271,7 @@ proptest! {
         prop_assert_eq!(&duties, &expected_duties, "regorus: duties differ\n{}", text);
         let module = super::common::compile(&p);
         let wasm = super::common::decide_wasm(&module, &input);
-        prop_assert_eq!(&serde_json::Value::Array(wasm.duties.clone()), &expected_duties, "wasm: duties differ\n{:?}", p);
+        prop_assert_eq!(&serde_json::Value::Array(wasm.duties.parse().expect("duties are JSON")), &expected_duties, "wasm: duties differ\n{:?}", p);
         for r in &reports {
             let active = r.activation == ActivationState::Active;
             prop_assert_eq!(rules.get(&r.rule).copied(), Some(active), "regorus: rule {} differs\n{}", r.rule, text);

@@ -110,8 +110,8 @@ fn check_bomb(bomb: Bomb, expect: fn(&EvalError) -> bool) {
 }
 
 #[test]
-fn a_looping_module_runs_out_of_fuel_and_denies() {
-    check_bomb(Bomb::Loop, |e| matches!(e, EvalError::OutOfFuel(_)));
+fn a_looping_module_is_stopped_at_its_deadline_and_denies() {
+    check_bomb(Bomb::Loop, |e| matches!(e, EvalError::Timeout(_)));
 }
 
 #[test]
