@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod enforce;
 pub mod fsutil;
 pub mod http;
 pub mod identity;
