@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod decision_log;
 pub mod demo;
 pub mod enforce;
 pub mod fsutil;
@@ -14,3 +15,4 @@ pub mod policy;
 pub mod schema;
 pub mod serve;
 pub mod tls;
+pub mod usage;
