@@ -33,7 +33,21 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    exchange: RawExchange,
+    #[serde(default)]
     members: Vec<Member>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExchange {
+    /// Where the decision log, usage counts and the pseudonym secret live. Default: the storage
+    /// `data_dir`, or `state/` beside the configuration file.
+    state_dir: Option<PathBuf>,
+    /// Time limit of one fetch from a provider's API (default 10 s).
+    upstream_timeout_ms: Option<u64>,
+    /// Largest response accepted from a provider's API (default 16 MiB).
+    upstream_max_bytes: Option<usize>,
 }
 
 fn default_base_iri() -> String {
@@ -115,6 +129,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     pub sparql: QueryLimits,
     pub max_body_bytes: usize,
+    pub state_dir: PathBuf,
+    pub upstream: crate::exchange::UpstreamLimits,
     pub members: Vec<Member>,
 }
 
@@ -148,6 +164,19 @@ impl Config {
                 private_key: abs(raw.tls.private_key),
                 client_ca: abs(raw.tls.client_ca),
                 crl: abs(raw.tls.crl),
+            },
+            state_dir: raw
+                .exchange
+                .state_dir
+                .map(abs)
+                .or_else(|| raw.storage.data_dir.clone().map(abs))
+                .unwrap_or_else(|| dir.join("state")),
+            upstream: {
+                let d = crate::exchange::UpstreamLimits::default();
+                crate::exchange::UpstreamLimits {
+                    timeout: raw.exchange.upstream_timeout_ms.map_or(d.timeout, Duration::from_millis),
+                    max_bytes: raw.exchange.upstream_max_bytes.unwrap_or(d.max_bytes),
+                }
             },
             data_dir: raw.storage.data_dir.map(abs),
             sparql: QueryLimits {

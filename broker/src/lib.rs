@@ -7,6 +7,7 @@ pub mod config;
 pub mod decision_log;
 pub mod demo;
 pub mod enforce;
+pub mod exchange;
 pub mod fsutil;
 pub mod http;
 pub mod identity;

@@ -3,6 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::decision_log::FileDecisionLog;
+use crate::exchange::Exchange;
+use crate::usage::FileUsageCounter;
+
 use crate::catalog::{Catalog, CatalogError, OxigraphCatalog};
 use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState, BackgroundServer};
@@ -19,6 +23,8 @@ pub enum ServeError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    #[error("the exchange state in '{path}' is unusable: {reason}")]
+    State { path: String, reason: String },
     #[error("the bundled policy vocabulary does not load: {0}")]
     Vocabulary(#[from] policy_compiler::vocab::VocabError),
     #[error("cannot listen on {addr}: {source}")]
@@ -47,8 +53,50 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         sparql_limits: config.sparql,
         max_body_bytes: config.max_body_bytes,
         vocab: Arc::new(policy_compiler::Vocabulary::standard()?),
+        exchange: Arc::new(open_exchange(config)?),
+        upstream_tls: Arc::new(tls::client_config(
+            &config.tls.client_ca,
+            &config.tls.certificate,
+            &config.tls.private_key,
+        )?),
     };
     Ok((tls, state))
+}
+
+/// The decision log, usage counts and pseudonym secret in the state directory.
+fn open_exchange(config: &Config) -> Result<Exchange, ServeError> {
+    let dir = &config.state_dir;
+    let err = |reason: String| ServeError::State {
+        path: dir.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let secret = pseudonym_secret(&dir.join("pseudonym.key")).map_err(|e| err(e.to_string()))?;
+    let usage = FileUsageCounter::open(&dir.join("usage.jsonl")).map_err(|e| err(e.to_string()))?;
+    let engine = policy_evaluator::Engine::new(policy_evaluator::Limits::default()).map_err(|e| err(e.to_string()))?;
+    Ok(Exchange::new(
+        policy_evaluator::WorkerPool::new(engine),
+        Arc::new(FileDecisionLog::new(&dir.join("decisions.jsonl"))),
+        Arc::new(usage),
+        secret,
+        config.upstream,
+    ))
+}
+
+/// 32 random bytes, created once (mode 0600) and kept: pseudonyms stay stable across restarts.
+fn pseudonym_secret(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() == 32 => Ok(bytes),
+        Ok(_) => Err(std::io::Error::other("the pseudonym secret is not 32 bytes")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut secret = vec![0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+                .map_err(|_| std::io::Error::other("no randomness"))?;
+            crate::fsutil::write_atomic(path, &secret, 0o600)?;
+            Ok(secret)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Runs the broker until it is stopped (SIGINT/SIGTERM).

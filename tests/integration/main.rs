@@ -3,6 +3,7 @@
 
 mod cli;
 mod datasets;
+mod exchange;
 mod openapi;
 mod policies;
 mod sparql;

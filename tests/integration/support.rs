@@ -62,6 +62,34 @@ impl TestBroker {
         Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish()
     }
 
+    /// Where the decision log, usage counts and pseudonym secret live.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("state")
+    }
+
+    /// An example provider (`examples/providers/`) behind mutual TLS with the broker's own
+    /// server certificate, serving Aalen's appointments at `/appointments`.
+    pub fn start_provider(&self) -> BackgroundServer {
+        let files = tls::ServerTlsFiles {
+            certificate: self.pki.cert("broker"),
+            private_key: self.pki.key("broker"),
+            client_ca: self.pki.ca_cert(),
+            crl: self.pki.crl(),
+        };
+        let tls = tls::server_config(&files).expect("provider TLS");
+        let body = std::fs::read(format!(
+            "{}/../examples/providers/aalen-buergerbuero-termine.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("data");
+        let resources = vec![broker::http::provider::Resource {
+            path: "/appointments".into(),
+            content_type: "application/json".into(),
+            body,
+        }];
+        broker::http::provider::start("127.0.0.1:0".parse().expect("addr"), tls, resources).expect("provider")
+    }
+
     pub fn quad_count(&self) -> usize {
         self.catalog.quad_count().expect("count")
     }

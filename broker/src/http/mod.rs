@@ -5,9 +5,11 @@
 
 pub mod auth;
 pub mod datasets;
+pub mod exchange;
 pub mod members;
 pub mod policies;
 pub mod problem;
+pub mod provider;
 pub mod routes;
 pub mod sparql;
 
@@ -36,6 +38,9 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// ODRL actions and DPV purposes, for compiling and explaining policies.
     pub vocab: Arc<policy_compiler::Vocabulary>,
+    pub exchange: Arc<crate::exchange::Exchange>,
+    /// The broker's own client identity towards providers' APIs.
+    pub upstream_tls: Arc<rustls::ClientConfig>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -117,11 +122,16 @@ pub struct BackgroundServer {
 
 impl BackgroundServer {
     pub fn start(listen: SocketAddr, tls: rustls::ServerConfig, state: AppState, workers: usize) -> std::io::Result<Self> {
+        Self::spawn(move || bind(listen, tls, state, workers))
+    }
+
+    /// Runs the server `bind` makes on its own thread and actix system.
+    pub fn spawn(bind: impl FnOnce() -> std::io::Result<(Server, Vec<SocketAddr>)> + Send + 'static) -> std::io::Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let system = actix_web::rt::System::new();
             system.block_on(async move {
-                match bind(listen, tls, state, workers) {
+                match bind() {
                     Ok((server, addrs)) => {
                         let _ = tx.send(Ok((server.handle(), addrs)));
                         if let Err(e) = server.await {

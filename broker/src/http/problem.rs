@@ -17,6 +17,8 @@ pub struct Problem {
     pub title: &'static str,
     pub detail: String,
     pub violations: Vec<Violation>,
+    /// RFC 9457 extension members (e.g. `failedConstraints` of a denial).
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -28,6 +30,8 @@ struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "<[Violation]>::is_empty")]
     violations: &'a [Violation],
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -38,7 +42,14 @@ impl Problem {
             title,
             detail: detail.into(),
             violations: Vec::new(),
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// Adds an extension member.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions.insert(key.to_owned(), value.into());
+        self
     }
 
     pub fn with_violations(mut self, violations: Vec<Violation>) -> Self {
@@ -88,6 +99,7 @@ impl ResponseError for Problem {
             status: self.status.as_u16(),
             detail: &self.detail,
             violations: &self.violations,
+            extensions: &self.extensions,
         };
         HttpResponse::build(self.status).content_type(CONTENT_TYPE).json(body)
     }

@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, Route, web};
 use serde_json::{Map, Value, json};
 
-use super::{datasets, members, policies, sparql};
+use super::{datasets, exchange, members, policies, sparql};
 use crate::schema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +218,36 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         responses: &[(200, "The versions", None)],
         handler: |r| r.to(policies::versions),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/datasets/{id}/data",
+        operation_id: "requestData",
+        summary: "The dataset's data for a declared purpose, decided by its usage policy and minimised as the policy's duties demand",
+        roles: &["system", "steward"],
+        query: &[
+            ("purpose", "Required: the DPV purpose IRI the data is used for"),
+            ("action", "The ODRL action (default read)"),
+            ("fields", "Comma-separated fields the consumer needs"),
+        ],
+        body: None,
+        responses: &[
+            (
+                200,
+                "The permitted data (JSON or CSV); headers X-Decision-Id, X-Policy-Version, X-Module-Hash, X-Usage-Terms",
+                None,
+            ),
+            (400, "Missing or unknown purpose or action", Some("problem.schema.json")),
+            (
+                403,
+                "Denied by the policy (failedConstraints, policyVersion) or no active policy",
+                Some("problem.schema.json"),
+            ),
+            (404, "No such dataset", Some("problem.schema.json")),
+            (502, "The provider failed or sent unusable data", Some("problem.schema.json")),
+            (504, "The provider did not answer in time", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(exchange::data),
     },
     Endpoint {
         method: Method::Get,

@@ -317,3 +317,38 @@ impl Worker {
         self.instances.get(module).map(|i| i.store.data().peak)
     }
 }
+
+/// Idle workers shared by the threads of a server: a request takes one (or a new one), decides,
+/// and gives it back, so instances are reused without tying a worker to a thread.
+pub struct WorkerPool {
+    engine: Arc<Engine>,
+    idle: Mutex<Vec<Worker>>,
+}
+
+impl fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool").finish_non_exhaustive()
+    }
+}
+
+impl WorkerPool {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Decides `input` with `module` on a pooled worker (fail closed, as [`Worker::decide`]).
+    pub async fn decide(&self, module: &LoadedModule, input: &impl Serialize) -> DecisionDocument {
+        let taken = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let mut worker = taken.unwrap_or_else(|| Worker::new(self.engine.clone()));
+        let decision = worker.decide(module, input).await;
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(worker);
+        decision
+    }
+}

@@ -1,0 +1,448 @@
+//! `GET /v1/datasets/{id}/data?purpose=…`: a city's system (or steward) asks for another city's
+//! data for a declared purpose and gets exactly what the provider's policy allows, or a denial
+//! that names the failing constraints.
+//!
+//! The order is fixed: decide (holding the usage key) → record the use → fetch from the provider
+//! → enforce the duties → write the decision record → respond. Every path that ends without
+//! data still writes its decision record; if the record cannot be written, nothing is returned.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
+use actix_web::{HttpRequest, HttpResponse, web};
+use policy_compiler::input::PolicyInput;
+use policy_compiler::ir::Policy;
+use policy_evaluator::DecisionDocument;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::AppState;
+use super::auth::Caller;
+use super::problem::Problem;
+use crate::catalog::{Access, Dataset, DatasetId, PolicyVersion};
+use crate::decision_log::DecisionRecord;
+use crate::enforce::{self, Format, Plan};
+use crate::exchange::{action_iri, explain_denial, party_iri};
+use crate::identity::Role;
+use crate::usage::{UsageCounter, UsageKey};
+
+#[derive(Debug, Deserialize)]
+pub struct DataQuery {
+    purpose: Option<String>,
+    action: Option<String>,
+    /// Comma-separated field names the consumer needs.
+    fields: Option<String>,
+}
+
+/// What a request has established so far, for its decision record.
+struct Pending {
+    record: DecisionRecord,
+}
+
+impl Pending {
+    fn new(caller: &Caller, dataset: &Dataset, purpose: &str, action: &str) -> Self {
+        Self {
+            record: DecisionRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                time: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+                consumer: caller.identity.ags.to_string(),
+                consumer_role: caller.identity.role.as_str().to_owned(),
+                consumer_serial: caller.identity.serial.clone(),
+                provider: dataset.publisher.to_string(),
+                dataset: dataset.id.to_string(),
+                purpose: purpose.to_owned(),
+                action: action.to_owned(),
+                decision: "deny".into(),
+                failed_constraints: Vec::new(),
+                reason: None,
+                policy_version: None,
+                module_hash: None,
+                outcome: "denied".into(),
+                fields_delivered: Vec::new(),
+                records_in: None,
+                records_out: None,
+                bytes_out: None,
+            },
+        }
+    }
+
+    /// Writes the record durably; a failure fails the request.
+    async fn log(self, state: &AppState) -> Result<DecisionRecord, Problem> {
+        let log = state.exchange.log.clone();
+        let record = self.record;
+        let written = record.clone();
+        web::block(move || log.append(&written))
+            .await?
+            .map_err(|e| Problem::internal("the decision log cannot be written, so nothing is delivered", e))?;
+        Ok(record)
+    }
+
+    /// Logs the outcome and returns `problem` (or the log failure).
+    async fn fail(mut self, state: &AppState, outcome: &str, problem: Problem) -> Problem {
+        self.record.outcome = outcome.to_owned();
+        self.record.reason.get_or_insert_with(|| problem.detail.clone());
+        let id = self.record.id.clone();
+        match self.log(state).await {
+            Ok(_) => problem.with("decisionId", id),
+            Err(log_failure) => log_failure,
+        }
+    }
+}
+
+pub async fn data(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: web::Query<DataQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Problem> {
+    caller.require(&[Role::System, Role::Steward], "requesting data")?;
+    let q = q.into_inner();
+    let (purpose, action) = check_request(&state, &q)?;
+    let dataset = load_dataset(&state, &id).await?;
+    let format = response_format(&req)?;
+    let mut pending = Pending::new(&caller, &dataset, &purpose, &action);
+
+    let catalog = state.catalog.clone();
+    let lookup = dataset.id.clone();
+    let Some(policy) = web::block(move || catalog.active_policy(&lookup)).await?? else {
+        let p = Problem::new(
+            StatusCode::FORBIDDEN,
+            "no-policy",
+            "Forbidden",
+            format!("dataset '{}' has no active usage policy; it is not shared", dataset.id),
+        );
+        return Err(pending.fail(&state, "denied", p).await);
+    };
+    pending.record.policy_version = Some(policy.version);
+    pending.record.module_hash = Some(policy.module_hash.clone());
+    let compiled = match state.exchange.module(&policy, &state.vocab) {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(pending
+                .fail(&state, "denied", Problem::internal("the dataset's policy cannot be evaluated", e))
+                .await);
+        }
+    };
+
+    let key = UsageKey {
+        consumer: caller.identity.ags.to_string(),
+        dataset: dataset.id.to_string(),
+        period: current_period(),
+    };
+    let guard = state
+        .exchange
+        .usage
+        .acquire(key)
+        .await
+        .map_err(|e| Problem::internal("usage counts are unavailable", e))?;
+    let input = PolicyInput {
+        assignee: Some(party_iri(&caller.identity.ags)),
+        action: Some(action.clone()),
+        target: Some(state.catalog.dataset_iri(&dataset.id)),
+        purpose: Some(purpose.clone()),
+        now_ms: i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).ok(),
+        count: i64::try_from(guard.count()).ok(),
+        ..PolicyInput::default()
+    };
+    let decision = state.exchange.decide(&compiled.module, &input).await;
+    if !decision.permits() {
+        drop(guard);
+        return Err(deny(pending, &state, &policy, &compiled.policy, &decision).await);
+    }
+    pending.record.decision = "permit".into();
+    if let Err(e) = state.exchange.usage.record_use(guard) {
+        return Err(pending
+            .fail(
+                &state,
+                "usage-not-recorded",
+                Problem::internal("the use cannot be counted, so nothing is delivered", e),
+            )
+            .await);
+    }
+    deliver(
+        pending,
+        &state,
+        &caller,
+        &dataset,
+        &purpose,
+        &decision,
+        &policy,
+        q.fields.as_deref(),
+        format,
+    )
+    .await
+}
+
+fn check_request(state: &AppState, q: &DataQuery) -> Result<(String, String), Problem> {
+    let purpose = q.purpose.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
+        Problem::bad_request(
+            "missing-purpose",
+            "query parameter 'purpose' is required: the DPV purpose the data is used for, e.g. https://w3id.org/dpv#ImprovePublicServices",
+        )
+    })?;
+    if !state.vocab.is_known_purpose(&purpose) {
+        return Err(Problem::bad_request(
+            "unknown-purpose",
+            format!("query parameter 'purpose': <{purpose}> is not a purpose the data space knows (DPV 2.2)"),
+        ));
+    }
+    let action = action_iri(q.action.as_deref().unwrap_or("read"));
+    if !state.vocab.is_known_action(&action) {
+        return Err(Problem::bad_request(
+            "unknown-action",
+            format!("query parameter 'action': <{action}> is not an ODRL 2.2 action"),
+        ));
+    }
+    Ok((purpose, action))
+}
+
+async fn load_dataset(state: &AppState, raw: &str) -> Result<Dataset, Problem> {
+    let id: DatasetId = raw
+        .parse()
+        .map_err(|e: crate::catalog::model::BadDatasetId| Problem::not_found("no-such-dataset", e.to_string()))?;
+    let catalog = state.catalog.clone();
+    let missing = format!("dataset '{id}' does not exist");
+    web::block(move || catalog.dataset(&id))
+        .await??
+        .ok_or_else(|| Problem::not_found("no-such-dataset", missing))
+}
+
+fn response_format(req: &HttpRequest) -> Result<Format, Problem> {
+    let accept = req
+        .headers()
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if accept.contains("text/csv") {
+        Ok(Format::Csv)
+    } else if accept.contains("application/json") || accept.contains("*/*") {
+        Ok(Format::Json)
+    } else {
+        Err(Problem::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "Not Acceptable",
+            format!("data is served as application/json or text/csv, not {accept}"),
+        ))
+    }
+}
+
+fn current_period() -> String {
+    let now = OffsetDateTime::now_utc();
+    format!("{:04}-{:02}", now.year(), u8::from(now.month()))
+}
+
+async fn deny(mut pending: Pending, state: &AppState, version: &PolicyVersion, policy: &Policy, decision: &DecisionDocument) -> Problem {
+    let why = explain_denial(policy, decision);
+    let failed: Vec<String> = why.failed_constraints.iter().map(|(uid, _)| uid.clone()).collect();
+    pending.record.failed_constraints = failed.clone();
+    pending.record.reason = decision.error.clone();
+    let mut reasons: Vec<String> = why
+        .failed_constraints
+        .iter()
+        .map(|(uid, text)| format!("{text} is not met ({uid})"))
+        .collect();
+    reasons.extend(why.prohibited_by.iter().map(|r| format!("prohibited by {r}")));
+    let detail = match &decision.error {
+        Some(e) => format!("denied by policy version {} of dataset '{}': {e}", version.version, version.dataset),
+        None if reasons.is_empty() => format!(
+            "denied by policy version {} of dataset '{}': no permission applies to this consumer and action",
+            version.version, version.dataset
+        ),
+        None => format!(
+            "denied by policy version {} of dataset '{}': {}",
+            version.version,
+            version.dataset,
+            reasons.join("; ")
+        ),
+    };
+    let p = Problem::new(StatusCode::FORBIDDEN, "denied-by-policy", "Forbidden", detail)
+        .with("failedConstraints", failed)
+        .with("prohibitedBy", why.prohibited_by)
+        .with("policyVersion", version.version)
+        .with("moduleHash", version.module_hash.clone());
+    pending.fail(state, "denied", p).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    mut pending: Pending,
+    state: &AppState,
+    caller: &Caller,
+    dataset: &Dataset,
+    purpose: &str,
+    decision: &DecisionDocument,
+    policy: &PolicyVersion,
+    fields: Option<&str>,
+    format: Format,
+) -> Result<HttpResponse, Problem> {
+    let duties: Vec<enforce::Duty> = match decision
+        .duties
+        .parse()
+        .and_then(|v| serde_json::from_value(serde_json::Value::Array(v)))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            return Err(pending
+                .fail(
+                    state,
+                    "duties-unreadable",
+                    Problem::internal("the decision's duties cannot be read", e),
+                )
+                .await);
+        }
+    };
+    let requested: Option<Vec<String>> = fields.map(|f| f.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
+    let plan = match Plan::from_duties(&duties, requested.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(pending
+                .fail(
+                    state,
+                    "duties-unreadable",
+                    Problem::internal("the decision's duties cannot be enforced", e),
+                )
+                .await);
+        }
+    };
+    let (upstream_format, bytes) = match fetch(state, dataset).await {
+        Ok(v) => v,
+        Err(p) => return Err(pending.fail(state, "upstream-failed", p).await),
+    };
+    let records = match enforce::read(upstream_format, &bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(pending
+                .fail(
+                    state,
+                    "upstream-failed",
+                    Problem::new(
+                        StatusCode::BAD_GATEWAY,
+                        "bad-upstream-data",
+                        "Bad Gateway",
+                        format!("the provider's data is unusable: {e}"),
+                    ),
+                )
+                .await);
+        }
+    };
+    let key = enforce::pseudonym_key(
+        &state.exchange.secret,
+        dataset.publisher.as_str(),
+        caller.identity.ags.as_str(),
+        purpose,
+    );
+    let records_in = records.len();
+    let out = enforce::apply(&plan, records, &key, OffsetDateTime::now_utc().date());
+    let body = match enforce::write(format, &out) {
+        Ok(b) => b,
+        Err(e) => {
+            return Err(pending
+                .fail(state, "encoding-failed", Problem::internal("the result cannot be encoded", e))
+                .await);
+        }
+    };
+    let delivered: BTreeSet<&String> = out.iter().flat_map(|r| r.keys()).collect();
+    pending.record.fields_delivered = delivered.into_iter().cloned().collect();
+    pending.record.records_in = Some(records_in);
+    pending.record.records_out = Some(out.len());
+    pending.record.bytes_out = Some(body.len());
+    pending.record.outcome = "delivered".into();
+    let record = pending.log(state).await?;
+    let terms = serde_json::json!({ "retention": plan.retention, "duties": duties.iter().map(|d| &d.action).collect::<Vec<_>>() });
+    Ok(HttpResponse::Ok()
+        .content_type(format.media_type())
+        .insert_header(("X-Decision-Id", record.id))
+        .insert_header(("X-Policy-Version", policy.version.to_string()))
+        .insert_header(("X-Module-Hash", policy.module_hash.clone()))
+        .insert_header(("X-Usage-Terms", terms.to_string()))
+        .body(body))
+}
+
+thread_local! {
+    /// One upstream client per worker thread (awc clients are not `Send`); connections are reused.
+    static CLIENT: RefCell<Option<awc::Client>> = const { RefCell::new(None) };
+}
+
+fn client(tls: &Arc<rustls::ClientConfig>, timeout: std::time::Duration) -> awc::Client {
+    CLIENT.with(|c| {
+        c.borrow_mut()
+            .get_or_insert_with(|| {
+                awc::Client::builder()
+                    .connector(awc::Connector::new().rustls_0_23(tls.clone()).timeout(timeout))
+                    .timeout(timeout)
+                    .disable_redirects()
+                    .finish()
+            })
+            .clone()
+    })
+}
+
+/// Fetches the dataset's data from the provider's API over mutual TLS, whole or not at all.
+async fn fetch(state: &AppState, dataset: &Dataset) -> Result<(Format, Vec<u8>), Problem> {
+    let Some((url, media_type)) = dataset.distributions.iter().find_map(|d| match &d.access_url {
+        Access::Url(u) => Some((u.clone(), d.media_type.clone())),
+        Access::Hosted => None,
+    }) else {
+        // FIXME(issue 4): hosted distributions (uploaded by the provider's steward, encrypted at rest).
+        return Err(Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "no-upstream",
+            "Bad Gateway",
+            format!(
+                "dataset '{}' has no distribution with an access URL the broker can fetch",
+                dataset.id
+            ),
+        ));
+    };
+    let limits = state.exchange.upstream;
+    let gateway = |kind: &'static str, detail: String| Problem::new(StatusCode::BAD_GATEWAY, kind, "Bad Gateway", detail);
+    let accept = Format::from_media_type(&media_type).unwrap_or(Format::Json).media_type();
+    let mut resp = match client(&state.upstream_tls, limits.timeout)
+        .get(&url)
+        .insert_header((ACCEPT, accept))
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(awc::error::SendRequestError::Timeout) => {
+            return Err(Problem::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream-timeout",
+                "Gateway Timeout",
+                format!("the provider at {url} did not answer within {:?}", limits.timeout),
+            ));
+        }
+        Err(e) => {
+            return Err(gateway(
+                "upstream-unreachable",
+                format!("the provider at {url} cannot be reached: {e}"),
+            ));
+        }
+    };
+    if !resp.status().is_success() {
+        return Err(gateway(
+            "upstream-error",
+            format!("the provider at {url} answered {}", resp.status()),
+        ));
+    }
+    let format = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Format::from_media_type)
+        .ok_or_else(|| gateway("bad-upstream-data", format!("the provider at {url} sent neither JSON nor CSV")))?;
+    let body = resp.body().limit(limits.max_bytes).await.map_err(|e| match e {
+        awc::error::PayloadError::Overflow => gateway(
+            "upstream-too-large",
+            format!("the provider at {url} sent more than {} bytes", limits.max_bytes),
+        ),
+        other => gateway("upstream-failed", format!("reading from the provider at {url} failed: {other}")),
+    })?;
+    Ok((format, body.to_vec()))
+}

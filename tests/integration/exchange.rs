@@ -1,0 +1,267 @@
+//! Cross-city exchange end to end: Heidenheim's system asks for Aalen's appointment data through
+//! the broker, which decides with the compiled policy, fetches from Aalen's provider service over
+//! mutual TLS, minimises, logs, and answers.
+
+use serde_json::Value;
+
+use crate::support::{TestBroker, example, json};
+
+const POLICY: &str = include_str!("../../policies/examples/aalen-buergerbuero-termine.ttl");
+const DATASET: &str = "aalen-buergerbuero-termine";
+const DPV: &str = "https://w3id.org/dpv#";
+
+/// Registers Aalen's dataset with its access URL at `path` on the provider, and its policy.
+async fn set_up(b: &TestBroker, provider_port: u16, path: &str, policy: Option<&str>) {
+    let mut d = example(DATASET);
+    d["distributions"] =
+        serde_json::json!([{ "mediaType": "application/json", "accessURL": format!("https://127.0.0.1:{provider_port}{path}") }]);
+    let resp = b
+        .client("aalen-steward")
+        .post(b.url("/v1/datasets"))
+        .send_json(&d)
+        .await
+        .expect("register");
+    assert_eq!(resp.status(), 201);
+    if let Some(p) = policy {
+        let resp = b
+            .client("aalen-steward")
+            .put(b.url(&format!("/v1/datasets/{DATASET}/policy")))
+            .insert_header(("Content-Type", "text/turtle"))
+            .send_body(p.to_owned())
+            .await
+            .expect("policy");
+        assert_eq!(resp.status(), 201);
+    }
+}
+
+async fn request(b: &TestBroker, who: &str, purpose: &str) -> (u16, Value, awc::http::header::HeaderMap) {
+    let mut resp = b
+        .client(who)
+        .get(b.url(&format!("/v1/datasets/{DATASET}/data")))
+        .query(&[("purpose", format!("{DPV}{purpose}"))])
+        .expect("query")
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, json(&mut resp).await, headers)
+}
+
+fn decisions(b: &TestBroker) -> Vec<Value> {
+    let text = std::fs::read_to_string(b.state_dir().join("decisions.jsonl")).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).expect("record")).collect()
+}
+
+#[actix_rt::test]
+async fn heidenheim_gets_aggregated_minimised_data_for_improving_public_services() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", Some(POLICY)).await;
+    let (status, body, headers) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 200, "{body}");
+    let rows = body.as_array().expect("records");
+    // Groups of 7 (Innenstadt) and 5 (Unterkochen) pass; the group of 4 (Wasseralfingen) is suppressed.
+    let mut counts: Vec<(String, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["bezirk"].as_str().expect("bezirk").to_owned(),
+                r["count"].as_u64().expect("count"),
+            )
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(counts, vec![("Innenstadt".into(), 7), ("Unterkochen".into(), 5)]);
+    for r in rows {
+        let fields: Vec<&String> = r.as_object().expect("object").keys().collect();
+        assert_eq!(
+            fields,
+            ["bezirk", "count", "dienstleistung", "geburtsdatum", "termin"],
+            "no field the policy does not allow"
+        );
+        assert_eq!(r["termin"], "2026-10", "appointments coarsened to the month");
+        assert!(
+            r["geburtsdatum"].as_str().is_some_and(|a| a.ends_with('9') && a.contains('-')),
+            "birth dates as age bands: {r}"
+        );
+    }
+    let text = body.to_string();
+    assert!(!text.contains("Maier") && !text.contains("07361"), "no name or phone number leaves");
+    assert_eq!(headers.get("x-policy-version").and_then(|v| v.to_str().ok()), Some("1"));
+    assert!(
+        headers
+            .get("x-usage-terms")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.contains("P90D"))
+    );
+    let log = decisions(&b);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["decision"], "permit");
+    assert_eq!(log[0]["recordsIn"], 16);
+    assert_eq!(log[0]["recordsOut"], 2);
+    assert_eq!(
+        Some(log[0]["id"].as_str().unwrap_or_default()),
+        headers.get("x-decision-id").and_then(|v| v.to_str().ok())
+    );
+    assert!(
+        !serde_json::to_string(&log).expect("json").contains("Maier"),
+        "no personal data in the log"
+    );
+}
+
+#[actix_rt::test]
+async fn a_commercial_purpose_is_denied_naming_the_purpose_constraint() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", Some(POLICY)).await;
+    let (status, body, _) = request(&b, "heidenheim-system", "Marketing").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["policyVersion"], 1);
+    let failed: Vec<&str> = body["failedConstraints"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        failed,
+        ["https://broker.kdr.example/policies/aalen-buergerbuero-termine/1#use/constraint/1"],
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("purpose isA https://w3id.org/dpv#ImprovePublicServices is not met")),
+        "{body}"
+    );
+    let log = decisions(&b);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["decision"], "deny");
+    assert_eq!(log[0]["failedConstraints"], body["failedConstraints"]);
+}
+
+#[actix_rt::test]
+async fn a_commercial_purpose_is_named_as_prohibited() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", Some(POLICY)).await;
+    let (status, body, _) = request(&b, "heidenheim-system", "CommercialPurpose").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["prohibitedBy"],
+        serde_json::json!(["https://broker.kdr.example/policies/aalen-buergerbuero-termine/1#no-commerce"])
+    );
+}
+
+#[actix_rt::test]
+async fn requests_beyond_the_permitted_count_are_denied() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", Some(&POLICY.replace("\"100\"", "\"2\""))).await;
+    for _ in 0..2 {
+        let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["failedConstraints"],
+        serde_json::json!(["https://broker.kdr.example/policies/aalen-buergerbuero-termine/1#use/constraint/0"]),
+        "only the count fails: {body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("count lt 2 is not met")),
+        "{body}"
+    );
+}
+
+#[actix_rt::test]
+async fn no_policy_no_purpose_unknown_purpose_and_unknown_dataset_are_refused() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", None).await;
+    let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["type"].as_str().is_some_and(|t| t.ends_with("/no-policy")), "{body}");
+    assert_eq!(decisions(&b).len(), 1, "the denial is logged");
+    let (status, body, _) = request(&b, "heidenheim-system", "Teleportation").await;
+    assert_eq!(status, 400, "{body}");
+    let mut resp = b
+        .client("heidenheim-system")
+        .get(b.url(&format!("/v1/datasets/{DATASET}/data")))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(resp.status(), 400);
+    assert!(
+        json(&mut resp).await["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/missing-purpose"))
+    );
+    let resp = b
+        .client("heidenheim-system")
+        .get(b.url("/v1/datasets/nope/data"))
+        .query(&[("purpose", format!("{DPV}ImprovePublicServices"))])
+        .expect("q")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(resp.status(), 404);
+    let (status, _, _) = request(&b, "heidenheim-board", "ImprovePublicServices").await;
+    assert_eq!(status, 403, "a board certificate does not request data");
+}
+
+#[actix_rt::test]
+async fn when_the_decision_log_cannot_be_written_no_data_is_returned() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", Some(POLICY)).await;
+    let log = b.state_dir().join("decisions.jsonl");
+    std::fs::write(&log, "").expect("create log");
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o444)).expect("read-only");
+    if std::fs::OpenOptions::new().append(true).open(&log).is_ok() {
+        // Root ignores file modes; make the log a directory instead, which nobody can append to.
+        std::fs::remove_file(&log).expect("rm");
+        std::fs::create_dir(&log).expect("dir");
+    }
+    let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.get("count").is_none() && !body.to_string().contains("Innenstadt"),
+        "no data: {body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("nothing is delivered")),
+        "{body}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_provider_that_is_down_slow_or_sends_garbage_gives_502_or_504_and_a_logged_decision() {
+    let b = TestBroker::start_with(|c| c.upstream.timeout = std::time::Duration::from_millis(500));
+    let provider = b.start_provider();
+    let port = provider.addr.port();
+    set_up(&b, port, "/garbage", Some(POLICY)).await;
+    let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 502, "{body}");
+    drop(provider);
+
+    let b2 = TestBroker::start_with(|c| c.upstream.timeout = std::time::Duration::from_millis(500));
+    let provider = b2.start_provider();
+    set_up(&b2, provider.addr.port(), "/slow", Some(POLICY)).await;
+    let (status, body, _) = request(&b2, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 504, "{body}");
+
+    let b3 = TestBroker::start();
+    set_up(&b3, port, "/appointments", Some(POLICY)).await; // the first provider is gone
+    let (status, body, _) = request(&b3, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 502, "{body}");
+    for broker in [&b, &b2, &b3] {
+        let log = decisions(broker);
+        assert_eq!(log.len(), 1);
+        assert_eq!(log[0]["decision"], "permit");
+        assert_eq!(log[0]["outcome"], "upstream-failed");
+    }
+}
