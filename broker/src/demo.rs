@@ -244,3 +244,26 @@ The API description: {} https://{addr}/v1/openapi.json\nStop with Ctrl-C.\n",
         curl("aalen-steward"),
     )
 }
+
+/// The data the demo cities' own APIs serve (`examples/providers/`, embedded so the binary runs
+/// anywhere).
+pub fn provider_resources(city: &str) -> Option<Vec<crate::http::provider::Resource>> {
+    let r = |path: &str, content_type: &str, body: &[u8]| crate::http::provider::Resource {
+        path: path.into(),
+        content_type: content_type.into(),
+        body: body.to_vec(),
+    };
+    match city {
+        "aalen" => Some(vec![r(
+            "/appointments",
+            "application/json",
+            include_bytes!("../../examples/providers/aalen-buergerbuero-termine.json"),
+        )]),
+        "heidenheim" => Some(vec![r(
+            "/parking",
+            "text/csv",
+            include_bytes!("../../examples/providers/heidenheim-parken.csv"),
+        )]),
+        _ => None,
+    }
+}

@@ -39,6 +39,23 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
     },
+    /// Run a demo city's own API (examples/providers) behind mutual TLS, as the broker fetches it.
+    ExampleProvider {
+        /// `aalen` (citizen-office appointments at /appointments) or `heidenheim` (car parks at /parking).
+        #[arg(long)]
+        city: String,
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The server certificate and key, the CA its clients must come from, and its CRL.
+        #[arg(long)]
+        certificate: PathBuf,
+        #[arg(long)]
+        private_key: PathBuf,
+        #[arg(long)]
+        client_ca: PathBuf,
+        #[arg(long)]
+        crl: PathBuf,
+    },
     /// The data space's PKI.
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -189,6 +206,31 @@ fn run(cli: Cli) -> Result<()> {
             serve::run(&cfg, workers.unwrap_or_else(default_workers))?;
         }
         Command::Demo { dir, listen } => run_demo(&dir, listen)?,
+        Command::ExampleProvider {
+            city,
+            listen,
+            certificate,
+            private_key,
+            client_ca,
+            crl,
+        } => {
+            let resources =
+                broker::demo::provider_resources(&city).with_context(|| format!("no example provider for '{city}' (aalen, heidenheim)"))?;
+            let tls = broker::tls::server_config(&broker::tls::ServerTlsFiles {
+                certificate,
+                private_key,
+                client_ca,
+                crl,
+            })?;
+            let server = broker::http::provider::start(listen, tls, resources)?;
+            println!(
+                "example provider of {city} on https://{} (mutual TLS); Ctrl-C stops it",
+                server.addr
+            );
+            loop {
+                std::thread::park();
+            }
+        }
         Command::Pki(cmd) => run_pki(cmd)?,
         Command::Member(cmd) => run_member(cmd)?,
         Command::Policy(cmd) => run_policy(cmd)?,

@@ -265,3 +265,30 @@ async fn a_provider_that_is_down_slow_or_sends_garbage_gives_502_or_504_and_a_lo
         assert_eq!(log[0]["outcome"], "upstream-failed");
     }
 }
+
+#[actix_rt::test]
+async fn usage_counts_stay_exact_under_200_concurrent_requests() {
+    let b = TestBroker::start_with(|c| c.upstream.timeout = std::time::Duration::from_secs(60));
+    let provider = b.start_provider();
+    set_up(
+        &b,
+        provider.addr.port(),
+        "/appointments",
+        Some(&POLICY.replace("\"100\"", "\"150\"")),
+    )
+    .await;
+    let client = b.client("heidenheim-system");
+    let url = b.url(&format!("/v1/datasets/{DATASET}/data"));
+    let purpose = format!("{DPV}ImprovePublicServices");
+    let requests = (0..200).map(|_| {
+        let req = client.get(&url).query(&[("purpose", purpose.as_str())]).expect("query");
+        async move { req.send().await.map(|r| r.status().as_u16()) }
+    });
+    let statuses = futures_util::future::join_all(requests).await;
+    let permitted = statuses.iter().filter(|s| matches!(s, Ok(200))).count();
+    let denied = statuses.iter().filter(|s| matches!(s, Ok(403))).count();
+    assert_eq!((permitted, denied), (150, 50), "exactly the permitted count passes: {statuses:?}");
+    let log = decisions(&b);
+    assert_eq!(log.iter().filter(|r| r["decision"] == "permit").count(), 150);
+    assert_eq!(log.len(), 200, "every decision is logged");
+}
