@@ -20,15 +20,7 @@ use time::{Date, Month};
 /// One record: field name -> value.
 pub type Record = Map<String, Value>;
 
-/// Coarsening of `kdr:generalise`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Granularity {
-    Month,
-    Year,
-    AgeBand5,
-    AgeBand10,
-}
+pub use policy_compiler::ir::Granularity;
 
 /// A duty as the decision document carries it (see `policies/README.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -79,6 +79,21 @@ impl OxigraphCatalog {
         Ok(Graph::from_quads(quads))
     }
 
+    /// The named graphs `<prefix><key>` whose key parses as `K`, sorted by key.
+    fn graphs_under<K: std::str::FromStr + Ord>(&self, prefix: &str) -> Vec<K> {
+        let mut keys: Vec<K> = self
+            .store
+            .named_graphs()
+            .filter_map(Result::ok)
+            .filter_map(|g| match g {
+                NamedOrBlankNode::NamedNode(n) => n.as_str().strip_prefix(prefix)?.parse().ok(),
+                _ => None,
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -180,17 +195,7 @@ impl DatasetCatalog for OxigraphCatalog {
     }
 
     fn datasets(&self, filter: &DatasetFilter) -> Result<Vec<Dataset>, CatalogError> {
-        let prefix = self.iris.datasets_prefix();
-        let mut ids: Vec<DatasetId> = self
-            .store
-            .named_graphs()
-            .filter_map(Result::ok)
-            .filter_map(|g| match g {
-                NamedOrBlankNode::NamedNode(n) => n.as_str().strip_prefix(&prefix)?.parse().ok(),
-                _ => None,
-            })
-            .collect();
-        ids.sort();
+        let ids: Vec<DatasetId> = self.graphs_under(&self.iris.datasets_prefix());
         let mut out = Vec::new();
         for id in ids {
             if let Some(d) = self.dataset(&id)?.filter(|d| filter.matches(d)) {
@@ -226,17 +231,7 @@ impl PolicyCatalog for OxigraphCatalog {
     }
 
     fn policy_versions(&self, dataset: &DatasetId) -> Result<Vec<PolicyVersion>, CatalogError> {
-        let prefix = self.iris.policy_versions_prefix(dataset);
-        let mut versions: Vec<u32> = self
-            .store
-            .named_graphs()
-            .filter_map(Result::ok)
-            .filter_map(|g| match g {
-                NamedOrBlankNode::NamedNode(n) => n.as_str().strip_prefix(&prefix)?.parse().ok(),
-                _ => None,
-            })
-            .collect();
-        versions.sort_unstable();
+        let versions: Vec<u32> = self.graphs_under(&self.iris.policy_versions_prefix(dataset));
         let mut out = Vec::new();
         for v in versions {
             let iri = self.iris.policy_version(dataset, v);

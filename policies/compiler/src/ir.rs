@@ -110,7 +110,7 @@ impl Constraint {
 pub const KDR: &str = "https://w3id.org/kdr/odrl#";
 
 /// How far a date or an age is coarsened (`kdr:granularity`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Granularity {
     Month,
