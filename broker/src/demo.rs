@@ -267,3 +267,69 @@ pub fn provider_resources(city: &str) -> Option<Vec<crate::http::provider::Resou
         _ => None,
     }
 }
+
+/// What can go wrong setting up the demo's exchange.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo setup: {0}")]
+    Example(String),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+}
+
+/// The example policy of Aalen's appointments, attached (as version 1) unless it has one.
+pub fn attach_example_policy(catalog: &dyn crate::catalog::Catalog) -> Result<(), DemoError> {
+    let id: crate::catalog::DatasetId = "aalen-buergerbuero-termine"
+        .parse()
+        .map_err(|e| DemoError::Example(format!("{e}")))?;
+    if catalog.active_policy(&id)?.is_some() {
+        return Ok(());
+    }
+    let source = include_str!("../../policies/examples/aalen-buergerbuero-termine.ttl");
+    let vocab = policy_compiler::Vocabulary::standard().map_err(|e| DemoError::Example(e.to_string()))?;
+    let compiled = crate::policy::compile_for_dataset(
+        source.as_bytes(),
+        policy_compiler::parse::Syntax::Turtle,
+        &catalog.dataset_iri(&id),
+        &vocab,
+    )
+    .map_err(|e| DemoError::Example(e.to_string()))?;
+    let version = crate::catalog::PolicyVersion {
+        dataset: id,
+        version: 0,
+        policy: compiled.policy.uid.clone(),
+        source: source.to_owned(),
+        media_type: "text/turtle".into(),
+        module_hash: compiled.hash.to_string(),
+        author: ags(AALEN),
+        submitted: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        active: true,
+    };
+    catalog.attach_policy(&version, &compiled.ntriples)?;
+    Ok(())
+}
+
+/// Aalen's and Heidenheim's own APIs on the addresses the example datasets name
+/// (127.0.0.1:9441 and :9442), with the broker's demo certificate.
+pub fn start_example_providers(pki_dir: &Path) -> Result<Vec<crate::http::BackgroundServer>, DemoError> {
+    let layout = PkiLayout { dir: pki_dir.to_owned() };
+    let files = crate::tls::ServerTlsFiles {
+        certificate: layout.cert("broker"),
+        private_key: layout.key("broker"),
+        client_ca: layout.ca_cert(),
+        crl: layout.crl(),
+    };
+    let mut out = Vec::new();
+    for (city, port) in [("aalen", 9441), ("heidenheim", 9442)] {
+        let tls = crate::tls::server_config(&files).map_err(|e| DemoError::Example(e.to_string()))?;
+        let resources = provider_resources(city).unwrap_or_default();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        out.push(
+            crate::http::provider::start(addr, tls, resources)
+                .map_err(|e| DemoError::Example(format!("example provider of {city} on {addr}: {e}")))?,
+        );
+    }
+    Ok(out)
+}

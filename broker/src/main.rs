@@ -417,13 +417,23 @@ fn run_demo(dir: &std::path::Path, listen: SocketAddr) -> Result<()> {
             catalog.insert_dataset(&d)?;
         }
     }
+    demo::attach_example_policy(catalog.as_ref())?;
+    let providers = demo::start_example_providers(&pki_dir)?;
     let server = serve::start_background(&cfg, catalog, default_workers())?;
     println!("{}", demo::curl_help(dir, &server.addr.to_string()));
+    let layout = demo::PkiLayout { dir: pki_dir.clone() };
+    let client = broker::tls::client_config(
+        &layout.ca_cert(),
+        &layout.cert("heidenheim-system"),
+        &layout.key("heidenheim-system"),
+    )?;
+    println!("{}", broker::http::provider::demo_requests(server.addr, client));
     // Run until interrupted; actix's own signal handling is per system, so wait here instead.
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     ctrlc_wait(tx);
     let _ = rx.recv();
     server.stop();
+    drop(providers);
     Ok(())
 }
 

@@ -201,3 +201,40 @@ fn policy_with_unknown_term_fails_with_its_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("teleport") && !err.contains("panicked"), "{err}");
 }
+
+/// The README's demo ends with two real cross-city requests: one permitted and minimised, one
+/// denied with its reason.
+#[test]
+fn demo_ends_with_a_permitted_and_a_denied_cross_city_request() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut child = broker()
+        .args(["demo", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    let mut reader = BufReader::new(stdout).lines();
+    while let Some(Ok(line)) = reader.next() {
+        let denied = line.contains("403 Forbidden");
+        lines.push(line);
+        if denied {
+            // The problem document follows on the next line.
+            lines.extend(reader.next().and_then(Result::ok));
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = lines.join("\n");
+    assert!(text.contains("200 OK"), "{text}");
+    assert!(
+        text.contains("\"count\":7") && !text.contains("\"count\":4"),
+        "aggregated, the small group suppressed: {text}"
+    );
+    assert!(!text.contains("Maier"), "no names: {text}");
+    assert!(text.contains("is not met"), "the denial names its reason: {text}");
+}

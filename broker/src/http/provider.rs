@@ -51,3 +51,40 @@ async fn slow() -> HttpResponse {
     tokio::time::sleep(Duration::from_secs(30)).await;
     HttpResponse::Ok().content_type("application/json").body("[]")
 }
+
+/// The demo's closing act: two real cross-city requests through the running broker as
+/// Heidenheim's system, one permitted (and minimised), one denied. Returns what to print.
+pub fn demo_requests(broker: SocketAddr, client_tls: rustls::ClientConfig) -> String {
+    let dataset = "aalen-buergerbuero-termine";
+    let ask = |purpose: &'static str| {
+        let url = format!("https://{broker}/v1/datasets/{dataset}/data?purpose=https://w3id.org/dpv%23{purpose}");
+        let tls = Arc::new(client_tls.clone());
+        async move {
+            let client = awc::Client::builder()
+                .connector(awc::Connector::new().rustls_0_23(tls))
+                .timeout(Duration::from_secs(30))
+                .finish();
+            let mut resp = client.get(&url).send().await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let body = resp.body().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((status, String::from_utf8_lossy(&body).into_owned()))
+        }
+    };
+    let outcome = actix_web::rt::System::new().block_on(async {
+        let permitted = ask("ImprovePublicServices").await;
+        let denied = ask("Marketing").await;
+        (permitted, denied)
+    });
+    let show = |label: &str, r: Result<(actix_web::http::StatusCode, String), String>| match r {
+        Ok((status, body)) => format!("{label}: {status}\n  {body}\n"),
+        Err(e) => format!("{label}: failed: {e}\n"),
+    };
+    format!(
+        "Two cross-city requests just made through the broker as Heidenheim's system:\n{}{}",
+        show(
+            "For dpv:ImprovePublicServices (permitted; aggregated, the group of 4 suppressed, no names)",
+            outcome.0
+        ),
+        show("For dpv:Marketing (denied; the failing constraint is named)", outcome.1),
+    )
+}
