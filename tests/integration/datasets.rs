@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{TestBroker, example, json};
+use crate::support::{TestBroker, example, json, sparql_ask};
 
 const SELECT_TITLES: &str = "PREFIX dcat: <http://www.w3.org/ns/dcat#> PREFIX dct: <http://purl.org/dc/terms/> \
     SELECT ?id ?publisher WHERE { ?d a dcat:Dataset ; dct:identifier ?id ; dct:publisher ?publisher }";
@@ -48,15 +48,7 @@ async fn aalen_steward_registers_a_dataset_and_sparql_finds_it() {
         ASK { ?d a dcat:Dataset ; dct:publisher ?m ; dcat:theme <http://publications.europa.eu/resource/authority/data-theme/GOVE> ; \
         dcatde:politicalGeocodingURI <http://dcat-ap.de/def/politicalGeocoding/municipalityKey/08136088> ; \
         dcat:distribution [ dcat:accessURL <https://127.0.0.1:9441/appointments> ] . ?m foaf:name \"Stadt Aalen\" }";
-    let mut resp = b
-        .client("aalen-board")
-        .get(b.url("/v1/sparql"))
-        .query(&[("query", ask)])
-        .expect("query")
-        .send()
-        .await
-        .expect("ask");
-    assert_eq!(json(&mut resp).await["boolean"], true);
+    assert!(sparql_ask(&b, "aalen-board", ask).await);
 
     // Read back through the API: what went in comes out.
     let mut resp = b

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{TestBroker, example, json};
+use crate::support::{TestBroker, example, json, sparql_ask};
 
 const POLICY: &str = include_str!("../../policies/examples/aalen-buergerbuero-termine.ttl");
 const DATASET: &str = "aalen-buergerbuero-termine";
@@ -66,15 +66,10 @@ async fn aalen_steward_attaches_a_policy_that_sparql_and_readers_see() {
 
     let ask = "PREFIX odrl: <http://www.w3.org/ns/odrl/2/> PREFIX dpv: <https://w3id.org/dpv#> \
         ASK { ?d odrl:hasPolicy ?p . ?p odrl:permission ?r . ?r odrl:constraint ?c . ?c odrl:rightOperand dpv:ImprovePublicServices }";
-    let mut resp = b
-        .client("heidenheim-board")
-        .get(b.url("/v1/sparql"))
-        .query(&[("query", ask)])
-        .expect("query")
-        .send()
-        .await
-        .expect("ask");
-    assert_eq!(json(&mut resp).await["boolean"], true, "the active policy's rules are in the graph");
+    assert!(
+        sparql_ask(&b, "heidenheim-board", ask).await,
+        "the active policy's rules are in the graph"
+    );
 
     // A second version becomes the active one; the first stays readable.
     let (status, body) = attach(&b, "aalen-steward", &POLICY.replace("\"100\"", "\"50\"")).await;

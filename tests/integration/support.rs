@@ -154,3 +154,16 @@ pub fn example(name: &str) -> serde_json::Value {
     let path = format!("{}/../examples/datasets/{name}.json", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).expect("example")).expect("example JSON")
 }
+
+/// Runs a SPARQL ASK query as `who` and returns its answer.
+pub async fn sparql_ask(b: &TestBroker, who: &str, query: &str) -> bool {
+    let mut resp = b
+        .client(who)
+        .get(b.url("/v1/sparql"))
+        .query(&[("query", query)])
+        .expect("query")
+        .send()
+        .await
+        .expect("ask");
+    json(&mut resp).await["boolean"].as_bool().expect("an ASK answer")
+}

@@ -50,21 +50,9 @@ impl Out<'_> {
     }
 }
 
+/// A Rego string literal: Rego strings escape as JSON strings do.
 fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::wasm::json_string(s)
 }
 
 fn set(items: &[String]) -> String {
