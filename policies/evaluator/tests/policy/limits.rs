@@ -169,3 +169,32 @@ fn garbage_is_not_a_module() {
     let err = engine().load(b"\0asm\x01\0\0\0garbage").expect_err("not wasm");
     assert!(matches!(err, EvalError::Load(_)), "{err}");
 }
+
+/// OPA modules of ABI 1.0/1.1 have no `opa_eval`; the host then goes through the evaluation
+/// context exports. The same module declared as ABI 1.1 must decide the same way.
+#[test]
+fn the_evaluation_context_path_of_older_abi_versions_decides_the_same() {
+    let mut m = Module::from_buffer(&example_module_bytes()).expect("parse");
+    let global = m
+        .exports
+        .iter()
+        .find_map(|e| match e.item {
+            ExportItem::Global(g) if e.name == "opa_wasm_abi_minor_version" => Some(g),
+            _ => None,
+        })
+        .expect("minor version global");
+    m.globals.get_mut(global).kind = walrus::GlobalKind::Local(walrus::ConstExpr::Value(walrus::ir::Value::I32(1)));
+    let module = engine().load(&m.emit_wasm()).expect("load");
+    block_on(async {
+        let mut worker = Worker::new(engine());
+        for (purpose, permit) in [
+            ("ImprovePublicServices", true),
+            ("Marketing", false),
+            ("ImprovePublicServices", true),
+        ] {
+            let d = worker.evaluate(&module, &request(purpose, 0)).await.expect("eval");
+            assert_eq!(d.permits(), permit, "{purpose}: {d:?}");
+        }
+        assert_eq!(worker.instantiations, 1);
+    });
+}
