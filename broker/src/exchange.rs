@@ -17,6 +17,7 @@ use policy_evaluator::{DecisionDocument, LoadedModule, WorkerPool};
 
 use crate::catalog::{DatasetId, PolicyVersion};
 use crate::decision_log::DecisionLog;
+use crate::hosted::HostedStore;
 use crate::identity::{AGS_IRI_PREFIX, Ags};
 use crate::usage::FileUsageCounter;
 
@@ -31,6 +32,8 @@ pub struct Exchange {
     pub secret: Vec<u8>,
     /// Upstream limits.
     pub upstream: UpstreamLimits,
+    /// Data uploaded by providers without an API of their own.
+    pub hosted: Arc<dyn HostedStore>,
     modules: Mutex<HashMap<(DatasetId, u32), CompiledVersion>>,
 }
 
@@ -50,6 +53,7 @@ pub struct CompiledVersion {
 #[derive(Debug, Clone, Copy)]
 pub struct UpstreamLimits {
     pub timeout: std::time::Duration,
+    /// Largest response from a provider's API, and largest upload of hosted data.
     pub max_bytes: usize,
 }
 
@@ -80,6 +84,7 @@ impl Exchange {
         pool: WorkerPool,
         log: Arc<dyn DecisionLog>,
         usage: Arc<FileUsageCounter>,
+        hosted: Arc<dyn HostedStore>,
         secret: Vec<u8>,
         upstream: UpstreamLimits,
     ) -> Self {
@@ -87,6 +92,7 @@ impl Exchange {
             pool,
             log,
             usage,
+            hosted,
             secret,
             upstream,
             modules: Mutex::new(HashMap::new()),

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod enforce;
 pub mod exchange;
 pub mod fsutil;
+pub mod hosted;
 pub mod http;
 pub mod identity;
 pub mod pki;

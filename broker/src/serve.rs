@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::decision_log::FileDecisionLog;
 use crate::exchange::Exchange;
+use crate::hosted::FileHostedStore;
 use crate::usage::FileUsageCounter;
 
 use crate::catalog::{Catalog, CatalogError, OxigraphCatalog};
@@ -71,23 +72,27 @@ fn open_exchange(config: &Config) -> Result<Exchange, ServeError> {
         reason,
     };
     std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    let secret = pseudonym_secret(&dir.join("pseudonym.key")).map_err(|e| err(e.to_string()))?;
+    let secret = secret_file(&dir.join("pseudonym.key")).map_err(|e| err(e.to_string()))?;
+    let data_key = secret_file(&dir.join("hosted.key")).map_err(|e| err(e.to_string()))?;
+    let hosted = FileHostedStore::new(&dir.join("hosted"), &data_key).map_err(|e| err(e.to_string()))?;
     let usage = FileUsageCounter::open(&dir.join("usage.jsonl")).map_err(|e| err(e.to_string()))?;
     let engine = policy_evaluator::Engine::new(policy_evaluator::Limits::default()).map_err(|e| err(e.to_string()))?;
     Ok(Exchange::new(
         policy_evaluator::WorkerPool::new(engine),
         Arc::new(FileDecisionLog::new(&dir.join("decisions.jsonl"))),
         Arc::new(usage),
+        Arc::new(hosted),
         secret,
         config.upstream,
     ))
 }
 
-/// 32 random bytes, created once (mode 0600) and kept: pseudonyms stay stable across restarts.
-fn pseudonym_secret(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+/// 32 random bytes, created once (mode 0600) and kept: pseudonyms stay stable and hosted data
+/// stays readable across restarts.
+fn secret_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     match std::fs::read(path) {
         Ok(bytes) if bytes.len() == 32 => Ok(bytes),
-        Ok(_) => Err(std::io::Error::other("the pseudonym secret is not 32 bytes")),
+        Ok(_) => Err(std::io::Error::other(format!("{} is not 32 bytes", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut secret = vec![0u8; 32];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)

@@ -292,3 +292,88 @@ async fn usage_counts_stay_exact_under_200_concurrent_requests() {
     assert_eq!(log.iter().filter(|r| r["decision"] == "permit").count(), 150);
     assert_eq!(log.len(), 200, "every decision is logged");
 }
+
+const KITA: &str = "aalen-kita-plaetze";
+const KITA_POLICY: &str = r#"@prefix odrl: <http://www.w3.org/ns/odrl/2/> .
+@prefix dpv: <https://w3id.org/dpv#> .
+@prefix kdr: <https://w3id.org/kdr/odrl#> .
+<https://broker.kdr.example/policies/aalen-kita-plaetze/1> a odrl:Set ;
+    odrl:permission [
+        odrl:assignee <http://dcat-ap.de/def/politicalGeocoding/municipalityKey/08135019> ;
+        odrl:target <https://broker.kdr.example/datasets/aalen-kita-plaetze> ;
+        odrl:action odrl:use ;
+        odrl:constraint [ odrl:leftOperand odrl:purpose ; odrl:operator odrl:isA ; odrl:rightOperand dpv:PublicBenefit ] ;
+        odrl:duty [ odrl:action kdr:minimise ; kdr:field "kita", "bezirk", "plaetze" ]
+    ] .
+"#;
+
+async fn upload(b: &TestBroker, who: &str, dataset: &str, media_type: &str, body: &str) -> (u16, Value) {
+    let mut resp = b
+        .client(who)
+        .put(b.url(&format!("/v1/datasets/{dataset}/hosted-data")))
+        .insert_header(("Content-Type", media_type))
+        .send_body(body.to_owned())
+        .await
+        .expect("upload");
+    let status = resp.status().as_u16();
+    (status, json(&mut resp).await)
+}
+
+#[actix_rt::test]
+async fn hosted_data_is_uploaded_sealed_at_rest_and_served_minimised() {
+    let b = TestBroker::start();
+    let resp = b
+        .client("aalen-steward")
+        .post(b.url("/v1/datasets"))
+        .send_json(&example(KITA))
+        .await
+        .expect("register");
+    assert_eq!(resp.status(), 201);
+    let resp = b
+        .client("aalen-steward")
+        .put(b.url(&format!("/v1/datasets/{KITA}/policy")))
+        .insert_header(("Content-Type", "text/turtle"))
+        .send_body(KITA_POLICY)
+        .await
+        .expect("policy");
+    assert_eq!(resp.status(), 201);
+    let ask = |purpose: &str| {
+        b.client("heidenheim-system")
+            .get(b.url(&format!("/v1/datasets/{KITA}/data")))
+            .insert_header(("Accept", "text/csv"))
+            .query(&[("purpose", format!("{DPV}{purpose}"))])
+            .expect("query")
+    };
+    let resp = ask("ImprovePublicServices").send().await.expect("req");
+    assert_eq!(resp.status(), 502, "nothing uploaded yet");
+
+    let csv = "kita,bezirk,plaetze,leiterin\nSonnenschein,Innenstadt,42,Petra Vogt\nRegenbogen,Unterkochen,35,Jana Ilg\n";
+    assert_eq!(
+        upload(&b, "heidenheim-steward", KITA, "text/csv", csv).await.0,
+        403,
+        "only the publisher's stewards"
+    );
+    assert_eq!(upload(&b, "aalen-system", KITA, "text/csv", csv).await.0, 403);
+    assert_eq!(upload(&b, "aalen-steward", KITA, "text/plain", csv).await.0, 415);
+    assert_eq!(upload(&b, "aalen-steward", KITA, "text/csv", "a,b\n1,2,3\n").await.0, 422);
+    let (status, body) = upload(&b, "aalen-steward", KITA, "text/csv", csv).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["records"], 2);
+    let sealed = std::fs::read(b.state_dir().join("hosted").join(format!("{KITA}.sealed"))).expect("sealed file");
+    assert!(!String::from_utf8_lossy(&sealed).contains("Petra Vogt"), "encrypted at rest");
+
+    let mut resp = ask("ImprovePublicServices").send().await.expect("req");
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8(resp.body().await.expect("body").to_vec()).expect("utf-8");
+    assert_eq!(text, "bezirk,kita,plaetze\nInnenstadt,Sonnenschein,42\nUnterkochen,Regenbogen,35\n");
+    let resp = ask("Marketing").send().await.expect("req");
+    assert_eq!(resp.status(), 403);
+}
+
+#[actix_rt::test]
+async fn a_dataset_fetched_from_an_api_takes_no_upload() {
+    let b = TestBroker::start();
+    set_up(&b, 9, "/appointments", None).await;
+    let (status, body) = upload(&b, "aalen-steward", DATASET, "application/json", "[]").await;
+    assert_eq!(status, 409, "{body}");
+}

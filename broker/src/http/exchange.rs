@@ -383,22 +383,32 @@ fn client(tls: &Arc<rustls::ClientConfig>, timeout: std::time::Duration) -> awc:
     })
 }
 
+/// The provider's upload, decrypted.
+async fn hosted(state: &AppState, dataset: &Dataset) -> Result<(Format, Vec<u8>), Problem> {
+    let store = state.exchange.hosted.clone();
+    let id = dataset.id.clone();
+    match web::block(move || store.get(&id)).await? {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => Err(Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "no-hosted-data",
+            "Bad Gateway",
+            format!(
+                "dataset '{}' is hosted by the broker, but its provider has not uploaded data yet",
+                dataset.id
+            ),
+        )),
+        Err(e) => Err(Problem::internal("the hosted data cannot be read", e)),
+    }
+}
+
 /// Fetches the dataset's data from the provider's API over mutual TLS, whole or not at all.
 async fn fetch(state: &AppState, dataset: &Dataset) -> Result<(Format, Vec<u8>), Problem> {
     let Some((url, media_type)) = dataset.distributions.iter().find_map(|d| match &d.access_url {
         Access::Url(u) => Some((u.clone(), d.media_type.clone())),
         Access::Hosted => None,
     }) else {
-        // FIXME(issue 4): hosted distributions (uploaded by the provider's steward, encrypted at rest).
-        return Err(Problem::new(
-            StatusCode::BAD_GATEWAY,
-            "no-upstream",
-            "Bad Gateway",
-            format!(
-                "dataset '{}' has no distribution with an access URL the broker can fetch",
-                dataset.id
-            ),
-        ));
+        return hosted(state, dataset).await;
     };
     let limits = state.exchange.upstream;
     let gateway = |kind: &'static str, detail: String| Problem::new(StatusCode::BAD_GATEWAY, kind, "Bad Gateway", detail);
@@ -445,4 +455,59 @@ async fn fetch(state: &AppState, dataset: &Dataset) -> Result<(Format, Vec<u8>),
         other => gateway("upstream-failed", format!("reading from the provider at {url} failed: {other}")),
     })?;
     Ok((format, body.to_vec()))
+}
+
+/// `PUT /v1/datasets/{id}/hosted-data`: the publisher's steward uploads the records (CSV or JSON)
+/// of a dataset with a `hosted` distribution. Checked for readability, then sealed at rest.
+pub async fn upload(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    caller.require(&[Role::Steward], "uploading hosted data")?;
+    let dataset = load_dataset(&state, &id).await?;
+    if dataset.publisher != caller.identity.ags {
+        return Err(Problem::forbidden(format!(
+            "dataset '{}' is published by {}; a steward of {} may not upload its data",
+            dataset.id, dataset.publisher, caller.identity.ags
+        )));
+    }
+    if !dataset.distributions.iter().any(|d| d.access_url == Access::Hosted) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not-hosted",
+            "Conflict",
+            format!(
+                "dataset '{}' has no hosted distribution; the broker fetches it from its access URL",
+                dataset.id
+            ),
+        ));
+    }
+    let media_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let format = Format::from_media_type(media_type).ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            format!("hosted data is text/csv or application/json, not '{media_type}'"),
+        )
+    })?;
+    let bytes = super::read_body(body, state.exchange.upstream.max_bytes).await?;
+    let records = enforce::read(format, &bytes).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unreadable-data",
+            "Unprocessable Content",
+            e.to_string(),
+        )
+    })?;
+    let store = state.exchange.hosted.clone();
+    let target = dataset.id.clone();
+    web::block(move || store.put(&target, format, &bytes))
+        .await?
+        .map_err(|e| Problem::internal("the hosted data cannot be stored", e))?;
+    tracing::info!(dataset = %dataset.id, records = records.len(), by = %caller.identity.ags, "hosted data uploaded");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "dataset": dataset.id, "records": records.len(), "mediaType": format.media_type() })))
 }

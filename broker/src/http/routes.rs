@@ -220,6 +220,23 @@ pub const ENDPOINTS: &[Endpoint] = &[
         handler: |r| r.to(policies::versions),
     },
     Endpoint {
+        method: Method::Put,
+        path: "/v1/datasets/{id}/hosted-data",
+        operation_id: "uploadHostedData",
+        summary: "Upload the records (CSV or JSON) of a hosted dataset; kept encrypted at rest (publisher's stewards only)",
+        roles: &["steward"],
+        query: &[],
+        body: Some(Body::Text(&["text/csv", "application/json"])),
+        responses: &[
+            (200, "Stored", None),
+            (404, "No such dataset", Some("problem.schema.json")),
+            (409, "The dataset is not hosted", Some("problem.schema.json")),
+            (415, "Neither CSV nor JSON", Some("problem.schema.json")),
+            (422, "The records cannot be read", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(exchange::upload),
+    },
+    Endpoint {
         method: Method::Get,
         path: "/v1/datasets/{id}/data",
         operation_id: "requestData",
