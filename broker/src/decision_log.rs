@@ -6,12 +6,11 @@
 //! counts. Issue 5 turns this log into the hash-chained audit trail; the [`DecisionLog`] trait is
 //! the seam (PostgreSQL for several replicas later).
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+
+use crate::durable::AppendFile;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,10 +58,10 @@ pub trait DecisionLog: Send + Sync {
     fn records(&self) -> Result<Vec<DecisionRecord>, LogError>;
 }
 
-/// JSON lines in one file, each append followed by `fsync`.
+/// JSON lines in one file, durable on return (group commit: one `fsync` per batch).
 pub struct FileDecisionLog {
     path: PathBuf,
-    file: Mutex<Option<File>>,
+    file: AppendFile,
 }
 
 impl std::fmt::Debug for FileDecisionLog {
@@ -77,7 +76,7 @@ impl FileDecisionLog {
     pub fn new(path: &Path) -> Self {
         Self {
             path: path.to_owned(),
-            file: Mutex::new(None),
+            file: AppendFile::new(path),
         }
     }
 
@@ -93,24 +92,7 @@ impl DecisionLog for FileDecisionLog {
     fn append(&self, record: &DecisionRecord) -> Result<(), LogError> {
         let mut line = serde_json::to_vec(record).map_err(|e| self.err(e.into()))?;
         line.push(b'\n');
-        let mut guard = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if guard.is_none() {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .map_err(|e| self.err(e))?;
-            *guard = Some(f);
-        }
-        let Some(file) = guard.as_mut() else {
-            return Err(self.err(std::io::Error::other("log file not open")));
-        };
-        let result = file.write_all(&line).and_then(|()| file.sync_data());
-        if result.is_err() {
-            // Reopen next time: the handle may be in an unknown state.
-            *guard = None;
-        }
-        result.map_err(|e| self.err(e))
+        self.file.append(&line).map_err(|e| self.err(e))
     }
 
     fn records(&self) -> Result<Vec<DecisionRecord>, LogError> {

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 pub mod decision_log;
 pub mod demo;
+pub mod durable;
 pub mod enforce;
 pub mod exchange;
 pub mod fsutil;

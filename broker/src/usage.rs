@@ -3,17 +3,19 @@
 //! holds its (consumer, dataset) key from reading the count until the use is recorded, so two
 //! concurrent requests never both see the last permitted count.
 //!
-//! A use is recorded when a request is permitted. The embedded implementation appends one JSON
-//! line per use with `fsync` and keeps the counts in memory (rebuilt from the file on start);
-//! several replicas will need a shared store behind the same [`UsageCounter`] trait.
+//! A use is recorded when a request is permitted: counted in memory while the key is held, then
+//! made durable (one JSON line, group commit) after the key is released, so the next request
+//! for the key does not wait for the disk. If the line cannot be written the request fails
+//! without data; the use stays counted (over-counting is the safe direction). Counts are rebuilt
+//! from the file on start; several replicas will need a shared store behind [`UsageCounter`].
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+
+use crate::durable::AppendFile;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UsageKey {
@@ -63,13 +65,9 @@ pub trait UsageCounter: Send + Sync {
 
 pub struct FileUsageCounter {
     path: PathBuf,
-    inner: Mutex<Inner>,
+    counts: Mutex<HashMap<UsageKey, u64>>,
+    file: AppendFile,
     locks: Mutex<HashMap<UsageKey, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-struct Inner {
-    counts: HashMap<UsageKey, u64>,
-    file: Option<File>,
 }
 
 impl std::fmt::Debug for FileUsageCounter {
@@ -99,13 +97,14 @@ impl FileUsageCounter {
         }
         Ok(Self {
             path: path.to_owned(),
-            inner: Mutex::new(Inner { counts, file: None }),
+            counts: Mutex::new(counts),
+            file: AppendFile::new(path),
             locks: Mutex::new(HashMap::new()),
         })
     }
 
-    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<UsageKey, u64>> {
+        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -116,7 +115,7 @@ impl UsageCounter for FileUsageCounter {
             locks.entry(key.clone()).or_default().clone()
         };
         let held = lock.lock_owned().await;
-        let count = self.inner().counts.get(&key).copied().unwrap_or(0);
+        let count = self.counts().get(&key).copied().unwrap_or(0);
         Ok(UsageGuard { key, count, _lock: held })
     }
 
@@ -128,26 +127,16 @@ impl UsageCounter for FileUsageCounter {
         };
         let mut line = serde_json::to_vec(&guard.key).map_err(|e| err(e.to_string()))?;
         line.push(b'\n');
-        let mut inner = self.inner();
-        if inner.file.is_none() {
-            inner.file = Some(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.path)
-                    .map_err(|e| err(e.to_string()))?,
-            );
-        }
-        let Some(file) = inner.file.as_mut() else {
-            return Err(err("file not open".into()));
+        let n = {
+            let mut counts = self.counts();
+            let n = counts.entry(guard.key.clone()).or_insert(0);
+            *n += 1;
+            *n
         };
-        if let Err(e) = file.write_all(&line).and_then(|()| file.sync_data()) {
-            inner.file = None;
-            return Err(err(e.to_string()));
-        }
-        let n = inner.counts.entry(guard.key.clone()).or_insert(0);
-        *n += 1;
-        Ok(*n)
+        // Release the key before waiting for the disk.
+        drop(guard);
+        self.file.append(&line).map_err(|e| err(e.to_string()))?;
+        Ok(n)
     }
 }
 

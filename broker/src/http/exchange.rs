@@ -155,7 +155,8 @@ pub async fn data(
         return Err(deny(pending, &state, &policy, &compiled.policy, &decision).await);
     }
     pending.record.decision = "permit".into();
-    if let Err(e) = state.exchange.usage.record_use(guard) {
+    let usage = state.exchange.usage.clone();
+    if let Err(e) = web::block(move || usage.record_use(guard)).await? {
         return Err(pending
             .fail(
                 &state,

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Load benchmark, run on purpose (not part of the tests): brokered requests per second and
+# p50/p99 latency for a small permitted request, beside nginx doing only mutual TLS and
+# reverse-proxying the same provider, in one run, with the same load generator.
+#
+#   bash scripts/bench-exchange.sh [connections] [seconds]
+#
+# Needs nginx (as root: apt-get install -y nginx-light). Builds in the dev profile's target
+# directory with the workspace crates at opt-level 2 too (dependencies already are; see
+# Cargo.toml), so no second 30-minute dependency build is needed; the next test run rebuilds
+# the workspace crates at their usual level.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/prereqs.sh
+ensure_prereqs
+conns=${1:-16}
+secs=${2:-15}
+command -v nginx >/dev/null || { echo "bench-exchange: needs nginx (apt-get install -y nginx-light)" >&2; exit 1; }
+CARGO_PROFILE_DEV_OPT_LEVEL=2 cargo build -q -p broker --bin broker --example loadgen
+bin="$CARGO_TARGET_DIR/debug"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The demo data space: broker on :8543, Aalen's provider on :9441, the example policy attached.
+"$bin/broker" demo --dir "$work/demo" --listen 127.0.0.1:8543 >"$work/demo.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 120); do grep -q "Two cross-city" "$work/demo.log" && break; sleep 0.5; done
+grep -q "Two cross-city" "$work/demo.log" || { cat "$work/demo.log"; exit 1; }
+pki="$work/demo/pki"
+as() { local who=$1; shift; curl -sS --cacert "$pki/ca/ca.crt" --cert "$pki/$who.crt" --key "$pki/$who.key" "$@"; }
+
+# Measure permits, not the monthly limit: attach a version without a practical count limit.
+sed 's/"100"\^\^xsd:integer/"1000000000"^^xsd:integer/' policies/examples/aalen-buergerbuero-termine.ttl >"$work/policy.ttl"
+as aalen-steward -X PUT -H 'Content-Type: text/turtle' --data-binary @"$work/policy.ttl" \
+  https://127.0.0.1:8543/v1/datasets/aalen-buergerbuero-termine/policy >/dev/null
+
+# nginx: mutual TLS with the same CA and server certificate, proxying to the same provider
+# over mutual TLS with the broker's client certificate, upstream connections kept alive.
+cat >"$work/nginx.conf" <<NGINX
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  upstream aalen { server 127.0.0.1:9441; keepalive 32; }
+  server {
+    listen 127.0.0.1:9543 ssl;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256;
+    ssl_certificate $pki/broker.crt;
+    ssl_certificate_key $pki/broker.key;
+    ssl_client_certificate $pki/ca/ca.crt;
+    ssl_verify_client on;
+    location / {
+      proxy_pass https://aalen/appointments;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_ssl_certificate $pki/broker.crt;
+      proxy_ssl_certificate_key $pki/broker.key;
+      proxy_ssl_trusted_certificate $pki/ca/ca.crt;
+      proxy_ssl_verify on;
+      proxy_ssl_name localhost;
+      proxy_ssl_session_reuse on;
+    }
+  }
+}
+NGINX
+nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
+
+load() { "$bin/examples/loadgen" "$1" --ca "$pki/ca/ca.crt" --cert "$pki/heidenheim-system.crt" --key "$pki/heidenheim-system.key" --connections "$conns" --seconds "$secs"; }
+broker=$(load 'https://127.0.0.1:8543/v1/datasets/aalen-buergerbuero-termine/data?purpose=https://w3id.org/dpv%23ImprovePublicServices')
+proxy=$(load 'https://127.0.0.1:9543/')
+echo "broker: $broker"
+echo "nginx:  $proxy"
+python3 - "$broker" "$proxy" <<'PY'
+import json, sys
+b, n = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"broker/nginx throughput ratio: {b['rps'] / n['rps']:.2f} "
+      f"(broker {b['rps']:.0f} req/s, p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms; "
+      f"nginx {n['rps']:.0f} req/s, p50 {n['p50_ms']:.2f} ms, p99 {n['p99_ms']:.2f} ms)")
+PY
