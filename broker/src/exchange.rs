@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use policy_compiler::Vocabulary;
 use policy_compiler::input::PolicyInput;
@@ -15,7 +16,7 @@ use policy_compiler::ir::{Constraint, Operand, Policy, RuleKind};
 use policy_compiler::parse::Syntax;
 use policy_evaluator::{DecisionDocument, LoadedModule, WorkerPool};
 
-use crate::catalog::{DatasetId, PolicyVersion};
+use crate::catalog::{Dataset, DatasetId, PolicyVersion};
 use crate::decision_log::DecisionLog;
 use crate::hosted::HostedStore;
 use crate::identity::{AGS_IRI_PREFIX, Ags};
@@ -35,7 +36,19 @@ pub struct Exchange {
     /// Data uploaded by providers without an API of their own.
     pub hosted: Arc<dyn HostedStore>,
     modules: Mutex<HashMap<(DatasetId, u32), CompiledVersion>>,
+    snapshots: Mutex<HashMap<DatasetId, (Arc<Snapshot>, Instant)>>,
 }
+
+/// A dataset and its active policy version as a request sees them. Kept for at most
+/// [`SNAPSHOT_TTL`] and dropped at once when this broker changes either, so a new policy version
+/// decides the next request; the TTL bounds what another replica's change can take to arrive.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub dataset: Dataset,
+    pub policy: Option<PolicyVersion>,
+}
+
+pub const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Exchange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,7 +109,27 @@ impl Exchange {
             secret,
             upstream,
             modules: Mutex::new(HashMap::new()),
+            snapshots: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A fresh snapshot of the dataset, if one is kept.
+    pub fn snapshot(&self, id: &DatasetId) -> Option<Arc<Snapshot>> {
+        let snaps = self.snapshots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        snaps.get(id).filter(|(_, at)| at.elapsed() < SNAPSHOT_TTL).map(|(s, _)| s.clone())
+    }
+
+    pub fn remember(&self, snapshot: Snapshot) -> Arc<Snapshot> {
+        let id = snapshot.dataset.id.clone();
+        let snapshot = Arc::new(snapshot);
+        let mut snaps = self.snapshots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        snaps.insert(id, (snapshot.clone(), Instant::now()));
+        snapshot
+    }
+
+    /// Drops the snapshot of a dataset this broker just changed (description or policy).
+    pub fn forget(&self, id: &DatasetId) {
+        self.snapshots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
     }
 
     /// The compiled module of a stored version: compiled once, and only if its hash is the one

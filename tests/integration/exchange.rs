@@ -377,3 +377,26 @@ async fn a_dataset_fetched_from_an_api_takes_no_upload() {
     let (status, body) = upload(&b, "aalen-steward", DATASET, "application/json", "[]").await;
     assert_eq!(status, 409, "{body}");
 }
+
+/// Regression guard for the per-dataset snapshot: a new policy version decides the very next
+/// request, it is not served from a stale snapshot.
+#[actix_rt::test]
+async fn a_new_policy_version_decides_the_next_request() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", Some(POLICY)).await;
+    let (status, _, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 200);
+    let stricter = POLICY.replace("dpv:ImprovePublicServices", "dpv:ResearchAndDevelopment");
+    let resp = b
+        .client("aalen-steward")
+        .put(b.url(&format!("/v1/datasets/{DATASET}/policy")))
+        .insert_header(("Content-Type", "text/turtle"))
+        .send_body(stricter)
+        .await
+        .expect("policy v2");
+    assert_eq!(resp.status(), 201);
+    let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["policyVersion"], 2);
+}

@@ -90,6 +90,7 @@ pub async fn replace(
     let catalog = state.catalog.clone();
     let stored = dataset.clone();
     web::block(move || catalog.replace_dataset(&stored)).await??;
+    state.exchange.forget(&dataset.id);
     tracing::info!(dataset = %dataset.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset replaced");
     Ok(HttpResponse::Ok().json(dataset))
 }
@@ -100,7 +101,9 @@ pub async fn remove(caller: Caller, state: web::Data<AppState>, id: web::Path<St
     let existing = load(&state, id.clone()).await?;
     check_owner(&caller, &existing, "withdraw")?;
     let catalog = state.catalog.clone();
-    web::block(move || catalog.remove_dataset(&id)).await??;
+    let withdrawn = id.clone();
+    web::block(move || catalog.remove_dataset(&withdrawn)).await??;
+    state.exchange.forget(&id);
     tracing::info!(dataset = %existing.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset withdrawn");
     Ok(HttpResponse::NoContent().finish())
 }

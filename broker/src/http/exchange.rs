@@ -26,7 +26,7 @@ use super::problem::Problem;
 use crate::catalog::{Access, Dataset, DatasetId, PolicyVersion};
 use crate::decision_log::DecisionRecord;
 use crate::enforce::{self, Format, Plan};
-use crate::exchange::{action_iri, explain_denial, party_iri};
+use crate::exchange::{Snapshot, action_iri, explain_denial, party_iri};
 use crate::identity::Role;
 use crate::usage::{UsageCounter, UsageKey};
 
@@ -103,13 +103,11 @@ pub async fn data(
     caller.require(&[Role::System, Role::Steward], "requesting data")?;
     let q = q.into_inner();
     let (purpose, action) = check_request(&state, &q)?;
-    let dataset = load_dataset(&state, &id).await?;
+    let snapshot = snapshot(&state, &id).await?;
+    let dataset = &snapshot.dataset;
     let format = response_format(&req)?;
-    let mut pending = Pending::new(&caller, &dataset, &purpose, &action);
-
-    let catalog = state.catalog.clone();
-    let lookup = dataset.id.clone();
-    let Some(policy) = web::block(move || catalog.active_policy(&lookup)).await?? else {
+    let mut pending = Pending::new(&caller, dataset, &purpose, &action);
+    let Some(policy) = snapshot.policy.clone() else {
         let p = Problem::new(
             StatusCode::FORBIDDEN,
             "no-policy",
@@ -169,7 +167,7 @@ pub async fn data(
         pending,
         &state,
         &caller,
-        &dataset,
+        dataset,
         &purpose,
         &decision,
         &policy,
@@ -200,6 +198,20 @@ fn check_request(state: &AppState, q: &DataQuery) -> Result<(String, String), Pr
         ));
     }
     Ok((purpose, action))
+}
+
+/// The dataset and its active policy, from the exchange's snapshot or the catalog.
+async fn snapshot(state: &AppState, raw: &str) -> Result<Arc<Snapshot>, Problem> {
+    let id: DatasetId = raw
+        .parse()
+        .map_err(|e: crate::catalog::model::BadDatasetId| Problem::not_found("no-such-dataset", e.to_string()))?;
+    if let Some(s) = state.exchange.snapshot(&id) {
+        return Ok(s);
+    }
+    let dataset = load_dataset(state, raw).await?;
+    let catalog = state.catalog.clone();
+    let policy = web::block(move || catalog.active_policy(&id)).await??;
+    Ok(state.exchange.remember(Snapshot { dataset, policy }))
 }
 
 async fn load_dataset(state: &AppState, raw: &str) -> Result<Dataset, Problem> {

@@ -91,6 +91,7 @@ pub async fn attach(
     let catalog = state.catalog.clone();
     let ntriples = compiled.ntriples;
     let stored = web::block(move || catalog.attach_policy(&version, &ntriples)).await??;
+    state.exchange.forget(&id);
     tracing::info!(dataset = %id, version = stored.version, module = %stored.module_hash, by = %caller.identity.ags, "policy attached");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/datasets/{id}/policy")))
