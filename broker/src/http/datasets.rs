@@ -108,12 +108,13 @@ pub async fn remove(caller: Caller, state: web::Data<AppState>, id: web::Path<St
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn parse_id(raw: &str) -> Result<DatasetId, Problem> {
+/// A dataset id from the path; a malformed one cannot exist, so it is a 404.
+pub(super) fn parse_id(raw: &str) -> Result<DatasetId, Problem> {
     raw.parse()
         .map_err(|e: crate::catalog::model::BadDatasetId| Problem::not_found("no-such-dataset", e.to_string()))
 }
 
-async fn load(state: &web::Data<AppState>, id: DatasetId) -> Result<Dataset, Problem> {
+pub(super) async fn load(state: &AppState, id: DatasetId) -> Result<Dataset, Problem> {
     let catalog = state.catalog.clone();
     let missing = format!("dataset '{id}' does not exist");
     web::block(move || catalog.dataset(&id))
@@ -121,7 +122,8 @@ async fn load(state: &web::Data<AppState>, id: DatasetId) -> Result<Dataset, Pro
         .ok_or_else(|| Problem::not_found("no-such-dataset", missing))
 }
 
-fn check_owner(caller: &Caller, dataset: &Dataset, verb: &str) -> Result<(), Problem> {
+/// Only the publishing city may change a dataset, its policy or its hosted data.
+pub(super) fn check_owner(caller: &Caller, dataset: &Dataset, verb: &str) -> Result<(), Problem> {
     if dataset.publisher == caller.identity.ags {
         Ok(())
     } else {

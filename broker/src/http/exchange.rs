@@ -22,8 +22,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::AppState;
 use super::auth::Caller;
+use super::datasets::{check_owner, load, parse_id};
 use super::problem::Problem;
-use crate::catalog::{Access, Dataset, DatasetId, PolicyVersion};
+use crate::catalog::{Access, Dataset, PolicyVersion};
 use crate::decision_log::DecisionRecord;
 use crate::enforce::{self, Format, Plan};
 use crate::exchange::{Snapshot, action_iri, explain_denial, party_iri};
@@ -202,27 +203,14 @@ fn check_request(state: &AppState, q: &DataQuery) -> Result<(String, String), Pr
 
 /// The dataset and its active policy, from the exchange's snapshot or the catalog.
 async fn snapshot(state: &AppState, raw: &str) -> Result<Arc<Snapshot>, Problem> {
-    let id: DatasetId = raw
-        .parse()
-        .map_err(|e: crate::catalog::model::BadDatasetId| Problem::not_found("no-such-dataset", e.to_string()))?;
+    let id = parse_id(raw)?;
     if let Some(s) = state.exchange.snapshot(&id) {
         return Ok(s);
     }
-    let dataset = load_dataset(state, raw).await?;
+    let dataset = load(state, id.clone()).await?;
     let catalog = state.catalog.clone();
     let policy = web::block(move || catalog.active_policy(&id)).await??;
     Ok(state.exchange.remember(Snapshot { dataset, policy }))
-}
-
-async fn load_dataset(state: &AppState, raw: &str) -> Result<Dataset, Problem> {
-    let id: DatasetId = raw
-        .parse()
-        .map_err(|e: crate::catalog::model::BadDatasetId| Problem::not_found("no-such-dataset", e.to_string()))?;
-    let catalog = state.catalog.clone();
-    let missing = format!("dataset '{id}' does not exist");
-    web::block(move || catalog.dataset(&id))
-        .await??
-        .ok_or_else(|| Problem::not_found("no-such-dataset", missing))
 }
 
 fn response_format(req: &HttpRequest) -> Result<Format, Problem> {
@@ -480,13 +468,8 @@ pub async fn upload(
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     caller.require(&[Role::Steward], "uploading hosted data")?;
-    let dataset = load_dataset(&state, &id).await?;
-    if dataset.publisher != caller.identity.ags {
-        return Err(Problem::forbidden(format!(
-            "dataset '{}' is published by {}; a steward of {} may not upload its data",
-            dataset.id, dataset.publisher, caller.identity.ags
-        )));
-    }
+    let dataset = load(&state, parse_id(&id)?).await?;
+    check_owner(&caller, &dataset, "upload the data of")?;
     if !dataset.distributions.iter().any(|d| d.access_url == Access::Hosted) {
         return Err(Problem::new(
             StatusCode::CONFLICT,

@@ -11,16 +11,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::auth::Caller;
+use super::datasets::{check_owner, load, parse_id};
 use super::problem::Problem;
 use super::{AppState, read_body};
-use crate::catalog::{DatasetId, PolicyVersion};
+use crate::catalog::PolicyVersion;
 use crate::identity::Role;
 use crate::policy::{PolicyRejection, compile_for_dataset};
-
-fn parse_id(raw: &str) -> Result<DatasetId, Problem> {
-    raw.parse()
-        .map_err(|e: crate::catalog::model::BadDatasetId| Problem::not_found("no-such-dataset", e.to_string()))
-}
 
 fn rejected(e: &PolicyRejection) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-policy", "Invalid policy", e.to_string())
@@ -59,17 +55,8 @@ pub async fn attach(
         )
     })?;
     let id = parse_id(&id)?;
-    let catalog = state.catalog.clone();
-    let lookup = id.clone();
-    let dataset = web::block(move || catalog.dataset(&lookup))
-        .await??
-        .ok_or_else(|| Problem::not_found("no-such-dataset", format!("dataset '{id}' does not exist")))?;
-    if dataset.publisher != caller.identity.ags {
-        return Err(Problem::forbidden(format!(
-            "dataset '{id}' is published by {}; a steward of {} may not set its policy",
-            dataset.publisher, caller.identity.ags
-        )));
-    }
+    let dataset = load(&state, id.clone()).await?;
+    check_owner(&caller, &dataset, "set the usage policy of")?;
     let source = read_body(body, state.max_body_bytes).await?;
     let dataset_iri = state.catalog.dataset_iri(&id);
     let st = state.clone();
