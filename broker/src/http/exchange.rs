@@ -481,15 +481,9 @@ pub async fn upload(
             ),
         ));
     }
-    let media_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let format = Format::from_media_type(media_type).ok_or_else(|| {
-        Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported Media Type",
-            format!("hosted data is text/csv or application/json, not '{media_type}'"),
-        )
-    })?;
+    let media_type = super::content_type(&req).unwrap_or_default();
+    let format = Format::from_media_type(media_type)
+        .ok_or_else(|| Problem::unsupported_media_type(format!("hosted data is text/csv or application/json, not '{media_type}'")))?;
     let bytes = super::read_body(body, state.exchange.upstream.max_bytes).await?;
     let records = enforce::read(format, &bytes).map_err(|e| {
         Problem::new(

@@ -51,6 +51,13 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// The request's `Content-Type`, if it has a readable one.
+pub fn content_type(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Reads a request body up to `limit` bytes; a larger one is a 413 problem, whether announced by
 /// `Content-Length` or discovered while streaming.
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, Problem> {

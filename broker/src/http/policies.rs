@@ -2,7 +2,7 @@
 //! Turtle); every member can read the active one, with a plain-language explanation, and the
 //! earlier versions.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use policy_compiler::explain::{Language, explain};
 use policy_compiler::parse::Syntax;
@@ -40,20 +40,9 @@ pub async fn attach(
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     caller.require(&[Role::Steward], "attaching a usage policy")?;
-    let media_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("text/turtle")
-        .to_owned();
-    let syntax = Syntax::from_media_type(&media_type).ok_or_else(|| {
-        Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported Media Type",
-            format!("a policy is text/turtle or application/ld+json, not {media_type}"),
-        )
-    })?;
+    let media_type = super::content_type(&req).unwrap_or("text/turtle").to_owned();
+    let syntax = Syntax::from_media_type(&media_type)
+        .ok_or_else(|| Problem::unsupported_media_type(format!("a policy is text/turtle or application/ld+json, not {media_type}")))?;
     let id = parse_id(&id)?;
     let dataset = load(&state, id.clone()).await?;
     check_owner(&caller, &dataset, "set the usage policy of")?;

@@ -65,6 +65,15 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, kind, "Not found", detail)
     }
 
+    pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            detail,
+        )
+    }
+
     pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, kind, "Bad request", detail)
     }

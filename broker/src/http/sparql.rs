@@ -5,7 +5,7 @@
 //! authorisation and validation live.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
+use actix_web::http::header::ACCEPT;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::auth::Caller;
@@ -32,7 +32,7 @@ pub async fn get(_caller: Caller, state: web::Data<AppState>, req: HttpRequest) 
 }
 
 pub async fn post(_caller: Caller, state: web::Data<AppState>, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, Problem> {
-    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = super::content_type(&req).unwrap_or("");
     let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let bytes = read_body(body, state.max_body_bytes).await?;
     let text = String::from_utf8(bytes.to_vec()).map_err(|_| Problem::bad_request("bad-encoding", "the body is not UTF-8"))?;
@@ -46,12 +46,9 @@ pub async fn post(_caller: Caller, state: web::Data<AppState>, req: HttpRequest,
             query_of(params)?
         }
         other => {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                format!("'{other}' is not a SPARQL protocol body; use application/sparql-query or application/x-www-form-urlencoded"),
-            ));
+            return Err(Problem::unsupported_media_type(format!(
+                "'{other}' is not a SPARQL protocol body; use application/sparql-query or application/x-www-form-urlencoded"
+            )));
         }
     };
     run(&state, query, accept(&req)).await
