@@ -35,7 +35,26 @@ struct RawConfig {
     #[serde(default)]
     exchange: RawExchange,
     #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
     members: Vec<Member>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    /// Seconds between signed checkpoints of the audit chain (default 60; one is also made on
+    /// shutdown).
+    checkpoint_interval_s: Option<u64>,
+    /// Records older than this many days are pruned (default: kept forever).
+    retention_days: Option<u32>,
+}
+
+/// How the audit trail is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditSettings {
+    pub checkpoint_interval: Duration,
+    pub retention: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -132,6 +151,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub upstream: crate::exchange::UpstreamLimits,
     pub members: Vec<Member>,
+    pub audit: AuditSettings,
 }
 
 impl Config {
@@ -186,6 +206,10 @@ impl Config {
             },
             max_body_bytes: raw.limits.max_body_bytes,
             members: raw.members,
+            audit: AuditSettings {
+                checkpoint_interval: Duration::from_secs(raw.audit.checkpoint_interval_s.unwrap_or(60).max(1)),
+                retention: raw.audit.retention_days.map(|d| Duration::from_secs(u64::from(d) * 86_400)),
+            },
         })
     }
 }

@@ -1,26 +1,56 @@
-//! Durable appends with group commit. Every caller's line is on disk (written and `fsync`ed)
+//! Durable appends with group commit. Every caller's record is on disk (written and `fsync`ed)
 //! when `append` returns; callers that arrive while a sync is running are written together by
 //! the next one, so a busy broker pays one `fsync` per batch instead of one per request.
 //!
-//! A failed write fails every append of its batch; the file is reopened for the next batch.
+//! How records become bytes is a [`Framing`]: plain lines for the usage counts, a hash chain for
+//! the audit trail. The leader of a batch frames it on a copy of the framing state and keeps the
+//! copy only once the batch is durable, so a failed batch leaves no trace in the chain.
+//!
+//! A failed write fails every append of its batch; the file is cut back to its last good length
+//! and reopened for the next batch, so a half-written batch never sits between good records.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
-pub struct AppendFile {
+/// Turns a batch of records into the bytes appended to the file.
+pub trait Framing: Clone + Send {
+    type Item: Send;
+    /// Appends the batch's bytes to `out`, advancing `self` as if they were written.
+    fn frame(&mut self, items: Vec<Self::Item>, out: &mut Vec<u8>);
+}
+
+/// Records that are already complete lines.
+#[derive(Debug, Clone, Default)]
+pub struct Lines;
+
+impl Framing for Lines {
+    type Item = Vec<u8>;
+    fn frame(&mut self, items: Vec<Vec<u8>>, out: &mut Vec<u8>) {
+        for i in items {
+            out.extend_from_slice(&i);
+        }
+    }
+}
+
+/// A file of plain lines.
+pub type AppendFile = GroupCommit<Lines>;
+
+pub struct GroupCommit<F: Framing> {
     path: PathBuf,
-    state: Mutex<State>,
+    state: Mutex<State<F>>,
     synced: Condvar,
 }
 
-#[derive(Default)]
-struct State {
+struct State<F: Framing> {
     file: Option<File>,
-    /// Lines waiting for the next batch.
-    pending: Vec<u8>,
-    /// Sequence number of the last line queued, and of the last line whose batch finished.
+    framing: F,
+    /// Length of the file up to its last durable batch, once known.
+    good_len: Option<u64>,
+    /// Records waiting for the next batch.
+    pending: Vec<F::Item>,
+    /// Sequence number of the last record queued, and of the last record whose batch finished.
     queued: u64,
     done: u64,
     /// Batches that failed: (first, last) sequence numbers and the error.
@@ -31,18 +61,40 @@ struct State {
     syncing: bool,
 }
 
-impl std::fmt::Debug for AppendFile {
+impl<F: Framing> std::fmt::Debug for GroupCommit<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppendFile").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("GroupCommit").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
 impl AppendFile {
     /// The file is opened (and created) by the first append.
     pub fn new(path: &Path) -> Self {
+        Self::with_framing(path, Lines)
+    }
+
+    /// Appends `line` (which should end in a newline) and returns once it is durable.
+    pub fn append(&self, line: &[u8]) -> std::io::Result<()> {
+        self.submit(line.to_vec())
+    }
+}
+
+impl<F: Framing> GroupCommit<F> {
+    /// `framing` is the state after the file's current content (e.g. the chain head).
+    pub fn with_framing(path: &Path, framing: F) -> Self {
         Self {
             path: path.to_owned(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                file: None,
+                framing,
+                good_len: None,
+                pending: Vec::new(),
+                queued: 0,
+                done: 0,
+                failed: Vec::new(),
+                forgotten_upto: 0,
+                syncing: false,
+            }),
             synced: Condvar::new(),
         }
     }
@@ -51,14 +103,19 @@ impl AppendFile {
         &self.path
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<F>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends `line` (which should end in a newline) and returns once it is durable.
-    pub fn append(&self, line: &[u8]) -> std::io::Result<()> {
+    /// The framing state after every durable batch (e.g. the chain head).
+    pub fn framing(&self) -> F {
+        self.lock().framing.clone()
+    }
+
+    /// Queues `item` and returns once it is durable.
+    pub fn submit(&self, item: F::Item) -> std::io::Result<()> {
         let mut st = self.lock();
-        st.pending.extend_from_slice(line);
+        st.pending.push(item);
         st.queued += 1;
         let mine = st.queued;
         loop {
@@ -73,37 +130,108 @@ impl AppendFile {
                 st = self.synced.wait(st).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            // Lead the next batch: everything queued so far.
-            st.syncing = true;
-            let batch = std::mem::take(&mut st.pending);
-            let (first, last) = (st.done + 1, st.queued);
-            let mut file = st.file.take();
-            drop(st);
-            let result = self.write(&mut file, &batch);
-            st = self.lock();
-            st.syncing = false;
-            st.done = last;
-            match result {
-                Ok(()) => st.file = file,
-                Err(e) => st.failed.push((first, last, e.to_string())),
-            }
-            if st.failed.len() > 64 {
-                let dropped: Vec<_> = st.failed.drain(..32).collect();
-                st.forgotten_upto = dropped.last().map_or(st.forgotten_upto, |(_, b, _)| *b);
-            }
-            self.synced.notify_all();
+            st = self.lead_batch(st);
         }
     }
 
-    fn write(&self, file: &mut Option<File>, batch: &[u8]) -> std::io::Result<()> {
+    /// Writes everything queued so far as one batch.
+    fn lead_batch<'a>(&'a self, mut st: MutexGuard<'a, State<F>>) -> MutexGuard<'a, State<F>> {
+        st.syncing = true;
+        let items = std::mem::take(&mut st.pending);
+        let (first, last) = (st.done + 1, st.queued);
+        let mut framing = st.framing.clone();
+        let mut file = st.file.take();
+        let good_len = st.good_len;
+        drop(st);
+        let mut bytes = Vec::new();
+        framing.frame(items, &mut bytes);
+        let result = self.write(&mut file, good_len, &bytes);
+        let mut st = self.lock();
+        st.syncing = false;
+        st.done = last;
+        match result {
+            Ok(len) => {
+                st.file = file;
+                st.framing = framing;
+                st.good_len = Some(len);
+            }
+            Err(e) => st.failed.push((first, last, e.to_string())),
+        }
+        if st.failed.len() > 64 {
+            let dropped: Vec<_> = st.failed.drain(..32).collect();
+            st.forgotten_upto = dropped.last().map_or(st.forgotten_upto, |(_, b, _)| *b);
+        }
+        self.synced.notify_all();
+        st
+    }
+
+    /// Runs `f` while no batch is being written, with the file closed; `f` may replace the file
+    /// (e.g. rewrite it without a pruned prefix) and must return the framing state after it.
+    pub fn exclusive<R>(&self, f: impl FnOnce(&Path, &F) -> std::io::Result<(F, R)>) -> std::io::Result<R> {
+        let mut st = self.lock();
+        while st.syncing {
+            st = self.synced.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        st.syncing = true;
+        st.file = None;
+        let framing = st.framing.clone();
+        drop(st);
+        let result = f(&self.path, &framing);
+        let mut st = self.lock();
+        st.syncing = false;
+        st.good_len = None;
+        let out = result.map(|(framing, r)| {
+            st.framing = framing;
+            r
+        });
+        self.synced.notify_all();
+        out
+    }
+
+    /// Appends `batch` and returns the file's new length once it is durable.
+    fn write(&self, file: &mut Option<File>, mut good_len: Option<u64>, batch: &[u8]) -> std::io::Result<u64> {
+        if file.as_ref().is_some_and(|f| !still_at(f, &self.path)) {
+            // Moved, deleted or replaced under us: writing on would append to a file nobody
+            // reads. Open what is at the path now (or fail if nothing usable is there).
+            tracing::warn!(path = %self.path.display(), "the log file was replaced or removed; reopening");
+            *file = None;
+            good_len = None;
+        }
         if file.is_none() {
-            *file = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
+            let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            if let Some(len) = good_len
+                && f.metadata()?.len() > len
+            {
+                // The remains of a failed batch.
+                f.set_len(len)?;
+            }
+            *file = Some(f);
         }
         let Some(f) = file.as_mut() else {
             return Err(std::io::Error::other("log file not open"));
         };
-        f.write_all(batch)?;
-        f.sync_data()
+        let result = f.write_all(batch).and_then(|()| f.sync_data());
+        if result.is_err() {
+            *file = None;
+        }
+        result?;
+        f_len(file)
+    }
+}
+
+/// Whether `f` is still the file at `path`.
+fn still_at(f: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn f_len(file: &Option<File>) -> std::io::Result<u64> {
+    match file {
+        Some(f) => Ok(f.metadata()?.len()),
+        None => Err(std::io::Error::other("log file not open")),
     }
 }
 

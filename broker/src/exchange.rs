@@ -16,8 +16,8 @@ use policy_compiler::ir::{Constraint, Operand, Policy, RuleKind};
 use policy_compiler::parse::Syntax;
 use policy_evaluator::{DecisionDocument, LoadedModule, WorkerPool};
 
+use crate::audit::AuditLog;
 use crate::catalog::{Dataset, DatasetId, PolicyVersion};
-use crate::decision_log::DecisionLog;
 use crate::hosted::HostedStore;
 use crate::identity::{AGS_IRI_PREFIX, Ags};
 use crate::usage::FileUsageCounter;
@@ -27,7 +27,7 @@ pub const ODRL: &str = "http://www.w3.org/ns/odrl/2/";
 /// The exchange's shared state.
 pub struct Exchange {
     pub pool: WorkerPool,
-    pub log: Arc<dyn DecisionLog>,
+    pub log: Arc<dyn AuditLog>,
     pub usage: Arc<FileUsageCounter>,
     /// Pseudonym master secret (32 random bytes kept in the data directory).
     pub secret: Vec<u8>,
@@ -95,7 +95,7 @@ pub enum ModuleError {
 impl Exchange {
     pub fn new(
         pool: WorkerPool,
-        log: Arc<dyn DecisionLog>,
+        log: Arc<dyn AuditLog>,
         usage: Arc<FileUsageCounter>,
         hosted: Arc<dyn HostedStore>,
         secret: Vec<u8>,

@@ -2,14 +2,15 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the map.
 
+pub mod audit;
 pub mod catalog;
 pub mod config;
-pub mod decision_log;
 pub mod demo;
 pub mod durable;
 pub mod enforce;
 pub mod exchange;
 pub mod fsutil;
+pub mod governance;
 pub mod hosted;
 pub mod http;
 pub mod identity;

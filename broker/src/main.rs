@@ -65,6 +65,42 @@ enum Command {
     /// Usage policies (ODRL 2.2 in Turtle, purposes from DPV).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The audit trail (offline: needs only the log and the broker's public key).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and signatures; names the first record that was altered, removed or
+    /// reordered. Exit status 0 if the log verifies, 1 if not.
+    Verify {
+        /// The log (`<state_dir>/audit.jsonl`).
+        log: PathBuf,
+        /// The broker's public key (default: `audit-signing.pub` beside the log).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// The latest checkpoint (default: `<log>.checkpoint.json` if it exists).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the records of a period (after verifying the log), as JSON lines or CSV.
+    Export {
+        log: PathBuf,
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// RFC 3339 start (inclusive) and end (exclusive) of the period.
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// `jsonl` (every record) or `csv` (decisions).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -234,6 +270,51 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pki(cmd) => run_pki(cmd)?,
         Command::Member(cmd) => run_member(cmd)?,
         Command::Policy(cmd) => run_policy(cmd)?,
+        Command::Audit(cmd) => run_audit(cmd)?,
+    }
+    Ok(())
+}
+
+fn verify_log(log: &std::path::Path, public_key: Option<PathBuf>, checkpoint: Option<PathBuf>) -> Result<broker::audit::chain::Report> {
+    let public_key = public_key.unwrap_or_else(|| log.with_file_name("audit-signing.pub"));
+    let checkpoint = checkpoint.or_else(|| Some(broker::audit::file::checkpoint_path(log)).filter(|p| p.exists()));
+    Ok(broker::audit::chain::verify_files(log, &public_key, checkpoint.as_deref())?)
+}
+
+fn run_audit(cmd: AuditCommand) -> Result<()> {
+    match cmd {
+        AuditCommand::Verify {
+            log,
+            public_key,
+            checkpoint,
+            json,
+        } => {
+            let report = verify_log(&log, public_key, checkpoint)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", broker::audit::chain::describe(&report));
+            }
+            if !report.ok() {
+                std::process::exit(1);
+            }
+        }
+        AuditCommand::Export {
+            log,
+            public_key,
+            from,
+            to,
+            format,
+        } => {
+            let report = verify_log(&log, public_key, None)?;
+            if let Some(b) = report.breach {
+                bail!("the log does not verify, nothing exported: {}", b.message);
+            }
+            let period = broker::audit::export::Period::parse(from.as_deref(), to.as_deref())?;
+            let entries = broker::audit::export::read_entries(&log)?;
+            let out = broker::audit::export::export(&entries, &period, &format)?;
+            print!("{out}");
+        }
     }
     Ok(())
 }

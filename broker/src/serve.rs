@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::decision_log::FileDecisionLog;
+use crate::audit::file::FileAuditLog;
+use crate::audit::keeper::Keeper;
+use crate::audit::signing::Signer;
+use crate::audit::{AdminRecord, AuditLog, Event};
 use crate::exchange::Exchange;
 use crate::hosted::FileHostedStore;
 use crate::usage::FileUsageCounter;
@@ -41,31 +44,54 @@ pub fn open_catalog(config: &Config) -> Result<Arc<OxigraphCatalog>, CatalogErro
     Ok(Arc::new(catalog))
 }
 
-/// Everything the server needs, checked: TLS from the files, the catalog with the configured
-/// members seeded into it.
-pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::ServerConfig, AppState), ServeError> {
+/// Everything the server needs, checked: TLS from the files, the audit trail, the catalog with
+/// the configured members seeded into it (each change recorded).
+pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::ServerConfig, AppState, Keeper), ServeError> {
     let tls = tls::server_config(&config.tls)?;
+    let audit = open_audit(config)?;
+    let state_err = |reason: String| ServeError::State {
+        path: config.state_dir.display().to_string(),
+        reason,
+    };
     for m in &config.members {
-        catalog.put_member(m)?;
+        if catalog.member(&m.ags)?.as_ref() != Some(m) {
+            catalog.put_member(m)?;
+            let record = AdminRecord::by_broker("member-registered", m.ags.to_string(), serde_json::to_value(m).unwrap_or_default());
+            audit.append(Event::Admin(record)).map_err(|e| state_err(e.to_string()))?;
+        }
     }
+    let keeper = Keeper::start(audit.clone(), config.audit, config.tls.crl.clone(), &config.state_dir);
     let state = AppState {
         catalog,
         schemas: Schemas::compile()?,
         sparql_limits: config.sparql,
         max_body_bytes: config.max_body_bytes,
         vocab: Arc::new(policy_compiler::Vocabulary::standard()?),
-        exchange: Arc::new(open_exchange(config)?),
+        exchange: Arc::new(open_exchange(config, audit)?),
         upstream_tls: Arc::new(tls::client_config(
             &config.tls.client_ca,
             &config.tls.certificate,
             &config.tls.private_key,
         )?),
     };
-    Ok((tls, state))
+    Ok((tls, state, keeper))
+}
+
+/// The audit chain in the state directory, signed with the broker's audit key.
+fn open_audit(config: &Config) -> Result<Arc<FileAuditLog>, ServeError> {
+    let dir = &config.state_dir;
+    let err = |reason: String| ServeError::State {
+        path: dir.display().to_string(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    let signer = Signer::open_or_create(dir).map_err(|e| err(format!("audit key: {e}")))?;
+    let log = FileAuditLog::open(&dir.join("audit.jsonl"), Arc::new(signer)).map_err(|e| err(e.to_string()))?;
+    Ok(Arc::new(log))
 }
 
 /// The decision log, usage counts and pseudonym secret in the state directory.
-fn open_exchange(config: &Config) -> Result<Exchange, ServeError> {
+fn open_exchange(config: &Config, audit: Arc<FileAuditLog>) -> Result<Exchange, ServeError> {
     let dir = &config.state_dir;
     let err = |reason: String| ServeError::State {
         path: dir.display().to_string(),
@@ -79,7 +105,7 @@ fn open_exchange(config: &Config) -> Result<Exchange, ServeError> {
     let engine = policy_evaluator::Engine::new(policy_evaluator::Limits::default()).map_err(|e| err(e.to_string()))?;
     Ok(Exchange::new(
         policy_evaluator::WorkerPool::new(engine),
-        Arc::new(FileDecisionLog::new(&dir.join("decisions.jsonl"))),
+        audit,
         Arc::new(usage),
         Arc::new(hosted),
         secret,
@@ -107,9 +133,9 @@ fn secret_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
 /// Runs the broker until it is stopped (SIGINT/SIGTERM).
 pub fn run(config: &Config, workers: usize) -> Result<(), ServeError> {
     let catalog = open_catalog(config)?;
-    let (tls, state) = prepare(config, catalog)?;
+    let (tls, state, keeper) = prepare(config, catalog)?;
     let listen = config.listen;
-    actix_web::rt::System::new().block_on(async move {
+    let result = actix_web::rt::System::new().block_on(async move {
         let (server, addrs) = http::bind(listen, tls, state, workers).map_err(|source| ServeError::Listen {
             addr: listen.to_string(),
             source,
@@ -121,14 +147,18 @@ pub fn run(config: &Config, workers: usize) -> Result<(), ServeError> {
             addr: listen.to_string(),
             source,
         })
-    })
+    });
+    // The final checkpoint, after the last request was answered.
+    keeper.stop();
+    result
 }
 
 /// Starts the broker on a background thread with the given catalog.
 pub fn start_background(config: &Config, catalog: Arc<dyn Catalog>, workers: usize) -> Result<BackgroundServer, ServeError> {
-    let (tls, state) = prepare(config, catalog)?;
-    BackgroundServer::start(config.listen, tls, state, workers).map_err(|source| ServeError::Listen {
+    let (tls, state, keeper) = prepare(config, catalog)?;
+    let server = BackgroundServer::start(config.listen, tls, state, workers).map_err(|source| ServeError::Listen {
         addr: config.listen.to_string(),
         source,
-    })
+    })?;
+    Ok(server.on_stop(move || keeper.stop()))
 }

@@ -112,7 +112,7 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem_err("private key", path, e))
 }
 
-fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let crls = CertificateRevocationListDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| pem_err("CRL", path, e))?;
@@ -123,6 +123,23 @@ fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, 
         });
     }
     Ok(crls)
+}
+
+/// The serials (lower-case hex, as in [`crate::identity::Identity::serial`]) the CRL at `path` revokes.
+pub fn revoked_serials(path: &Path) -> Result<Vec<String>, TlsError> {
+    let mut out = Vec::new();
+    for der in load_crls(path)? {
+        let (_, crl) = x509_parser::parse_x509_crl(der.as_ref()).map_err(|e| TlsError::Pem {
+            what: "CRL",
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        out.extend(
+            crl.iter_revoked_certificates()
+                .map(|r| r.raw_serial_as_string().replace(':', "").to_ascii_lowercase()),
+        );
+    }
+    Ok(out)
 }
 
 pub fn root_store(ca: &Path) -> Result<RootCertStore, TlsError> {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::support::{TestBroker, example, json};
+use crate::support::{TestBroker, attach_approved, example, json};
 
 const POLICY: &str = include_str!("../../policies/examples/aalen-buergerbuero-termine.ttl");
 const DATASET: &str = "aalen-buergerbuero-termine";
@@ -23,14 +23,7 @@ async fn set_up(b: &TestBroker, provider_port: u16, path: &str, policy: Option<&
         .expect("register");
     assert_eq!(resp.status(), 201);
     if let Some(p) = policy {
-        let resp = b
-            .client("aalen-steward")
-            .put(b.url(&format!("/v1/datasets/{DATASET}/policy")))
-            .insert_header(("Content-Type", "text/turtle"))
-            .send_body(p.to_owned())
-            .await
-            .expect("policy");
-        assert_eq!(resp.status(), 201);
+        attach_approved(b, DATASET, p).await;
     }
 }
 
@@ -49,8 +42,11 @@ async fn request(b: &TestBroker, who: &str, purpose: &str) -> (u16, Value, awc::
 }
 
 fn decisions(b: &TestBroker) -> Vec<Value> {
-    let text = std::fs::read_to_string(b.state_dir().join("decisions.jsonl")).unwrap_or_default();
-    text.lines().map(|l| serde_json::from_str(l).expect("record")).collect()
+    let text = std::fs::read_to_string(b.state_dir().join("audit.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("record")["entry"].clone())
+        .filter(|e| e["type"] == "decision")
+        .collect()
 }
 
 #[actix_rt::test]
@@ -218,7 +214,7 @@ async fn when_the_decision_log_cannot_be_written_no_data_is_returned() {
     let b = TestBroker::start();
     let provider = b.start_provider();
     set_up(&b, provider.addr.port(), "/appointments", Some(POLICY)).await;
-    let log = b.state_dir().join("decisions.jsonl");
+    let log = b.state_dir().join("audit.jsonl");
     std::fs::write(&log, "").expect("create log");
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o444)).expect("read-only");
     if std::fs::OpenOptions::new().append(true).open(&log).is_ok() {
@@ -329,14 +325,7 @@ async fn hosted_data_is_uploaded_sealed_at_rest_and_served_minimised() {
         .await
         .expect("register");
     assert_eq!(resp.status(), 201);
-    let resp = b
-        .client("aalen-steward")
-        .put(b.url(&format!("/v1/datasets/{KITA}/policy")))
-        .insert_header(("Content-Type", "text/turtle"))
-        .send_body(KITA_POLICY)
-        .await
-        .expect("policy");
-    assert_eq!(resp.status(), 201);
+    attach_approved(&b, KITA, KITA_POLICY).await;
     let ask = |purpose: &str| {
         b.client("heidenheim-system")
             .get(b.url(&format!("/v1/datasets/{KITA}/data")))
@@ -388,14 +377,7 @@ async fn a_new_policy_version_decides_the_next_request() {
     let (status, _, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
     assert_eq!(status, 200);
     let stricter = POLICY.replace("dpv:ImprovePublicServices", "dpv:ResearchAndDevelopment");
-    let resp = b
-        .client("aalen-steward")
-        .put(b.url(&format!("/v1/datasets/{DATASET}/policy")))
-        .insert_header(("Content-Type", "text/turtle"))
-        .send_body(stricter)
-        .await
-        .expect("policy v2");
-    assert_eq!(resp.status(), 201);
+    attach_approved(&b, DATASET, &stricter).await;
     let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["policyVersion"], 2);

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{TestBroker, example, json, sparql_ask};
+use crate::support::{TestBroker, example, json, review_policy, sparql_ask, submit_policy};
 
 const POLICY: &str = include_str!("../../policies/examples/aalen-buergerbuero-termine.ttl");
 const DATASET: &str = "aalen-buergerbuero-termine";
@@ -22,16 +22,17 @@ async fn attach(b: &TestBroker, who: &str, turtle: &str) -> (u16, Value) {
     attach_as(b, who, turtle, "text/turtle").await
 }
 
+/// Submits as `who`; a draft that was accepted is approved by Aalen's board member. Returns the
+/// submission's status and the approved version (or the submission's problem).
 async fn attach_as(b: &TestBroker, who: &str, body: &str, media_type: &str) -> (u16, Value) {
-    let mut resp = b
-        .client(who)
-        .put(b.url(&format!("/v1/datasets/{DATASET}/policy")))
-        .insert_header(("Content-Type", media_type))
-        .send_body(body.to_owned())
-        .await
-        .expect("put");
-    let status = resp.status().as_u16();
-    (status, json(&mut resp).await)
+    let (status, draft) = submit_policy(b, who, DATASET, body, media_type).await;
+    if status != 201 {
+        return (status, draft);
+    }
+    let n = draft["version"].as_u64().expect("version");
+    let (review, approved) = review_policy(b, "aalen-board", DATASET, n, "approve").await;
+    assert_eq!(review, 200, "{approved}");
+    (status, approved)
 }
 
 async fn get(b: &TestBroker, path: &str) -> (u16, Value) {

@@ -167,3 +167,39 @@ pub async fn sparql_ask(b: &TestBroker, who: &str, query: &str) -> bool {
         .expect("ask");
     json(&mut resp).await["boolean"].as_bool().expect("an ASK answer")
 }
+
+/// Submits a policy version as `who`: (status, body).
+pub async fn submit_policy(b: &TestBroker, who: &str, dataset: &str, body: &str, media_type: &str) -> (u16, serde_json::Value) {
+    let mut resp = b
+        .client(who)
+        .post(b.url(&format!("/v1/datasets/{dataset}/policy/versions")))
+        .insert_header(("Content-Type", media_type))
+        .send_body(body.to_owned())
+        .await
+        .expect("submit");
+    let status = resp.status().as_u16();
+    (status, json(&mut resp).await)
+}
+
+/// Approves (or rejects) version `n` as `who`: (status, body).
+pub async fn review_policy(b: &TestBroker, who: &str, dataset: &str, n: u64, verdict: &str) -> (u16, serde_json::Value) {
+    let mut resp = b
+        .client(who)
+        .post(b.url(&format!("/v1/datasets/{dataset}/policy/versions/{n}/{verdict}")))
+        .send()
+        .await
+        .expect("review");
+    let status = resp.status().as_u16();
+    (status, json(&mut resp).await)
+}
+
+/// Aalen's steward submits, Aalen's board member approves: the version is active. Returns the
+/// approved version.
+pub async fn attach_approved(b: &TestBroker, dataset: &str, turtle: &str) -> serde_json::Value {
+    let (status, draft) = submit_policy(b, "aalen-steward", dataset, turtle, "text/turtle").await;
+    assert_eq!(status, 201, "{draft}");
+    let n = draft["version"].as_u64().expect("version");
+    let (status, approved) = review_policy(b, "aalen-board", dataset, n, "approve").await;
+    assert_eq!(status, 200, "{approved}");
+    approved
+}

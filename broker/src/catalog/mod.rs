@@ -13,7 +13,7 @@ pub mod sparql;
 pub mod store;
 
 pub use model::{Access, ContactPoint, Dataset, DatasetDescription, DatasetFilter, DatasetId, Distribution, Lang, Member, Temporal};
-pub use policy::PolicyVersion;
+pub use policy::{PolicyStatus, PolicyVersion, Review};
 pub use sparql::{QueryLimits, QueryOutput, SparqlError};
 pub use store::OxigraphCatalog;
 
@@ -29,6 +29,14 @@ pub enum CatalogError {
     NoSuchDataset(DatasetId),
     #[error("the policy cannot be stored: {0}")]
     InvalidPolicy(String),
+    #[error("dataset '{dataset}' has no policy version {version}")]
+    NoSuchPolicyVersion { dataset: DatasetId, version: u32 },
+    #[error("policy version {version} of '{dataset}' is {status}, not a draft; only drafts are reviewed")]
+    NotADraft {
+        dataset: DatasetId,
+        version: u32,
+        status: policy::PolicyStatus,
+    },
 }
 
 /// The data space's members.
@@ -54,13 +62,18 @@ pub trait DatasetCatalog: Send + Sync {
     fn datasets(&self, filter: &DatasetFilter) -> Result<Vec<Dataset>, CatalogError>;
 }
 
-/// Versions of the datasets' usage policies. Versions are never rewritten; attaching one makes
-/// it the active one (`odrl:hasPolicy`) and leaves the earlier ones readable.
+/// Versions of the datasets' usage policies. A version is submitted as a draft and reviewed
+/// once; approving it makes it the active one (`odrl:hasPolicy`). Sources are never rewritten
+/// and earlier versions stay readable.
 pub trait PolicyCatalog: Send + Sync {
-    /// Stores `policy` as the dataset's next version (its `version` is assigned here), with the
-    /// policy's triples (N-Triples), and makes it the active one. Fails with
-    /// [`CatalogError::NoSuchDataset`] for an unknown dataset.
-    fn attach_policy(&self, policy: &PolicyVersion, ntriples: &str) -> Result<PolicyVersion, CatalogError>;
+    /// Stores `policy` as the dataset's next version (its `version` is assigned here), a draft,
+    /// with the policy's triples (N-Triples). Fails with [`CatalogError::NoSuchDataset`] for an
+    /// unknown dataset.
+    fn submit_policy(&self, policy: &PolicyVersion, ntriples: &str) -> Result<PolicyVersion, CatalogError>;
+    /// Records the review of a draft; an approval makes it the active version. Fails with
+    /// [`CatalogError::NotADraft`] for a version already reviewed. Who may review is the
+    /// caller's check (four eyes: `broker::governance`).
+    fn review_policy(&self, dataset: &DatasetId, version: u32, review: &policy::Review) -> Result<PolicyVersion, CatalogError>;
     /// Every version of the dataset's policy, oldest first.
     fn policy_versions(&self, dataset: &DatasetId) -> Result<Vec<PolicyVersion>, CatalogError>;
     fn active_policy(&self, dataset: &DatasetId) -> Result<Option<PolicyVersion>, CatalogError> {

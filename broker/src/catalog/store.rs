@@ -13,7 +13,7 @@ use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, Q
 use oxigraph::store::{StorageError, Store};
 
 use super::dcat::{self, Graph, Iris};
-use super::policy::{self as policy_graph, PolicyVersion};
+use super::policy::{self as policy_graph, PolicyStatus, PolicyVersion, Review};
 use super::sparql::{self, QueryLimits, QueryOutput, SparqlError};
 use super::{CatalogError, Dataset, DatasetCatalog, DatasetFilter, DatasetId, Member, MemberRegistry, PolicyCatalog, SparqlService};
 use crate::identity::Ags;
@@ -207,7 +207,7 @@ impl DatasetCatalog for OxigraphCatalog {
 }
 
 impl PolicyCatalog for OxigraphCatalog {
-    fn attach_policy(&self, policy: &PolicyVersion, ntriples: &str) -> Result<PolicyVersion, CatalogError> {
+    fn submit_policy(&self, policy: &PolicyVersion, ntriples: &str) -> Result<PolicyVersion, CatalogError> {
         let _guard = self.lock();
         let dataset_graph = NamedNode::new_unchecked(self.iris.dataset(&policy.dataset));
         if !self.store.contains_named_graph(dataset_graph.as_ref()).map_err(storage)? {
@@ -216,18 +216,57 @@ impl PolicyCatalog for OxigraphCatalog {
         let earlier = self.policy_versions(&policy.dataset)?;
         let mut stored = policy.clone();
         stored.version = earlier.last().map_or(1, |p| p.version + 1);
-        stored.active = true;
+        stored.status = PolicyStatus::Draft;
+        stored.review = None;
+        stored.active = false;
         let quads = policy_graph::policy_to_quads(&stored, ntriples, &self.iris).map_err(CatalogError::InvalidPolicy)?;
         let mut tx = self.store.start_transaction().map_err(storage)?;
-        for old in earlier.iter().filter(|p| p.active) {
-            tx.remove(policy_graph::has_policy_quad(old, &self.iris).as_ref());
-        }
         tx.insert_named_graph(NamedNode::new_unchecked(self.iris.policy_version(&stored.dataset, stored.version)).as_ref());
         for q in &quads {
             tx.insert(q.as_ref());
         }
         tx.commit().map_err(storage)?;
         Ok(stored)
+    }
+
+    fn review_policy(&self, dataset: &DatasetId, version: u32, review: &Review) -> Result<PolicyVersion, CatalogError> {
+        let _guard = self.lock();
+        let versions = self.policy_versions(dataset)?;
+        let Some(draft) = versions.iter().find(|p| p.version == version) else {
+            return Err(CatalogError::NoSuchPolicyVersion {
+                dataset: dataset.clone(),
+                version,
+            });
+        };
+        if draft.status != PolicyStatus::Draft {
+            return Err(CatalogError::NotADraft {
+                dataset: dataset.clone(),
+                version,
+                status: draft.status,
+            });
+        }
+        let mut reviewed = draft.clone();
+        reviewed.status = if review.approved {
+            PolicyStatus::Approved
+        } else {
+            PolicyStatus::Rejected
+        };
+        reviewed.review = Some(review.clone());
+        reviewed.active = review.approved;
+        let mut tx = self.store.start_transaction().map_err(storage)?;
+        tx.remove(policy_graph::status_quad(draft, &self.iris).as_ref());
+        tx.insert(policy_graph::status_quad(&reviewed, &self.iris).as_ref());
+        for q in policy_graph::review_quads(&reviewed, review, &self.iris) {
+            tx.insert(q.as_ref());
+        }
+        if review.approved {
+            for old in versions.iter().filter(|p| p.active) {
+                tx.remove(policy_graph::has_policy_quad(old, &self.iris).as_ref());
+            }
+            tx.insert(policy_graph::has_policy_quad(&reviewed, &self.iris).as_ref());
+        }
+        tx.commit().map_err(storage)?;
+        Ok(reviewed)
     }
 
     fn policy_versions(&self, dataset: &DatasetId) -> Result<Vec<PolicyVersion>, CatalogError> {

@@ -24,8 +24,8 @@ use super::AppState;
 use super::auth::Caller;
 use super::datasets::{check_owner, load, parse_id};
 use super::problem::Problem;
+use crate::audit::{DecisionRecord, Event};
 use crate::catalog::{Access, Dataset, PolicyVersion};
-use crate::decision_log::DecisionRecord;
 use crate::enforce::{self, Format, Plan};
 use crate::exchange::{Snapshot, action_iri, explain_denial, party_iri};
 use crate::identity::Role;
@@ -63,10 +63,12 @@ impl Pending {
                 policy_version: None,
                 module_hash: None,
                 outcome: "denied".into(),
+                fields_requested: Vec::new(),
                 fields_delivered: Vec::new(),
                 records_in: None,
                 records_out: None,
                 bytes_out: None,
+                input: None,
             },
         }
     }
@@ -76,7 +78,7 @@ impl Pending {
         let log = state.exchange.log.clone();
         let record = self.record;
         let written = record.clone();
-        web::block(move || log.append(&written))
+        web::block(move || log.append(Event::Decision(Box::new(written))))
             .await?
             .map_err(|e| Problem::internal("the decision log cannot be written, so nothing is delivered", e))?;
         Ok(record)
@@ -108,6 +110,11 @@ pub async fn data(
     let dataset = &snapshot.dataset;
     let format = response_format(&req)?;
     let mut pending = Pending::new(&caller, dataset, &purpose, &action);
+    pending.record.fields_requested = q
+        .fields
+        .as_deref()
+        .map(|f| f.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
     let Some(policy) = snapshot.policy.clone() else {
         let p = Problem::new(
             StatusCode::FORBIDDEN,
@@ -149,6 +156,7 @@ pub async fn data(
         ..PolicyInput::default()
     };
     let decision = state.exchange.decide(&compiled.module, &input).await;
+    pending.record.input = Some(input);
     if !decision.permits() {
         drop(guard);
         return Err(deny(pending, &state, &policy, &compiled.policy, &decision).await);

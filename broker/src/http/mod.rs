@@ -51,6 +51,30 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// Appends an administrative change by `caller` to the audit trail; durable on return. A change
+/// that cannot be recorded fails the request (fail closed).
+pub async fn record_change(
+    state: &AppState,
+    caller: &auth::Caller,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> Result<(), Problem> {
+    let record = crate::audit::AdminRecord {
+        time: crate::audit::now_rfc3339(),
+        actor: caller.identity.ags.to_string(),
+        actor_role: Some(caller.identity.role.as_str().to_owned()),
+        actor_serial: Some(caller.identity.serial.clone()),
+        action: action.to_owned(),
+        subject: subject.to_owned(),
+        detail,
+    };
+    let log = state.exchange.log.clone();
+    web::block(move || log.append(crate::audit::Event::Admin(record)))
+        .await?
+        .map_err(|e| Problem::internal("the audit log cannot be written, so the change is not made", e))
+}
+
 /// The request's `Content-Type`, if it has a readable one.
 pub fn content_type(req: &HttpRequest) -> Option<&str> {
     req.headers()
@@ -120,11 +144,17 @@ pub fn bind(listen: SocketAddr, tls: rustls::ServerConfig, state: AppState, work
 }
 
 /// A server running on its own thread, for tests and the demo.
-#[derive(Debug)]
 pub struct BackgroundServer {
     pub addr: SocketAddr,
     handle: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
+    on_stop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl std::fmt::Debug for BackgroundServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundServer").field("addr", &self.addr).finish_non_exhaustive()
+    }
 }
 
 impl BackgroundServer {
@@ -159,7 +189,15 @@ impl BackgroundServer {
             addr,
             handle,
             thread: Some(thread),
+            on_stop: None,
         })
+    }
+
+    /// Runs `f` once the server has stopped (e.g. the audit trail's final checkpoint).
+    #[must_use]
+    pub fn on_stop(mut self, f: impl FnOnce() + Send + 'static) -> Self {
+        self.on_stop = Some(Box::new(f));
+        self
     }
 
     /// Stops gracefully and waits for the server thread.
@@ -172,6 +210,9 @@ impl BackgroundServer {
             let handle = self.handle.clone();
             let _ = std::thread::spawn(move || futures_executor_block_on(handle.stop(true))).join();
             let _ = t.join();
+        }
+        if let Some(f) = self.on_stop.take() {
+            f();
         }
     }
 }

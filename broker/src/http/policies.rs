@@ -1,6 +1,10 @@
-//! `/v1/datasets/{id}/policy`: a steward of the publishing city attaches a usage policy (ODRL
-//! Turtle); every member can read the active one, with a plain-language explanation, and the
-//! earlier versions.
+//! `/v1/datasets/{id}/policy`: the policy lifecycle. A steward of the publishing city submits a
+//! version (ODRL Turtle or JSON-LD), compiled and checked on submission, as a draft; a board
+//! member of that city who is not its author approves or rejects it (four eyes,
+//! [`crate::governance`]); only an approved version decides requests. Before approving, a
+//! steward or board member can replay the draft against recorded requests. Every member can
+//! read the active version, with a plain-language explanation, and all earlier ones. Each step
+//! is in the audit trail.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -14,7 +18,8 @@ use super::auth::Caller;
 use super::datasets::{check_owner, load, parse_id};
 use super::problem::Problem;
 use super::{AppState, read_body};
-use crate::catalog::PolicyVersion;
+use crate::audit::export::Period;
+use crate::catalog::{PolicyStatus, PolicyVersion, Review};
 use crate::identity::Role;
 use crate::policy::{PolicyRejection, compile_for_dataset};
 
@@ -32,20 +37,20 @@ fn described(state: &AppState, p: &PolicyVersion) -> serde_json::Value {
     v
 }
 
-pub async fn attach(
+pub async fn submit(
     caller: Caller,
     state: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    caller.require(&[Role::Steward], "attaching a usage policy")?;
+    caller.require(&[Role::Steward], "submitting a usage policy")?;
     let media_type = super::content_type(&req).unwrap_or("text/turtle").to_owned();
     let syntax = Syntax::from_media_type(&media_type)
         .ok_or_else(|| Problem::unsupported_media_type(format!("a policy is text/turtle or application/ld+json, not {media_type}")))?;
     let id = parse_id(&id)?;
     let dataset = load(&state, id.clone()).await?;
-    check_owner(&caller, &dataset, "set the usage policy of")?;
+    check_owner(&caller, &dataset, "submit a usage policy for")?;
     let source = read_body(body, state.max_body_bytes).await?;
     let dataset_iri = state.catalog.dataset_iri(&id);
     let st = state.clone();
@@ -61,17 +66,147 @@ pub async fn attach(
         media_type: media_type.split(';').next().unwrap_or_default().trim().to_owned(),
         module_hash: compiled.hash.to_string(),
         author: caller.identity.ags.clone(),
+        author_name: caller.identity.common_name.clone(),
         submitted: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
-        active: true,
+        status: PolicyStatus::Draft,
+        review: None,
+        active: false,
     };
     let catalog = state.catalog.clone();
     let ntriples = compiled.ntriples;
-    let stored = web::block(move || catalog.attach_policy(&version, &ntriples)).await??;
-    state.exchange.forget(&id);
-    tracing::info!(dataset = %id, version = stored.version, module = %stored.module_hash, by = %caller.identity.ags, "policy attached");
+    let stored = web::block(move || catalog.submit_policy(&version, &ntriples)).await??;
+    let detail = json!({ "version": stored.version, "moduleHash": stored.module_hash, "policy": stored.policy });
+    super::record_change(&state, &caller, "policy-submitted", &id.to_string(), detail).await?;
+    tracing::info!(dataset = %id, version = stored.version, module = %stored.module_hash, by = %caller.identity.ags, "policy submitted");
     Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/v1/datasets/{id}/policy")))
+        .insert_header(("Location", format!("/v1/datasets/{id}/policy/versions/{}", stored.version)))
         .json(described(&state, &stored)))
+}
+
+/// The path's dataset and version.
+async fn dataset_version(state: &AppState, raw: &(String, u32)) -> Result<(crate::catalog::Dataset, PolicyVersion), Problem> {
+    let id = parse_id(&raw.0)?;
+    let dataset = load(state, id.clone()).await?;
+    let catalog = state.catalog.clone();
+    let lookup = id.clone();
+    let versions = web::block(move || catalog.policy_versions(&lookup)).await??;
+    let version = versions
+        .into_iter()
+        .find(|v| v.version == raw.1)
+        .ok_or_else(|| Problem::not_found("no-such-policy-version", format!("dataset '{id}' has no policy version {}", raw.1)))?;
+    Ok((dataset, version))
+}
+
+pub async fn version(_caller: Caller, state: web::Data<AppState>, path: web::Path<(String, u32)>) -> Result<HttpResponse, Problem> {
+    let (_, version) = dataset_version(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(described(&state, &version)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    note: Option<String>,
+}
+
+pub async fn approve(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, u32)>,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    review(caller, state, path, body, true).await
+}
+
+pub async fn reject(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, u32)>,
+    body: web::Payload,
+) -> Result<HttpResponse, Problem> {
+    review(caller, state, path, body, false).await
+}
+
+async fn review_note(state: &AppState, body: web::Payload) -> Result<Option<String>, Problem> {
+    let bytes = read_body(body, state.max_body_bytes).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let parsed: ReviewBody = serde_json::from_slice(&bytes)
+        .map_err(|e| Problem::bad_request("invalid-review", format!("the body is {{\"note\": \"...\"}} or empty: {e}")))?;
+    Ok(parsed.note)
+}
+
+async fn review(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, u32)>,
+    body: web::Payload,
+    approved: bool,
+) -> Result<HttpResponse, Problem> {
+    let (dataset, version) = dataset_version(&state, &path).await?;
+    crate::governance::may_review(&caller.identity, &dataset, &version).map_err(|e| match e {
+        crate::governance::ReviewRefusal::NotADraft { .. } => Problem::new(StatusCode::CONFLICT, "not-a-draft", "Conflict", e.to_string()),
+        other => Problem::forbidden(other.to_string()),
+    })?;
+    let note = review_note(&state, body).await?;
+    let review = Review {
+        approved,
+        by: caller.identity.ags.clone(),
+        by_name: caller.identity.common_name.clone(),
+        time: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+        note,
+    };
+    let action = if approved { "policy-approved" } else { "policy-rejected" };
+    let detail = json!({ "version": version.version, "moduleHash": version.module_hash, "note": review.note });
+    // Recorded first: a review the log cannot hold does not happen.
+    super::record_change(&state, &caller, action, dataset.id.as_str(), detail.clone()).await?;
+    let catalog = state.catalog.clone();
+    let (id, n) = (dataset.id.clone(), version.version);
+    let reviewed = match web::block(move || catalog.review_policy(&id, n, &review)).await? {
+        Ok(v) => v,
+        Err(e) => {
+            let aborted = json!({ "version": version.version, "reason": e.to_string(), "of": action });
+            super::record_change(&state, &caller, "policy-review-aborted", dataset.id.as_str(), aborted).await?;
+            return Err(e.into());
+        }
+    };
+    state.exchange.forget(&dataset.id);
+    tracing::info!(dataset = %dataset.id, version = n, by = %caller.identity.common_name, action, "policy reviewed");
+    Ok(HttpResponse::Ok().json(described(&state, &reviewed)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct SimulateQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+pub async fn simulate(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, u32)>,
+    q: web::Query<SimulateQuery>,
+) -> Result<HttpResponse, Problem> {
+    caller.require(&[Role::Steward, Role::Board], "simulating a policy")?;
+    let (dataset, version) = dataset_version(&state, &path).await?;
+    if caller.identity.ags != dataset.publisher {
+        return Err(Problem::forbidden(format!(
+            "only the stewards and board of {} simulate its policies",
+            dataset.publisher
+        )));
+    }
+    let period = Period::parse(q.from.as_deref(), q.to.as_deref())
+        .map_err(|e| Problem::bad_request("bad-period", format!("query parameters 'from'/'to': {e}")))?;
+    let compiled = state
+        .exchange
+        .module(&version, &state.vocab)
+        .map_err(|e| Problem::internal("the version cannot be compiled", e))?;
+    let log = state.exchange.log.clone();
+    let records = web::block(move || log.decisions())
+        .await?
+        .map_err(|e| Problem::internal("the audit log cannot be read", e))?;
+    let sim = crate::governance::simulate(&state.exchange, &compiled.module, &compiled.policy, &version, &records, &period).await;
+    Ok(HttpResponse::Ok().json(sim))
 }
 
 pub async fn active(_caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {

@@ -1,0 +1,256 @@
+//! The audit chain in one file, appended with group commit: a record is durable (written and
+//! `fsync`ed) when `append` returns, and a busy broker pays one `fsync` per batch.
+//!
+//! Crash safety: a record is acknowledged only after its batch is synced, so a crash can leave at
+//! most an unfinished last line, which was never acknowledged. Opening the log cuts that line off
+//! and continues the chain from the last whole record; a last whole line that is not a valid
+//! record stops the broker (fail closed: run `broker audit verify`).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::chain::{Chain, GENESIS, Item, Line, sha256_hex};
+use super::signing::Signer;
+use super::{AuditLog, Entry, Event, LogError};
+use crate::durable::GroupCommit;
+
+pub struct FileAuditLog {
+    path: PathBuf,
+    file: GroupCommit<Chain>,
+    checkpoint_path: PathBuf,
+    checkpoint_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for FileAuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileAuditLog").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot read the audit log '{path}': {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("the last record of the audit log '{path}' is not valid ({reason}); run `broker audit verify` before starting again")]
+    BadTail { path: String, reason: String },
+}
+
+/// The last whole line of a log, after cutting off an unfinished one.
+fn recover_tail(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let mut f = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let window = len.min(1 << 20);
+    f.seek(SeekFrom::Start(len - window))?;
+    let mut tail = Vec::with_capacity(usize::try_from(window).unwrap_or(0));
+    f.read_to_end(&mut tail)?;
+    let Some(last_nl) = tail.iter().rposition(|b| *b == b'\n') else {
+        if len > window {
+            return Err(std::io::Error::other("the last line is longer than 1 MiB"));
+        }
+        if len > 0 {
+            tracing::warn!(bytes = len, "audit log: cutting off an unfinished first line left by a crash");
+            f.set_len(0)?;
+            f.sync_all()?;
+        }
+        return Ok(None);
+    };
+    let good = len - window + last_nl as u64 + 1;
+    if good < len {
+        tracing::warn!(bytes = len - good, "audit log: cutting off an unfinished last line left by a crash");
+        f.set_len(good)?;
+        f.sync_all()?;
+    }
+    let start = tail[..last_nl].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    Ok(Some(tail[start..last_nl].to_vec()))
+}
+
+/// The chain head after `line`.
+fn head_of(line: &[u8]) -> Result<(u64, String, bool), String> {
+    let line: Line<'_> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let entry: Entry = serde_json::from_str(line.entry.get()).map_err(|e| e.to_string())?;
+    if !matches!(entry.event, Event::Anchor(_)) && sha256_hex(line.entry.get().as_bytes()) != line.hash {
+        return Err(format!("record {} does not match its hash", entry.seq));
+    }
+    Ok((entry.seq, line.hash, matches!(entry.event, Event::Checkpoint(_) | Event::Anchor(_))))
+}
+
+impl FileAuditLog {
+    /// Opens (or starts) the log at `path`; checkpoints are signed with `signer` and the latest
+    /// is kept in `<path>.checkpoint.json`.
+    pub fn open(path: &Path, signer: Arc<Signer>) -> Result<Self, OpenError> {
+        let io = |source| OpenError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let (seq, head, signed_head) = match recover_tail(path).map_err(io)? {
+            None => (0, GENESIS.to_owned(), true),
+            Some(line) => head_of(&line).map_err(|reason| OpenError::BadTail {
+                path: path.display().to_string(),
+                reason,
+            })?,
+        };
+        let chain = Chain {
+            seq,
+            head,
+            signed_head,
+            last_checkpoint: None,
+            signer,
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            file: GroupCommit::with_framing(path, chain),
+            checkpoint_path: checkpoint_path(path),
+            checkpoint_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn checkpoint_path(&self) -> &Path {
+        &self.checkpoint_path
+    }
+
+    fn err(&self, source: std::io::Error) -> LogError {
+        LogError {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Signs the chain head (if anything was added since the last checkpoint) and keeps the
+    /// signature in the chain and in the checkpoint file.
+    pub fn checkpoint(&self) -> Result<(), LogError> {
+        let _one_at_a_time = self.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.file.submit(Item::Checkpoint).map_err(|e| self.err(e))?;
+        if let Some(cp) = self.file.framing().last_checkpoint {
+            let bytes = serde_json::to_vec_pretty(&cp).map_err(|e| self.err(e.into()))?;
+            crate::fsutil::write_atomic(&self.checkpoint_path, &bytes, 0o644).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the records older than `before` (by their time), keeping verification of the
+    /// rest: the new file starts with an anchor the broker signs over the last removed record.
+    /// Returns how many records were removed.
+    pub fn prune(&self, before: OffsetDateTime) -> Result<u64, LogError> {
+        self.file
+            .exclusive(|path, chain| {
+                let mut chain = chain.clone();
+                let removed = rewrite_without_prefix(path, before, &chain.signer)?;
+                if removed > 0 {
+                    chain.signed_head = false;
+                }
+                Ok((chain, removed))
+            })
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// The entries of the log at `path` (none if there is no file), without checking the chain.
+pub fn read_entries(path: &Path) -> std::io::Result<Vec<Entry>> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    // An unfinished last line is a batch being written right now.
+    let whole = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    text[..whole]
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let line: Line<'_> = serde_json::from_slice(l).map_err(std::io::Error::other)?;
+            serde_json::from_str(line.entry.get()).map_err(std::io::Error::other)
+        })
+        .collect()
+}
+
+/// `<log>.checkpoint.json` beside the log.
+pub fn checkpoint_path(log: &Path) -> PathBuf {
+    let mut name = log.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".checkpoint.json");
+    log.with_file_name(name)
+}
+
+/// The time of an entry, if it has one.
+fn entry_time(entry: &Entry) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(super::export::entry_time(entry), &Rfc3339).ok()
+}
+
+fn rewrite_without_prefix(path: &Path, before: OffsetDateTime, signer: &Signer) -> std::io::Result<u64> {
+    let reader = match File::open(path) {
+        Ok(f) => BufReader::new(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut last_pruned: Option<(u64, String)> = None;
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    let mut removed = 0u64;
+    for line in reader.split(b'\n') {
+        let line = line?;
+        if line.is_empty() {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.push(line);
+            continue;
+        }
+        let parsed: Line<'_> = serde_json::from_slice(&line).map_err(std::io::Error::other)?;
+        let entry: Entry = serde_json::from_str(parsed.entry.get()).map_err(std::io::Error::other)?;
+        if entry_time(&entry).is_some_and(|t| t < before) {
+            last_pruned = Some((entry.seq, parsed.hash.clone()));
+            if !matches!(entry.event, Event::Anchor(_)) {
+                removed += 1;
+            }
+        } else {
+            kept.push(line);
+        }
+    }
+    let Some((seq, hash)) = last_pruned.filter(|_| removed > 0) else {
+        return Ok(0);
+    };
+    let anchor = Event::Anchor(signer.sign(seq, &hash));
+    let mut entry = format!("{{\"seq\":{seq},\"prev\":\"\",").into_bytes();
+    let event = serde_json::to_vec(&anchor).map_err(std::io::Error::other)?;
+    entry.extend_from_slice(event.get(1..).unwrap_or_default());
+    let mut out = format!("{{\"hash\":\"{hash}\",\"entry\":").into_bytes();
+    out.extend_from_slice(&entry);
+    out.extend_from_slice(b"}\n");
+    for line in kept {
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+    }
+    let tmp = path.with_extension("pruning");
+    let mut f = File::create(&tmp)?;
+    f.write_all(&out)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        d.sync_all()?;
+    }
+    Ok(removed)
+}
+
+impl AuditLog for FileAuditLog {
+    fn append(&self, event: Event) -> Result<(), LogError> {
+        let bytes = serde_json::to_vec(&event).map_err(|e| self.err(e.into()))?;
+        self.file.submit(Item::Event(bytes)).map_err(|e| self.err(e))
+    }
+
+    fn entries(&self) -> Result<Vec<Entry>, LogError> {
+        read_entries(&self.path).map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,114 @@
+//! The broker's audit key and signed checkpoints.
+//!
+//! A hash chain shows that records were not changed *relative to each other*; whoever can write
+//! the file could still rewrite it from the first changed record on, or cut its end. A checkpoint
+//! is the broker's Ed25519 signature over the chain head (sequence number and hash) at a moment:
+//! rewriting a signed part needs the private key, and cutting it is noticed because the latest
+//! checkpoint is also kept beside the log (`audit.checkpoint.json`). Records after the last
+//! checkpoint are protected by the chain alone until the next one (interval and shutdown).
+//!
+//! The private key (PKCS#8, mode 0600) stays in the state directory; the public key
+//! (`audit-signing.pub`, hex) is all a board needs to verify.
+
+use std::path::Path;
+
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+
+use super::Signed;
+use policy_compiler::wasm::hex;
+
+/// What a checkpoint signs: the record `seq` whose hash is `hash`, at `time`.
+pub fn message(seq: u64, hash: &str, time: &str) -> Vec<u8> {
+    format!("kdr-audit-checkpoint/v1\n{seq}\n{hash}\n{time}\n").into_bytes()
+}
+
+/// The latest checkpoint, kept beside the log so that a cut end is noticed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointFile {
+    pub seq: u64,
+    pub hash: String,
+    #[serde(flatten)]
+    pub signed: Signed,
+}
+
+pub struct Signer {
+    key: Ed25519KeyPair,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("public", &self.public_hex()).finish()
+    }
+}
+
+impl Signer {
+    /// The key in `<dir>/audit-signing.key`, created on first use together with
+    /// `<dir>/audit-signing.pub`.
+    pub fn open_or_create(dir: &Path) -> std::io::Result<Self> {
+        let path = dir.join("audit-signing.key");
+        let pkcs8 = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                    .map_err(|_| std::io::Error::other("no randomness for the audit key"))?;
+                crate::fsutil::write_atomic(&path, doc.as_ref(), 0o600)?;
+                doc.as_ref().to_vec()
+            }
+            Err(e) => return Err(e),
+        };
+        let key = Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .map_err(|e| std::io::Error::other(format!("{} is not an Ed25519 key: {e}", path.display())))?;
+        let signer = Self { key };
+        let public = format!("{}\n", signer.public_hex());
+        crate::fsutil::write_atomic(&dir.join("audit-signing.pub"), public.as_bytes(), 0o644)?;
+        Ok(signer)
+    }
+
+    pub fn public_hex(&self) -> String {
+        hex(self.key.public_key().as_ref())
+    }
+
+    pub fn sign(&self, seq: u64, hash: &str) -> Signed {
+        let time = super::now_rfc3339();
+        let signature = hex(self.key.sign(&message(seq, hash, &time)).as_ref());
+        Signed { time, signature }
+    }
+}
+
+/// A public key, parsed from its hex form.
+#[derive(Debug, Clone)]
+pub struct PublicKey(Vec<u8>);
+
+impl std::str::FromStr for PublicKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bytes = unhex(s.trim()).ok_or("the public key is not hex")?;
+        if bytes.len() != 32 {
+            return Err(format!("an Ed25519 public key has 32 bytes, this one {}", bytes.len()));
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl PublicKey {
+    pub fn verifies(&self, seq: u64, hash: &str, signed: &Signed) -> bool {
+        let Some(sig) = unhex(&signed.signature) else {
+            return false;
+        };
+        UnparsedPublicKey::new(&ED25519, &self.0)
+            .verify(&message(seq, hash, &signed.time), &sig)
+            .is_ok()
+    }
+}
+
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
