@@ -6,12 +6,12 @@ use serde_json::Value;
 
 use crate::support::{TestBroker, attach_approved, example, json};
 
-const POLICY: &str = include_str!("../../policies/examples/aalen-buergerbuero-termine.ttl");
-const DATASET: &str = "aalen-buergerbuero-termine";
-const DPV: &str = "https://w3id.org/dpv#";
+pub const POLICY: &str = include_str!("../../policies/examples/aalen-buergerbuero-termine.ttl");
+pub const DATASET: &str = "aalen-buergerbuero-termine";
+pub const DPV: &str = "https://w3id.org/dpv#";
 
 /// Registers Aalen's dataset with its access URL at `path` on the provider, and its policy.
-async fn set_up(b: &TestBroker, provider_port: u16, path: &str, policy: Option<&str>) {
+pub async fn set_up(b: &TestBroker, provider_port: u16, path: &str, policy: Option<&str>) {
     let mut d = example(DATASET);
     d["distributions"] =
         serde_json::json!([{ "mediaType": "application/json", "accessURL": format!("https://127.0.0.1:{provider_port}{path}") }]);
@@ -27,7 +27,7 @@ async fn set_up(b: &TestBroker, provider_port: u16, path: &str, policy: Option<&
     }
 }
 
-async fn request(b: &TestBroker, who: &str, purpose: &str) -> (u16, Value, awc::http::header::HeaderMap) {
+pub async fn request(b: &TestBroker, who: &str, purpose: &str) -> (u16, Value, awc::http::header::HeaderMap) {
     let mut resp = b
         .client(who)
         .get(b.url(&format!("/v1/datasets/{DATASET}/data")))
@@ -41,7 +41,7 @@ async fn request(b: &TestBroker, who: &str, purpose: &str) -> (u16, Value, awc::
     (status, json(&mut resp).await, headers)
 }
 
-fn decisions(b: &TestBroker) -> Vec<Value> {
+pub fn decisions(b: &TestBroker) -> Vec<Value> {
     let text = std::fs::read_to_string(b.state_dir().join("audit.jsonl")).unwrap_or_default();
     text.lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("record")["entry"].clone())

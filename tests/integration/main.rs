@@ -1,9 +1,11 @@
 //! The broker's integration tests: real TLS handshakes on 127.0.0.1 with certificates from the
 //! test PKI, the real oxigraph store, the real HTTP stack. One binary, a module per area.
 
+mod audit;
 mod cli;
 mod datasets;
 mod exchange;
+mod governance;
 mod openapi;
 mod policies;
 mod sparql;

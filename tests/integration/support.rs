@@ -90,6 +90,18 @@ impl TestBroker {
         broker::http::provider::start("127.0.0.1:0".parse().expect("addr"), tls, resources).expect("provider")
     }
 
+    /// Stops the broker (its final audit checkpoint included) and keeps its files.
+    pub fn stop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop();
+        }
+    }
+
+    /// The audit log.
+    pub fn audit_log(&self) -> std::path::PathBuf {
+        self.state_dir().join("audit.jsonl")
+    }
+
     pub fn quad_count(&self) -> usize {
         self.catalog.quad_count().expect("count")
     }

@@ -254,3 +254,88 @@ impl AuditLog for FileAuditLog {
         read_entries(&self.path).map_err(|e| self.err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AdminRecord;
+    use crate::audit::chain::verify;
+
+    fn admin(time: &str, n: u32) -> Event {
+        let mut r = AdminRecord::by_broker("test", format!("record {n}"), serde_json::Value::Null);
+        r.time = time.to_owned();
+        Event::Admin(r)
+    }
+
+    fn check(log: &FileAuditLog, signer: &Signer) -> crate::audit::chain::Report {
+        let key = signer.public_hex().parse().expect("key");
+        let cp: CheckpointFile = serde_json::from_slice(&std::fs::read(log.checkpoint_path()).expect("cp")).expect("cp json");
+        let file = std::fs::File::open(log.path()).expect("log");
+        verify(BufReader::new(file), &key, Some(&cp)).expect("read")
+    }
+
+    use super::super::signing::CheckpointFile;
+
+    #[test]
+    fn pruning_keeps_the_rest_verifiable_behind_a_signed_anchor() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let signer = Arc::new(Signer::open_or_create(dir.path()).expect("key"));
+        let log = FileAuditLog::open(&dir.path().join("audit.jsonl"), signer.clone()).expect("open");
+        for n in 0..5 {
+            log.append(admin("2020-01-01T00:00:00Z", n)).expect("old");
+        }
+        log.checkpoint().expect("checkpoint");
+        for n in 5..8 {
+            log.append(admin("2026-01-01T00:00:00Z", n)).expect("new");
+        }
+        log.checkpoint().expect("checkpoint");
+        let before = OffsetDateTime::parse("2025-01-01T00:00:00Z", &Rfc3339).expect("t");
+        // The five old records go; pruning stops at the first younger record (the checkpoint,
+        // signed now).
+        let removed = log.prune(before).expect("prune");
+        assert_eq!(removed, 5);
+        let report = check(&log, &signer);
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(report.pruned_through, Some(5));
+        // Appending after pruning continues the chain.
+        log.append(admin("2026-02-01T00:00:00Z", 9)).expect("after");
+        log.checkpoint().expect("checkpoint");
+        let report = check(&log, &signer);
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(report.last_seq, Some(12));
+        // A reopened log (after a restart) continues from the same head.
+        drop(log);
+        let log = FileAuditLog::open(&dir.path().join("audit.jsonl"), signer.clone()).expect("reopen");
+        log.append(admin("2026-03-01T00:00:00Z", 10)).expect("after restart");
+        log.checkpoint().expect("checkpoint");
+        assert!(check(&log, &signer).ok());
+    }
+
+    #[test]
+    fn an_unfinished_last_line_is_cut_off_on_open_and_the_chain_continues() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let signer = Arc::new(Signer::open_or_create(dir.path()).expect("key"));
+        let path = dir.path().join("audit.jsonl");
+        let log = FileAuditLog::open(&path, signer.clone()).expect("open");
+        log.append(admin("2026-01-01T00:00:00Z", 1)).expect("a");
+        drop(log);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("f");
+        f.write_all(b"{\"hash\":\"00").expect("torn");
+        drop(f);
+        let log = FileAuditLog::open(&path, signer.clone()).expect("reopen");
+        log.append(admin("2026-01-01T00:00:01Z", 2)).expect("b");
+        log.checkpoint().expect("cp");
+        let report = check(&log, &signer);
+        assert!(report.ok(), "{report:?}");
+        assert_eq!((report.records, report.torn_tail_bytes), (3, 0));
+    }
+
+    #[test]
+    fn a_last_line_that_is_not_a_record_stops_the_start() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let signer = Arc::new(Signer::open_or_create(dir.path()).expect("key"));
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "{\"hash\":\"00\",\"entry\":{\"seq\":1,\"prev\":\"\",\"type\":\"admin\"}}\n").expect("write");
+        assert!(matches!(FileAuditLog::open(&path, signer), Err(OpenError::BadTail { .. })));
+    }
+}

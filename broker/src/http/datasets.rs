@@ -59,7 +59,11 @@ pub async fn create(caller: Caller, state: web::Data<AppState>, body: web::Paylo
     let dataset = Dataset::from_description(id, caller.identity.ags.clone(), description, now.clone(), now);
     let catalog = state.catalog.clone();
     let stored = dataset.clone();
-    web::block(move || catalog.insert_dataset(&stored)).await??;
+    let detail = serde_json::to_value(&dataset).unwrap_or_default();
+    super::audited(&state, &caller, "dataset-registered", dataset.id.as_str(), detail, move || {
+        catalog.insert_dataset(&stored)
+    })
+    .await?;
     tracing::info!(dataset = %dataset.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset registered");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/datasets/{}", dataset.id)))
@@ -89,7 +93,11 @@ pub async fn replace(
     let dataset = Dataset::from_description(id, existing.publisher.clone(), description, existing.issued.clone(), now_rfc3339());
     let catalog = state.catalog.clone();
     let stored = dataset.clone();
-    web::block(move || catalog.replace_dataset(&stored)).await??;
+    let detail = serde_json::to_value(&dataset).unwrap_or_default();
+    super::audited(&state, &caller, "dataset-changed", dataset.id.as_str(), detail, move || {
+        catalog.replace_dataset(&stored)
+    })
+    .await?;
     state.exchange.forget(&dataset.id);
     tracing::info!(dataset = %dataset.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset replaced");
     Ok(HttpResponse::Ok().json(dataset))
@@ -102,7 +110,15 @@ pub async fn remove(caller: Caller, state: web::Data<AppState>, id: web::Path<St
     check_owner(&caller, &existing, "withdraw")?;
     let catalog = state.catalog.clone();
     let withdrawn = id.clone();
-    web::block(move || catalog.remove_dataset(&withdrawn)).await??;
+    super::audited(
+        &state,
+        &caller,
+        "dataset-withdrawn",
+        id.as_str(),
+        serde_json::Value::Null,
+        move || catalog.remove_dataset(&withdrawn),
+    )
+    .await?;
     state.exchange.forget(&id);
     tracing::info!(dataset = %existing.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset withdrawn");
     Ok(HttpResponse::NoContent().finish())

@@ -501,6 +501,8 @@ pub async fn upload(
             e.to_string(),
         )
     })?;
+    let detail = serde_json::json!({ "records": records.len(), "bytes": bytes.len(), "mediaType": format.media_type() });
+    super::record_change(&state, &caller, "hosted-data-uploaded", dataset.id.as_str(), detail).await?;
     let store = state.exchange.hosted.clone();
     let target = dataset.id.clone();
     web::block(move || store.put(&target, format, &bytes))

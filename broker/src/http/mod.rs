@@ -75,6 +75,28 @@ pub async fn record_change(
         .map_err(|e| Problem::internal("the audit log cannot be written, so the change is not made", e))
 }
 
+/// Runs a change of the catalog's state as an audited step: the change is recorded first (a
+/// change the log cannot hold is not made), then made; if it then fails, that is recorded too
+/// (`<action>-aborted`), so the trail never shows a change that did not happen without saying so.
+pub async fn audited<T: Send + 'static>(
+    state: &AppState,
+    caller: &auth::Caller,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+    change: impl FnOnce() -> Result<T, crate::catalog::CatalogError> + Send + 'static,
+) -> Result<T, Problem> {
+    record_change(state, caller, action, subject, detail).await?;
+    match web::block(change).await? {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let why = serde_json::json!({ "reason": e.to_string() });
+            record_change(state, caller, &format!("{action}-aborted"), subject, why).await?;
+            Err(e.into())
+        }
+    }
+}
+
 /// The request's `Content-Type`, if it has a readable one.
 pub fn content_type(req: &HttpRequest) -> Option<&str> {
     req.headers()

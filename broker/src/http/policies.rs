@@ -74,9 +74,11 @@ pub async fn submit(
     };
     let catalog = state.catalog.clone();
     let ntriples = compiled.ntriples;
-    let stored = web::block(move || catalog.submit_policy(&version, &ntriples)).await??;
-    let detail = json!({ "version": stored.version, "moduleHash": stored.module_hash, "policy": stored.policy });
-    super::record_change(&state, &caller, "policy-submitted", &id.to_string(), detail).await?;
+    let detail = json!({ "moduleHash": version.module_hash, "policy": version.policy });
+    let stored = super::audited(&state, &caller, "policy-submitted", id.as_str(), detail, move || {
+        catalog.submit_policy(&version, &ntriples)
+    })
+    .await?;
     tracing::info!(dataset = %id, version = stored.version, module = %stored.module_hash, by = %caller.identity.ags, "policy submitted");
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/datasets/{id}/policy/versions/{}", stored.version)))
@@ -158,18 +160,12 @@ async fn review(
     };
     let action = if approved { "policy-approved" } else { "policy-rejected" };
     let detail = json!({ "version": version.version, "moduleHash": version.module_hash, "note": review.note });
-    // Recorded first: a review the log cannot hold does not happen.
-    super::record_change(&state, &caller, action, dataset.id.as_str(), detail.clone()).await?;
     let catalog = state.catalog.clone();
     let (id, n) = (dataset.id.clone(), version.version);
-    let reviewed = match web::block(move || catalog.review_policy(&id, n, &review)).await? {
-        Ok(v) => v,
-        Err(e) => {
-            let aborted = json!({ "version": version.version, "reason": e.to_string(), "of": action });
-            super::record_change(&state, &caller, "policy-review-aborted", dataset.id.as_str(), aborted).await?;
-            return Err(e.into());
-        }
-    };
+    let reviewed = super::audited(&state, &caller, action, dataset.id.as_str(), detail, move || {
+        catalog.review_policy(&id, n, &review)
+    })
+    .await?;
     state.exchange.forget(&dataset.id);
     tracing::info!(dataset = %dataset.id, version = n, by = %caller.identity.common_name, action, "policy reviewed");
     Ok(HttpResponse::Ok().json(described(&state, &reviewed)))

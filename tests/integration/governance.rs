@@ -1,0 +1,169 @@
+//! The policy lifecycle: drafts, four-eyes approval, and what-if simulation over recorded
+//! traffic.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::exchange::{DATASET, POLICY, request, set_up};
+use crate::support::{TestBroker, attach_approved, review_policy, submit_policy};
+
+async fn draft(b: &TestBroker, turtle: &str) -> u64 {
+    let (status, body) = submit_policy(b, "aalen-steward", DATASET, turtle, "text/turtle").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "draft");
+    assert_eq!(body["active"], false);
+    body["version"].as_u64().expect("version")
+}
+
+#[actix_rt::test]
+async fn a_system_certificate_cannot_submit_a_policy() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", None).await;
+    let (status, body) = submit_policy(&b, "aalen-system", DATASET, POLICY, "text/turtle").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("steward")), "{body}");
+}
+
+#[actix_rt::test]
+async fn a_steward_cannot_approve_their_own_policy_even_with_a_board_certificate() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", None).await;
+    let n = draft(&b, POLICY).await;
+    let (status, body) = review_policy(&b, "aalen-steward", DATASET, n, "approve").await;
+    assert_eq!(status, 403, "the steward's own certificate: {body}");
+    let (status, body) = review_policy(&b, "aalen-steward-as-board", DATASET, n, "approve").await;
+    assert_eq!(status, 403, "the author's board certificate: {body}");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("four eyes")), "{body}");
+    let (status, body) = review_policy(&b, "heidenheim-board", DATASET, n, "approve").await;
+    assert_eq!(status, 403, "another city's board: {body}");
+    let (status, body) = review_policy(&b, "aalen-board", DATASET, n, "approve").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["status"].as_str(), body["active"].as_bool()), (Some("approved"), Some(true)));
+    assert_eq!(body["review"]["byName"], "Bernd Beirat (Aalen)");
+    let (status, body) = review_policy(&b, "aalen-board", DATASET, n, "reject").await;
+    assert_eq!(status, 409, "reviewed once: {body}");
+}
+
+#[actix_rt::test]
+async fn a_draft_never_decides_a_live_request() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", None).await;
+    // Only a draft: the dataset is not shared.
+    let n = draft(&b, POLICY).await;
+    let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["type"].as_str().is_some_and(|t| t.ends_with("no-policy")), "{body}");
+    review_policy(&b, "aalen-board", DATASET, n, "approve").await;
+    let (status, _, headers) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("x-policy-version").and_then(|v| v.to_str().ok()), Some("1"));
+    // A stricter draft does not change live decisions; rejected, it never will.
+    let stricter = draft(&b, &POLICY.replace("dpv:ImprovePublicServices", "dpv:ResearchAndDevelopment")).await;
+    let (status, _, headers) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("x-policy-version").and_then(|v| v.to_str().ok()), Some("1"));
+    let (status, body) = review_policy(&b, "aalen-board", DATASET, stricter, "reject").await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("rejected")), "{body}");
+    let (status, _, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 200);
+}
+
+#[actix_rt::test]
+async fn a_stricter_draft_simulated_over_recorded_traffic_lists_exactly_the_decisions_that_flip() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", Some(POLICY)).await;
+    let mut permitted = BTreeSet::new();
+    let mut denied = BTreeSet::new();
+    for purpose in [
+        "ImprovePublicServices",
+        "CommercialPurpose",
+        "ImprovePublicServices",
+        "ServiceProvision",
+    ] {
+        let (status, body, headers) = request(&b, "heidenheim-system", purpose).await;
+        match status {
+            200 => {
+                permitted.insert(headers.get("x-decision-id").and_then(|v| v.to_str().ok()).expect("id").to_owned());
+            }
+            _ => {
+                denied.insert(body["decisionId"].as_str().expect("id").to_owned());
+            }
+        }
+    }
+    assert!(!permitted.is_empty() && !denied.is_empty(), "{permitted:?} {denied:?}");
+    // The draft allows only research: every recorded permit would now be denied; no deny flips.
+    let n = draft(&b, &POLICY.replace("dpv:ImprovePublicServices", "dpv:ResearchAndDevelopment")).await;
+    let mut resp = b
+        .client("aalen-board")
+        .post(b.url(&format!("/v1/datasets/{DATASET}/policy/versions/{n}/simulate")))
+        .send()
+        .await
+        .expect("simulate");
+    assert_eq!(resp.status(), 200);
+    let sim: Value = crate::support::json(&mut resp).await;
+    let flipped: BTreeSet<String> = sim["flips"]
+        .as_array()
+        .expect("flips")
+        .iter()
+        .map(|f| f["decisionId"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(flipped, permitted, "{sim}");
+    assert_eq!(sim["considered"].as_u64(), Some((permitted.len() + denied.len()) as u64), "{sim}");
+    for f in sim["flips"].as_array().expect("flips") {
+        assert_eq!((f["recorded"].as_str(), f["simulated"].as_str()), (Some("permit"), Some("deny")));
+        assert!(
+            f["reasons"].to_string().contains("ResearchAndDevelopment"),
+            "the draft's failing purpose constraint is named: {f}"
+        );
+    }
+    // A period before the traffic holds nothing to replay.
+    let mut resp = b
+        .client("aalen-steward")
+        .post(b.url(&format!("/v1/datasets/{DATASET}/policy/versions/{n}/simulate")))
+        .query(&[("to", "2020-01-01T00:00:00Z")])
+        .expect("query")
+        .send()
+        .await
+        .expect("simulate");
+    let sim: Value = crate::support::json(&mut resp).await;
+    assert_eq!(sim["considered"], 0, "{sim}");
+}
+
+#[actix_rt::test]
+async fn every_step_of_the_lifecycle_is_in_the_audit_trail_in_order() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", None).await;
+    attach_approved(&b, DATASET, POLICY).await;
+    let n = draft(&b, &POLICY.replace("\"100\"", "\"50\"")).await;
+    review_policy(&b, "aalen-board", DATASET, n, "reject").await;
+    let text = std::fs::read_to_string(b.audit_log()).expect("log");
+    let actions: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("line")["entry"].clone())
+        .filter(|e| e["type"] == "admin" && e["subject"] == DATASET)
+        .map(|e| {
+            format!(
+                "{} by {}",
+                e["action"].as_str().unwrap_or_default(),
+                e["actorRole"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "dataset-registered by steward",
+            "policy-submitted by steward",
+            "policy-approved by board",
+            "policy-submitted by steward",
+            "policy-rejected by board"
+        ],
+        "{text}"
+    );
+}
