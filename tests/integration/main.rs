@@ -3,6 +3,7 @@
 
 mod audit;
 mod cli;
+mod crash;
 mod datasets;
 mod exchange;
 mod governance;

@@ -53,13 +53,12 @@ impl TestBroker {
 
     /// The client TLS configuration presenting `<who>.crt`.
     pub fn client_config(&self, who: &str) -> rustls::ClientConfig {
-        tls::client_config(&self.pki.ca_cert(), &self.pki.cert(who), &self.pki.key(who)).expect("client config")
+        client_config(&self.pki, who)
     }
 
     /// An HTTP client presenting `<who>.crt`.
     pub fn client(&self, who: &str) -> Client {
-        let connector = awc::Connector::new().rustls_0_23(Arc::new(self.client_config(who)));
-        Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish()
+        client(&self.pki, who)
     }
 
     /// Where the decision log, usage counts and pseudonym secret live.
@@ -70,26 +69,8 @@ impl TestBroker {
     /// An example provider (`examples/providers/`) behind mutual TLS with the broker's own
     /// server certificate, serving Aalen's appointments at `/appointments`.
     pub fn start_provider(&self) -> BackgroundServer {
-        let files = tls::ServerTlsFiles {
-            certificate: self.pki.cert("broker"),
-            private_key: self.pki.key("broker"),
-            client_ca: self.pki.ca_cert(),
-            crl: self.pki.crl(),
-        };
-        let tls = tls::server_config(&files).expect("provider TLS");
-        let body = std::fs::read(format!(
-            "{}/../examples/providers/aalen-buergerbuero-termine.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .expect("data");
-        let resources = vec![broker::http::provider::Resource {
-            path: "/appointments".into(),
-            content_type: "application/json".into(),
-            body,
-        }];
-        broker::http::provider::start("127.0.0.1:0".parse().expect("addr"), tls, resources).expect("provider")
+        start_provider(&self.pki)
     }
-
     /// Stops the broker (its final audit checkpoint included) and keeps its files.
     pub fn stop(&mut self) {
         if let Some(s) = self.server.take() {
@@ -214,4 +195,38 @@ pub async fn attach_approved(b: &TestBroker, dataset: &str, turtle: &str) -> ser
     let (status, approved) = review_policy(b, "aalen-board", dataset, n, "approve").await;
     assert_eq!(status, 200, "{approved}");
     approved
+}
+
+/// The client TLS configuration presenting `<who>.crt` of `pki`.
+pub fn client_config(pki: &PkiLayout, who: &str) -> rustls::ClientConfig {
+    tls::client_config(&pki.ca_cert(), &pki.cert(who), &pki.key(who)).expect("client config")
+}
+
+/// An HTTP client presenting `<who>.crt` of `pki`.
+pub fn client(pki: &PkiLayout, who: &str) -> Client {
+    let connector = awc::Connector::new().rustls_0_23(Arc::new(client_config(pki, who)));
+    Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish()
+}
+
+/// An example provider (`examples/providers/`) behind mutual TLS with the broker's own server
+/// certificate, serving Aalen's appointments at `/appointments`.
+pub fn start_provider(pki: &PkiLayout) -> BackgroundServer {
+    let files = tls::ServerTlsFiles {
+        certificate: pki.cert("broker"),
+        private_key: pki.key("broker"),
+        client_ca: pki.ca_cert(),
+        crl: pki.crl(),
+    };
+    let tls = tls::server_config(&files).expect("provider TLS");
+    let body = std::fs::read(format!(
+        "{}/../examples/providers/aalen-buergerbuero-termine.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("data");
+    let resources = vec![broker::http::provider::Resource {
+        path: "/appointments".into(),
+        content_type: "application/json".into(),
+        body,
+    }];
+    broker::http::provider::start("127.0.0.1:0".parse().expect("addr"), tls, resources).expect("provider")
 }

@@ -1,0 +1,168 @@
+//! The audit trail survives a crash: the broker binary is killed with SIGKILL under concurrent
+//! load and restarted; its log verifies, and every request that got an answer has its record.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::exchange::{DATASET, DPV, POLICY};
+use crate::support::{client, example, start_provider};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn spawn_broker(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_broker"))
+        .args(["serve", "--workers", "2", "--config"])
+        .arg(config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start broker")
+}
+
+async fn wait_ready(addr: SocketAddr) {
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the broker did not start on {addr}");
+}
+
+fn verify(log: &Path) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_broker"))
+        .args(["audit", "verify", "--json"])
+        .arg(log)
+        .output()
+        .expect("verify");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    report
+}
+
+fn logged_decisions(log: &Path) -> BTreeSet<String> {
+    broker::audit::file::read_entries(log)
+        .expect("entries")
+        .into_iter()
+        .filter_map(|e| match e.event {
+            broker::audit::Event::Decision(d) => Some(d.id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Requests in a loop until the broker stops answering; returns the decision ids it answered.
+async fn hammer(pki: broker::demo::PkiLayout, url: String, answered: Arc<Mutex<Vec<String>>>) {
+    let c = client(&pki, "heidenheim-system");
+    for i in 0.. {
+        let purpose = if i % 3 == 0 { "CommercialPurpose" } else { "ImprovePublicServices" };
+        let Ok(mut resp) = c
+            .get(&url)
+            .query(&[("purpose", format!("{DPV}{purpose}"))])
+            .expect("query")
+            .send()
+            .await
+        else {
+            return;
+        };
+        let id = resp.headers().get("x-decision-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let Ok(body) = resp.body().limit(1 << 20).await else {
+            return;
+        };
+        let id = id.or_else(|| {
+            serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["decisionId"].as_str().map(str::to_owned))
+        });
+        if let Some(id) = id {
+            answered.lock().expect("lock").push(id);
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_broker_killed_under_load_leaves_a_log_that_verifies_with_every_answered_request() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = broker::demo::write_test_pki(&dir.path().join("pki")).expect("pki");
+    let provider = start_provider(&pki);
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let config = dir.path().join("broker.toml");
+    let text = broker::demo::demo_config(&format!("127.0.0.1:{port}"), Some("data"));
+    std::fs::write(&config, format!("{text}[audit]\ncheckpoint_interval_s = 1\n")).expect("config");
+    let log = dir.path().join("data/audit.jsonl");
+
+    let mut child = spawn_broker(&config);
+    wait_ready(addr).await;
+    let base = format!("https://127.0.0.1:{port}");
+    let steward = client(&pki, "aalen-steward");
+    let mut d = example(DATASET);
+    d["distributions"] = serde_json::json!([{ "mediaType": "application/json", "accessURL": format!("https://127.0.0.1:{}/appointments", provider.addr.port()) }]);
+    let resp = steward.post(format!("{base}/v1/datasets")).send_json(&d).await.expect("register");
+    assert_eq!(resp.status(), 201);
+    let resp = steward
+        .post(format!("{base}/v1/datasets/{DATASET}/policy/versions"))
+        .insert_header(("Content-Type", "text/turtle"))
+        .send_body(POLICY)
+        .await
+        .expect("submit");
+    assert_eq!(resp.status(), 201);
+    let resp = client(&pki, "aalen-board")
+        .post(format!("{base}/v1/datasets/{DATASET}/policy/versions/1/approve"))
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(resp.status(), 200);
+
+    let answered = Arc::new(Mutex::new(Vec::new()));
+    let url = format!("{base}/v1/datasets/{DATASET}/data");
+    let tasks: Vec<_> = (0..8)
+        .map(|_| actix_rt::spawn(hammer(pki.clone(), url.clone(), answered.clone())))
+        .collect();
+    // Until well past the first checkpoints, and then in the middle of the load.
+    actix_rt::time::sleep(Duration::from_millis(2500)).await;
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let answered: BTreeSet<String> = answered.lock().expect("lock").iter().cloned().collect();
+    assert!(answered.len() > 20, "load was running: {} answers", answered.len());
+
+    let report = verify(&log);
+    assert!(report["checkpoints"].as_u64() >= Some(1), "{report}");
+    let logged = logged_decisions(&log);
+    let missing: Vec<_> = answered.difference(&logged).collect();
+    assert!(missing.is_empty(), "answered but not in the log: {missing:?}");
+
+    // Restarted, the broker continues the chain; stopped with SIGTERM, it signs the head.
+    let mut child = spawn_broker(&config);
+    wait_ready(addr).await;
+    let resp = client(&pki, "heidenheim-system")
+        .get(&url)
+        .query(&[("purpose", format!("{DPV}ImprovePublicServices"))])
+        .expect("query")
+        .send()
+        .await
+        .expect("after restart");
+    assert!([200, 403].contains(&resp.status().as_u16()), "{:?}", resp.status());
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    child.wait().expect("stopped");
+    let report = verify(&log);
+    assert_eq!(report["lastSignedSeq"], report["lastSeq"], "{report}");
+    assert!(logged_decisions(&log).is_superset(&answered));
+}
