@@ -37,6 +37,8 @@ struct RawConfig {
     #[serde(default)]
     audit: RawAudit,
     #[serde(default)]
+    transparency: RawTransparency,
+    #[serde(default)]
     members: Vec<Member>,
 }
 
@@ -48,6 +50,22 @@ struct RawAudit {
     checkpoint_interval_s: Option<u64>,
     /// Records older than this many days are pruned (default: kept forever).
     retention_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTransparency {
+    /// Where the public transparency report is served without client certificates (off if absent).
+    listen: Option<SocketAddr>,
+    /// Groups with fewer deliveries are suppressed (default 5).
+    minimum_group: Option<u64>,
+}
+
+/// The public transparency report.
+#[derive(Debug, Clone, Copy)]
+pub struct TransparencySettings {
+    pub listen: Option<SocketAddr>,
+    pub minimum_group: u64,
 }
 
 /// How the audit trail is kept.
@@ -152,6 +170,7 @@ pub struct Config {
     pub upstream: crate::exchange::UpstreamLimits,
     pub members: Vec<Member>,
     pub audit: AuditSettings,
+    pub transparency: TransparencySettings,
 }
 
 impl Config {
@@ -206,6 +225,10 @@ impl Config {
             },
             max_body_bytes: raw.limits.max_body_bytes,
             members: raw.members,
+            transparency: TransparencySettings {
+                listen: raw.transparency.listen,
+                minimum_group: raw.transparency.minimum_group.unwrap_or(5).max(1),
+            },
             audit: AuditSettings {
                 checkpoint_interval: Duration::from_secs(raw.audit.checkpoint_interval_s.unwrap_or(60).max(1)),
                 retention: raw.audit.retention_days.map(|d| Duration::from_secs(u64::from(d) * 86_400)),

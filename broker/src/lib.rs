@@ -16,6 +16,7 @@ pub mod http;
 pub mod identity;
 pub mod pki;
 pub mod policy;
+pub mod reports;
 pub mod schema;
 pub mod serve;
 pub mod tls;

@@ -16,6 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState, BackgroundServer};
 use crate::schema::{SchemaError, Schemas};
 use crate::tls::{self, TlsError};
+use actix_web::web;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -68,6 +69,7 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         max_body_bytes: config.max_body_bytes,
         vocab: Arc::new(policy_compiler::Vocabulary::standard()?),
         exchange: Arc::new(open_exchange(config, audit)?),
+        transparency_minimum: config.transparency.minimum_group,
         upstream_tls: Arc::new(tls::client_config(
             &config.tls.client_ca,
             &config.tls.certificate,
@@ -130,23 +132,44 @@ fn secret_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     }
 }
 
+fn listen_err(addr: std::net::SocketAddr) -> impl FnOnce(std::io::Error) -> ServeError {
+    move |source| ServeError::Listen {
+        addr: addr.to_string(),
+        source,
+    }
+}
+
 /// Runs the broker until it is stopped (SIGINT/SIGTERM).
 pub fn run(config: &Config, workers: usize) -> Result<(), ServeError> {
     let catalog = open_catalog(config)?;
     let (tls, state, keeper) = prepare(config, catalog)?;
+    let public_tls = match config.transparency.listen {
+        Some(_) => Some(tls::public_server_config(&config.tls)?),
+        None => None,
+    };
     let listen = config.listen;
+    let public = config.transparency.listen;
+    let state = web::Data::new(state);
     let result = actix_web::rt::System::new().block_on(async move {
-        let (server, addrs) = http::bind(listen, tls, state, workers).map_err(|source| ServeError::Listen {
-            addr: listen.to_string(),
-            source,
-        })?;
+        let (server, addrs) = http::bind(listen, tls, state.clone(), workers).map_err(listen_err(listen))?;
         for a in &addrs {
             tracing::info!(addr = %a, "broker listening (mutual TLS)");
         }
-        server.await.map_err(|source| ServeError::Listen {
-            addr: listen.to_string(),
-            source,
-        })
+        let public = match (public, public_tls) {
+            (Some(addr), Some(ptls)) => {
+                let (p, addrs) = http::bind_public(addr, ptls, state).map_err(listen_err(addr))?;
+                for a in &addrs {
+                    tracing::info!(addr = %a, "public transparency report listening (TLS, no client certificate)");
+                }
+                Some(p)
+            }
+            _ => None,
+        };
+        let main = server.await.map_err(listen_err(listen));
+        if let Some(p) = public {
+            p.handle().stop(true).await;
+        }
+        main
     });
     // The final checkpoint, after the last request was answered.
     keeper.stop();
@@ -156,9 +179,21 @@ pub fn run(config: &Config, workers: usize) -> Result<(), ServeError> {
 /// Starts the broker on a background thread with the given catalog.
 pub fn start_background(config: &Config, catalog: Arc<dyn Catalog>, workers: usize) -> Result<BackgroundServer, ServeError> {
     let (tls, state, keeper) = prepare(config, catalog)?;
-    let server = BackgroundServer::start(config.listen, tls, state, workers).map_err(|source| ServeError::Listen {
-        addr: config.listen.to_string(),
-        source,
-    })?;
-    Ok(server.on_stop(move || keeper.stop()))
+    let state = web::Data::new(state);
+    let public = match config.transparency.listen {
+        Some(addr) => {
+            let ptls = tls::public_server_config(&config.tls)?;
+            let st = state.clone();
+            Some(BackgroundServer::spawn(move || http::bind_public(addr, ptls, st)).map_err(listen_err(addr))?)
+        }
+        None => None,
+    };
+    let server = BackgroundServer::start(config.listen, tls, state, workers).map_err(listen_err(config.listen))?;
+    let public_addr = public.as_ref().map(|p| p.addr);
+    Ok(server.with_public(public_addr).on_stop(move || {
+        if let Some(p) = public {
+            p.stop();
+        }
+        keeper.stop();
+    }))
 }

@@ -83,6 +83,21 @@ pub fn server_config(files: &ServerTlsFiles) -> Result<ServerConfig, TlsError> {
     Ok(config)
 }
 
+/// The public listener's configuration (the transparency report): the same certificate,
+/// versions and suites, but no client certificate asked for. Nothing but the public report is
+/// routed on it (`http::public`).
+pub fn public_server_config(files: &ServerTlsFiles) -> Result<ServerConfig, TlsError> {
+    let provider = Arc::new(bsi_provider());
+    let certs = load_certs(&files.certificate, "server certificate")?;
+    let key = load_key(&files.private_key)?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(VERSIONS)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// A client configuration with a client certificate, trusting only `ca`: what the broker uses to
 /// reach the cities' APIs and what tests and the demo use to reach the broker.
 pub fn client_config(ca: &Path, certificate: &Path, private_key: &Path) -> Result<rustls::ClientConfig, TlsError> {

@@ -9,6 +9,7 @@ mod exchange;
 mod governance;
 mod openapi;
 mod policies;
+mod reports;
 mod sparql;
 mod support;
 mod tls;

@@ -18,6 +18,8 @@ pub struct TestBroker {
     pub pki: PkiLayout,
     pub catalog: Arc<OxigraphCatalog>,
     pub addr: SocketAddr,
+    /// The public transparency listener, if configured.
+    pub public_addr: Option<SocketAddr>,
     server: Option<BackgroundServer>,
 }
 
@@ -38,11 +40,13 @@ impl TestBroker {
         let catalog = Arc::new(OxigraphCatalog::in_memory(&config.base_iri).expect("store"));
         let server = broker::serve::start_background(&config, catalog.clone(), 2).expect("start broker");
         let addr = server.addr;
+        let public_addr = server.public_addr;
         Self {
             _dir: dir,
             pki,
             catalog,
             addr,
+            public_addr,
             server: Some(server),
         }
     }

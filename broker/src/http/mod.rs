@@ -10,6 +10,7 @@ pub mod members;
 pub mod policies;
 pub mod problem;
 pub mod provider;
+pub mod reports;
 pub mod routes;
 pub mod sparql;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub exchange: Arc<crate::exchange::Exchange>,
     /// The broker's own client identity towards providers' APIs.
     pub upstream_tls: Arc<rustls::ClientConfig>,
+    /// Groups smaller than this are suppressed in the public transparency report.
+    pub transparency_minimum: u64,
 }
 
 impl std::fmt::Debug for AppState {
@@ -150,8 +153,12 @@ async fn no_such_route(req: HttpRequest) -> Result<actix_web::HttpResponse, Prob
 
 /// Binds the listener and returns the server (not yet awaited) and its bound addresses.
 /// Must be called inside an actix system.
-pub fn bind(listen: SocketAddr, tls: rustls::ServerConfig, state: AppState, workers: usize) -> std::io::Result<(Server, Vec<SocketAddr>)> {
-    let state = web::Data::new(state);
+pub fn bind(
+    listen: SocketAddr,
+    tls: rustls::ServerConfig,
+    state: web::Data<AppState>,
+    workers: usize,
+) -> std::io::Result<(Server, Vec<SocketAddr>)> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -165,9 +172,24 @@ pub fn bind(listen: SocketAddr, tls: rustls::ServerConfig, state: AppState, work
     Ok((server.run(), addrs))
 }
 
+/// Binds the public listener: the transparency report only, no client certificate.
+pub fn bind_public(
+    listen: SocketAddr,
+    tls: rustls::ServerConfig,
+    state: web::Data<AppState>,
+) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(reports::public_routes))
+        .workers(1)
+        .bind_rustls_0_23(listen, tls)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
+}
+
 /// A server running on its own thread, for tests and the demo.
 pub struct BackgroundServer {
     pub addr: SocketAddr,
+    /// The public listener's address, if one runs beside this server.
+    pub public_addr: Option<SocketAddr>,
     handle: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
     on_stop: Option<Box<dyn FnOnce() + Send>>,
@@ -180,7 +202,7 @@ impl std::fmt::Debug for BackgroundServer {
 }
 
 impl BackgroundServer {
-    pub fn start(listen: SocketAddr, tls: rustls::ServerConfig, state: AppState, workers: usize) -> std::io::Result<Self> {
+    pub fn start(listen: SocketAddr, tls: rustls::ServerConfig, state: web::Data<AppState>, workers: usize) -> std::io::Result<Self> {
         Self::spawn(move || bind(listen, tls, state, workers))
     }
 
@@ -209,10 +231,17 @@ impl BackgroundServer {
         let addr = addrs.first().copied().ok_or_else(|| std::io::Error::other("no bound address"))?;
         Ok(Self {
             addr,
+            public_addr: None,
             handle,
             thread: Some(thread),
             on_stop: None,
         })
+    }
+
+    #[must_use]
+    pub fn with_public(mut self, addr: Option<SocketAddr>) -> Self {
+        self.public_addr = addr;
+        self
     }
 
     /// Runs `f` once the server has stopped (e.g. the audit trail's final checkpoint).

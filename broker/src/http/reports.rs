@@ -1,0 +1,197 @@
+//! `/v1/reports/...` for boards and stewards, and the public transparency report on its own
+//! listener (no client certificate; [`public_routes`] is all that listener serves).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::ACCEPT;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::Caller;
+use super::problem::Problem;
+use crate::audit::DecisionRecord;
+use crate::audit::export::Period;
+use crate::catalog::DatasetFilter;
+use crate::identity::{Ags, Role};
+use crate::reports::{self, Bucket};
+
+#[derive(Debug, Deserialize)]
+pub struct ReportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    bucket: Option<Bucket>,
+    /// `json` (default) or `csv`; `Accept: text/csv` works too.
+    format: Option<String>,
+    /// Boards: one provider city's datasets only.
+    provider: Option<String>,
+}
+
+impl ReportQuery {
+    fn period(&self) -> Result<Period, Problem> {
+        Period::parse(self.from.as_deref(), self.to.as_deref())
+            .map_err(|e| Problem::bad_request("bad-period", format!("query parameters 'from'/'to': {e}")))
+    }
+
+    fn csv(&self, req: &HttpRequest) -> bool {
+        self.format.as_deref() == Some("csv")
+            || req
+                .headers()
+                .get(ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/csv"))
+    }
+
+    /// The provider city whose datasets the caller may see: their own for a steward, any (or
+    /// the one asked for) for a board member.
+    fn scope(&self, caller: &Caller) -> Result<Option<Ags>, Problem> {
+        caller.require(&[Role::Board, Role::Steward], "reading usage reports")?;
+        let asked = self
+            .provider
+            .as_deref()
+            .map(str::parse::<Ags>)
+            .transpose()
+            .map_err(|e| Problem::bad_request("bad-query-parameter", format!("query parameter 'provider': {e}")))?;
+        match caller.identity.role {
+            Role::Board => Ok(asked),
+            _ => match asked {
+                Some(a) if a != caller.identity.ags => Err(Problem::forbidden(format!(
+                    "a steward of {} sees the reports of its own datasets, not of {a}",
+                    caller.identity.ags
+                ))),
+                _ => Ok(Some(caller.identity.ags.clone())),
+            },
+        }
+    }
+}
+
+async fn decisions(state: &AppState) -> Result<Vec<DecisionRecord>, Problem> {
+    let log = state.exchange.log.clone();
+    web::block(move || log.decisions())
+        .await?
+        .map_err(|e| Problem::internal("the audit log cannot be read", e))
+}
+
+fn csv_response(text: Result<String, csv::Error>) -> Result<HttpResponse, Problem> {
+    let text = text.map_err(|e| Problem::internal("the report cannot be written as CSV", e))?;
+    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(text))
+}
+
+pub async fn usage(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<ReportQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Problem> {
+    let scope = q.scope(&caller)?;
+    let period = q.period()?;
+    let records = decisions(&state).await?;
+    let provider = scope.map(|a| a.to_string());
+    let rows = reports::usage(&records, &period, q.bucket.unwrap_or(Bucket::Day), provider.as_deref());
+    if q.csv(&req) {
+        return csv_response(reports::csv(&reports::USAGE_COLUMNS, rows.iter().map(reports::UsageRow::cells)));
+    }
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+pub async fn processing(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<ReportQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, Problem> {
+    let scope = q.scope(&caller)?;
+    let period = q.period()?;
+    let catalog = state.catalog.clone();
+    let filter = DatasetFilter {
+        publisher: scope,
+        ..DatasetFilter::default()
+    };
+    let datasets = web::block(move || catalog.datasets(&filter)).await??;
+    let mut with_policies = Vec::new();
+    for d in datasets {
+        let catalog = state.catalog.clone();
+        let id = d.id.clone();
+        let active = web::block(move || catalog.active_policy(&id)).await??;
+        let policy = match active {
+            Some(v) => {
+                let compiled = state
+                    .exchange
+                    .module(&v, &state.vocab)
+                    .map_err(|e| Problem::internal("an active policy cannot be read", e))?;
+                Some((v.version, (*compiled.policy).clone()))
+            }
+            None => None,
+        };
+        with_policies.push((d, policy));
+    }
+    let records = decisions(&state).await?;
+    let out = reports::processing_records(&with_policies, &records, &period);
+    if q.csv(&req) {
+        let columns = [
+            "controller",
+            "dataset",
+            "title",
+            "purposes",
+            "recipients",
+            "dataCategories",
+            "retention",
+            "technicalMeasures",
+            "policyVersion",
+            "deliveries",
+        ];
+        let rows = out.iter().map(|r| {
+            vec![
+                r.controller.clone(),
+                r.dataset.clone(),
+                r.title.clone(),
+                r.purposes.join(" "),
+                r.recipients.join("; "),
+                r.data_categories.join("; "),
+                r.retention.clone().unwrap_or_default(),
+                r.technical_measures.join("; "),
+                r.policy_version.map(|v| v.to_string()).unwrap_or_default(),
+                r.deliveries.to_string(),
+            ]
+        });
+        return csv_response(reports::csv(&columns, rows));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// The public report: no caller, no client certificate.
+pub async fn transparency(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    let records = decisions(&state).await?;
+    let catalog = state.catalog.clone();
+    let datasets = web::block(move || catalog.datasets(&DatasetFilter::default())).await??;
+    let theme_of = |id: &str| {
+        datasets
+            .iter()
+            .find(|d| d.id.as_str() == id)
+            .and_then(|d| d.themes.first().cloned())
+            .unwrap_or_else(|| "unspecified".into())
+    };
+    let report = reports::transparency(&records, theme_of, state.transparency_minimum);
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=60"))
+        .json(report))
+}
+
+async fn public_not_found(req: HttpRequest) -> HttpResponse {
+    HttpResponse::build(StatusCode::NOT_FOUND)
+        .content_type("application/problem+json")
+        .body(
+            serde_json::json!({
+                "type": "https://broker.kdr.example/problems/no-such-route",
+                "title": "Not Found",
+                "status": 404,
+                "detail": format!("this listener serves only GET /transparency, not {} {}", req.method(), req.path()),
+            })
+            .to_string(),
+        )
+}
+
+/// Everything the public listener serves.
+pub fn public_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/transparency", web::get().to(transparency))
+        .default_service(web::to(public_not_found));
+}
