@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod durable;

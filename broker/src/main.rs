@@ -65,6 +65,9 @@ enum Command {
     /// Usage policies (ODRL 2.2 in Turtle, purposes from DPV).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Reports from a running broker's audit trail.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// The audit trail (offline: needs only the log and the broker's public key).
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -134,6 +137,106 @@ enum PolicyCommand {
     },
     /// The same rules as Rego (entrypoint data.kdr.policy.result).
     Rego { policy: PathBuf },
+    /// Submit a policy version for a dataset as a draft (a steward certificate).
+    Submit {
+        policy: PathBuf,
+        #[arg(long)]
+        dataset: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Approve a draft: it becomes the active version (a board certificate, not the author's).
+    Approve {
+        #[command(flatten)]
+        version: VersionArgs,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Reject a draft (a board certificate, not the author's).
+    Reject {
+        #[command(flatten)]
+        version: VersionArgs,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Replay a version against the recorded requests of a period; lists the decisions that flip.
+    Simulate {
+        #[command(flatten)]
+        version: VersionArgs,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+/// Which broker to talk to, with which certificate.
+#[derive(clap::Args)]
+struct ConnArgs {
+    /// The broker's URL.
+    #[arg(long, default_value = "https://127.0.0.1:8443")]
+    broker: String,
+    /// The data space CA certificate.
+    #[arg(long)]
+    ca: PathBuf,
+    /// Your certificate and key.
+    #[arg(long)]
+    cert: PathBuf,
+    #[arg(long)]
+    key: PathBuf,
+}
+
+impl ConnArgs {
+    fn connection(self) -> broker::client::Connection {
+        broker::client::Connection {
+            broker: self.broker,
+            ca: self.ca,
+            certificate: self.cert,
+            private_key: self.key,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct VersionArgs {
+    #[arg(long)]
+    dataset: String,
+    #[arg(long)]
+    version: u32,
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Usage by time bucket, dataset, consumer city and purpose (board, or a steward's own city).
+    Usage {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// `day` or `month`.
+        #[arg(long, default_value = "day")]
+        bucket: String,
+        /// `json` or `csv`.
+        #[arg(long, default_value = "json")]
+        format: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Records of processing (DSGVO Art. 30) of a provider city's shared datasets.
+    Processing {
+        #[arg(long)]
+        provider: Option<String>,
+        #[arg(long, default_value = "json")]
+        format: String,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -271,8 +374,79 @@ fn run(cli: Cli) -> Result<()> {
         Command::Member(cmd) => run_member(cmd)?,
         Command::Policy(cmd) => run_policy(cmd)?,
         Command::Audit(cmd) => run_audit(cmd)?,
+        Command::Report(cmd) => run_report(cmd)?,
     }
     Ok(())
+}
+
+/// Prints an answer's body; a status of 400 or more is an error (with the problem's text).
+fn print_answer(answer: &broker::client::Answer) -> Result<()> {
+    let text = String::from_utf8_lossy(&answer.body);
+    if answer.status >= 400 {
+        bail!("the broker answered {}: {text}", answer.status);
+    }
+    match serde_json::from_slice::<serde_json::Value>(&answer.body) {
+        Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
+        Err(_) => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// A query string from the parameters that are set.
+fn query(params: &[(&str, Option<&str>)]) -> String {
+    let parts: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", percent(v))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+fn percent(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn review(conn: ConnArgs, v: &VersionArgs, verdict: &str, note: Option<String>) -> Result<()> {
+    let body = note.map(|n| {
+        (
+            serde_json::to_vec(&serde_json::json!({ "note": n })).unwrap_or_default(),
+            "application/json".to_owned(),
+        )
+    });
+    let path = format!("/v1/datasets/{}/policy/versions/{}/{verdict}", v.dataset, v.version);
+    print_answer(&conn.connection().call("POST", &path, body)?)
+}
+
+fn run_report(cmd: ReportCommand) -> Result<()> {
+    match cmd {
+        ReportCommand::Usage {
+            from,
+            to,
+            bucket,
+            format,
+            conn,
+        } => {
+            let q = query(&[
+                ("from", from.as_deref()),
+                ("to", to.as_deref()),
+                ("bucket", Some(&bucket)),
+                ("format", Some(&format)),
+            ]);
+            print_answer(&conn.connection().call("GET", &format!("/v1/reports/usage{q}"), None)?)
+        }
+        ReportCommand::Processing { provider, format, conn } => {
+            let q = query(&[("provider", provider.as_deref()), ("format", Some(&format))]);
+            print_answer(&conn.connection().call("GET", &format!("/v1/reports/processing{q}"), None)?)
+        }
+    }
 }
 
 fn verify_log(log: &std::path::Path, public_key: Option<PathBuf>, checkpoint: Option<PathBuf>) -> Result<broker::audit::chain::Report> {
@@ -446,6 +620,23 @@ fn run_policy(cmd: PolicyCommand) -> Result<()> {
         PolicyCommand::Rego { policy } => {
             let (p, vocab) = load_policy(&policy)?;
             print!("{}", policy_compiler::rego::render(&p, &vocab)?);
+        }
+        PolicyCommand::Submit { policy, dataset, conn } => {
+            let bytes = std::fs::read(&policy).with_context(|| format!("cannot read {}", policy.display()))?;
+            let media_type = if policy.extension().is_some_and(|e| e == "jsonld" || e == "json") {
+                "application/ld+json"
+            } else {
+                "text/turtle"
+            };
+            let path = format!("/v1/datasets/{dataset}/policy/versions");
+            print_answer(&conn.connection().call("POST", &path, Some((bytes, media_type.to_owned())))?)?;
+        }
+        PolicyCommand::Approve { version, note, conn } => review(conn, &version, "approve", note)?,
+        PolicyCommand::Reject { version, note, conn } => review(conn, &version, "reject", note)?,
+        PolicyCommand::Simulate { version, from, to, conn } => {
+            let q = query(&[("from", from.as_deref()), ("to", to.as_deref())]);
+            let path = format!("/v1/datasets/{}/policy/versions/{}/simulate{q}", version.dataset, version.version);
+            print_answer(&conn.connection().call("POST", &path, None)?)?;
         }
     }
     Ok(())

@@ -167,3 +167,57 @@ async fn every_step_of_the_lifecycle_is_in_the_audit_trail_in_order() {
         "{text}"
     );
 }
+
+/// `broker policy ...` and `broker report ...` against a running broker, as a person would.
+fn cli(b: &TestBroker, who: &str, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_broker"))
+        .args(args)
+        .args(["--broker", &b.url(""), "--ca"])
+        .arg(b.pki.ca_cert())
+        .arg("--cert")
+        .arg(b.pki.cert(who))
+        .arg("--key")
+        .arg(b.pki.key(who))
+        .output()
+        .expect("run broker");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[actix_rt::test]
+async fn the_lifecycle_through_the_command_line() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", None).await;
+    let policy = format!("{}/../policies/examples/aalen-buergerbuero-termine.ttl", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = cli(&b, "aalen-system", &["policy", "submit", &policy, "--dataset", DATASET]);
+    assert_eq!(code, 1, "a system certificate: {out} {err}");
+    let (code, out, err) = cli(&b, "aalen-steward", &["policy", "submit", &policy, "--dataset", DATASET]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"draft\""), "{out}");
+    let version = ["--dataset", DATASET, "--version", "1"];
+    let (code, _, err) = cli(&b, "aalen-steward-as-board", &[&["policy", "approve"][..], &version].concat());
+    assert_eq!(code, 1);
+    assert!(err.contains("four eyes"), "{err}");
+    let (code, out, err) = cli(
+        &b,
+        "aalen-board",
+        &[&["policy", "approve", "--note", "geprüft"][..], &version].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"approved\"") && out.contains("geprüft"), "{out}");
+    let (status, _, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
+    assert_eq!(status, 200);
+    let (code, out, err) = cli(&b, "aalen-board", &[&["policy", "simulate"][..], &version].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"considered\": 1"), "{out}");
+    let (code, out, err) = cli(&b, "heidenheim-board", &["report", "usage", "--format", "csv"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("bucket,dataset") && out.lines().count() == 2, "{out}");
+    let (code, out, err) = cli(&b, "aalen-steward", &["report", "processing"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("P90D"), "{out}");
+}
