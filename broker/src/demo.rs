@@ -240,8 +240,17 @@ pub fn demo_config(listen: &str, data_dir: Option<&str>) -> String {
     out
 }
 
+/// The demo's audit and transparency settings: checkpoints every minute, and the public
+/// transparency report on `public` (TLS without client certificates).
+pub fn demo_public_config(public: &str) -> String {
+    format!(
+        "[audit]\n# a signed checkpoint every minute and on shutdown; no pruning (retention_days unset)\n\
+checkpoint_interval_s = 60\n\n[transparency]\nlisten = \"{public}\"\nminimum_group = 5\n"
+    )
+}
+
 /// How to call the demo broker with curl, printed when it starts.
-pub fn curl_help(dir: &Path, addr: &str) -> String {
+pub fn curl_help(dir: &Path, addr: &str, public: Option<std::net::SocketAddr>) -> String {
     let d = dir.display();
     let curl = |who: &str| format!("curl --cacert {d}/pki/ca/ca.crt --cert {d}/pki/{who}.crt --key {d}/pki/{who}.key");
     format!(
@@ -251,13 +260,21 @@ All datasets, or Aalen's only:\n  {} https://{addr}/v1/datasets\n  {} 'https://{
 SPARQL over the metadata graph:\n  {} https://{addr}/v1/sparql --data-urlencode 'query=PREFIX dcat: <http://www.w3.org/ns/dcat#> PREFIX dct: <http://purl.org/dc/terms/> SELECT ?d ?title WHERE {{ ?d a dcat:Dataset ; dct:title ?title }}' -H 'Accept: text/csv'\n\n\
 Register a dataset as Aalen's steward:\n  {} -X POST https://{addr}/v1/datasets -H 'Content-Type: application/json' --data @examples/datasets/aalen-kita-plaetze.json\n  (it exists already: the answer is 409; change \"identifier\" to register a new one)\n\n\
 Without a certificate the TLS handshake is refused:\n  curl --cacert {d}/pki/ca/ca.crt https://{addr}/v1/whoami\n\n\
-The API description: {} https://{addr}/v1/openapi.json\nStop with Ctrl-C.\n",
+The API description: {} https://{addr}/v1/openapi.json\n\n\
+Usage of the data space's data, as Aalen's board member (JSON; add -H 'Accept: text/csv' for CSV), and the records of processing (DSGVO Art. 30):\n  {} 'https://{addr}/v1/reports/usage?bucket=day'\n  {} https://{addr}/v1/reports/processing\n\n\
+The audit trail, checked offline with only the broker's public key:\n  broker audit verify {d}/data/audit.jsonl --public-key {d}/data/audit-signing.pub\n{}\
+Stop with Ctrl-C.\n",
         curl("heidenheim-system"),
         curl("heidenheim-system"),
         curl("heidenheim-system"),
         curl("aalen-board"),
         curl("aalen-steward"),
         curl("aalen-steward"),
+        curl("aalen-board"),
+        curl("aalen-board"),
+        public.map_or(String::new(), |p| format!(
+            "\nThe public transparency report, for citizens (no client certificate):\n  curl --cacert {d}/pki/ca/ca.crt https://{p}/transparency\n\n"
+        )),
     )
 }
 
@@ -293,50 +310,75 @@ pub enum DemoError {
     Catalog(#[from] crate::catalog::CatalogError),
 }
 
-/// The example policy of Aalen's appointments, submitted by Aalen's steward and approved by
-/// Aalen's board member (as version 1) unless the dataset has an active one. This seeds the
-/// store directly, before the broker runs; on a running broker the same goes through
-/// `POST .../policy/versions` and `.../approve`, each step in the audit trail.
-pub fn attach_example_policy(catalog: &dyn crate::catalog::Catalog) -> Result<(), DemoError> {
-    let id: crate::catalog::DatasetId = "aalen-buergerbuero-termine"
-        .parse()
-        .map_err(|e| DemoError::Example(format!("{e}")))?;
-    if catalog.active_policy(&id)?.is_some() {
+/// Seeds a running demo broker through its own API, as the cities' people would: each example
+/// dataset registered by its publisher's steward, and the example policy of Aalen's
+/// appointments submitted by Aalen's steward and approved by Aalen's board member. Every step
+/// is in the audit trail. What exists already (a restarted demo) is left as it is.
+pub fn seed_through_api(broker: std::net::SocketAddr, pki_dir: &Path) -> Result<(), DemoError> {
+    let layout = PkiLayout { dir: pki_dir.to_owned() };
+    let as_person = |name: &str| crate::client::Connection {
+        broker: format!("https://{broker}"),
+        ca: layout.ca_cert(),
+        certificate: layout.cert(name),
+        private_key: layout.key(name),
+    };
+    for (publisher, json) in EXAMPLE_DATASETS {
+        let steward = if *publisher == AALEN {
+            "aalen-steward"
+        } else {
+            "heidenheim-steward"
+        };
+        let body = Some((json.as_bytes().to_vec(), "application/json".to_owned()));
+        expect(
+            as_person(steward).call("POST", "/v1/datasets", body),
+            &[201, 409],
+            "registering an example dataset",
+        )?;
+    }
+    let policy = "/v1/datasets/aalen-buergerbuero-termine/policy";
+    if expect(
+        as_person("aalen-steward").call("GET", policy, None),
+        &[200, 404],
+        "reading the active policy",
+    )? == 200
+    {
         return Ok(());
     }
     let source = include_str!("../../policies/examples/aalen-buergerbuero-termine.ttl");
-    let vocab = policy_compiler::Vocabulary::standard().map_err(|e| DemoError::Example(e.to_string()))?;
-    let compiled = crate::policy::compile_for_dataset(
-        source.as_bytes(),
-        policy_compiler::parse::Syntax::Turtle,
-        &catalog.dataset_iri(&id),
-        &vocab,
-    )
-    .map_err(|e| DemoError::Example(e.to_string()))?;
-    let version = crate::catalog::PolicyVersion {
-        dataset: id,
-        version: 0,
-        policy: compiled.policy.uid.clone(),
-        source: source.to_owned(),
-        media_type: "text/turtle".into(),
-        module_hash: compiled.hash.to_string(),
-        author: ags(AALEN),
-        author_name: person("aalen-steward").to_owned(),
-        submitted: crate::audit::now_rfc3339(),
-        status: crate::catalog::PolicyStatus::Draft,
-        review: None,
-        active: false,
-    };
-    let draft = catalog.submit_policy(&version, &compiled.ntriples)?;
-    let review = crate::catalog::Review {
-        approved: true,
-        by: ags(AALEN),
-        by_name: person("aalen-board").to_owned(),
-        time: crate::audit::now_rfc3339(),
-        note: Some("demo seed".into()),
-    };
-    catalog.review_policy(&draft.dataset, draft.version, &review)?;
+    let body = Some((source.as_bytes().to_vec(), "text/turtle".to_owned()));
+    let submitted = as_person("aalen-steward")
+        .call("POST", &format!("{policy}/versions"), body)
+        .map_err(|e| DemoError::Example(e.to_string()))?;
+    let version = serde_json::from_slice::<serde_json::Value>(&submitted.body)
+        .ok()
+        .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64))
+        .ok_or_else(|| {
+            DemoError::Example(format!(
+                "submitting the example policy: {}",
+                String::from_utf8_lossy(&submitted.body)
+            ))
+        })?;
+    let note = Some((br#"{"note":"demo: example policy"}"#.to_vec(), "application/json".to_owned()));
+    let approve = format!("{policy}/versions/{version}/approve");
+    expect(
+        as_person("aalen-board").call("POST", &approve, note),
+        &[200],
+        "approving the example policy",
+    )?;
     Ok(())
+}
+
+/// The status of an answer if it is one of `wanted`, else what went wrong.
+fn expect(answer: Result<crate::client::Answer, crate::client::ClientError>, wanted: &[u16], doing: &str) -> Result<u16, DemoError> {
+    match answer {
+        Ok(a) if wanted.contains(&a.status) => Ok(a.status),
+        Ok(a) => Err(DemoError::Example(format!(
+            "{doing}: {} {}",
+            a.status,
+            String::from_utf8_lossy(&a.body)
+        ))),
+        Err(e) => Err(DemoError::Example(format!("{doing}: {e}"))),
+    }
 }
 
 /// Aalen's and Heidenheim's own APIs on the addresses the example datasets name

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use broker::catalog::{DatasetCatalog, Member, MemberRegistry};
+use broker::catalog::{Member, MemberRegistry};
 use broker::config::Config;
 use broker::identity::{Ags, Role};
 use broker::pki::{self, CertificateAuthority, MemberCertSpec};
@@ -680,19 +680,16 @@ fn run_demo(dir: &std::path::Path, listen: SocketAddr) -> Result<()> {
         demo::write_demo_pki(&pki_dir)?;
     }
     let config_path = dir.join("broker.toml");
-    std::fs::write(&config_path, demo::demo_config(&listen.to_string(), Some("data")))
-        .with_context(|| format!("writing {}", config_path.display()))?;
+    // The next port, or any free one when the broker's is chosen by the system.
+    let public = SocketAddr::new(listen.ip(), if listen.port() == 0 { 0 } else { listen.port().saturating_add(1) });
+    let text = demo::demo_config(&listen.to_string(), Some("data")) + &demo::demo_public_config(&public.to_string());
+    std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
     let cfg = Config::load(&config_path)?;
     let catalog = serve::open_catalog(&cfg)?;
-    for d in demo::example_datasets()? {
-        if catalog.dataset(&d.id)?.is_none() {
-            catalog.insert_dataset(&d)?;
-        }
-    }
-    demo::attach_example_policy(catalog.as_ref())?;
     let providers = demo::start_example_providers(&pki_dir)?;
     let server = serve::start_background(&cfg, catalog, default_workers())?;
-    println!("{}", demo::curl_help(dir, &server.addr.to_string()));
+    demo::seed_through_api(server.addr, &pki_dir)?;
+    println!("{}", demo::curl_help(dir, &server.addr.to_string(), server.public_addr));
     let layout = demo::PkiLayout { dir: pki_dir.clone() };
     let client = broker::tls::client_config(
         &layout.ca_cert(),

@@ -237,4 +237,24 @@ fn demo_ends_with_a_permitted_and_a_denied_cross_city_request() {
     );
     assert!(!text.contains("Maier"), "no names: {text}");
     assert!(text.contains("is not met"), "the denial names its reason: {text}");
+    // The demo's set-up went through the API as its people: all of it is in the trail, which
+    // verifies (killed, so without a final checkpoint).
+    let log = dir.path().join("data").join("audit.jsonl");
+    let out = broker().args(["audit", "verify", "--json"]).arg(&log).output().expect("verify");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let entries = broker::audit::file::read_entries(&log).expect("entries");
+    let actions: Vec<String> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            broker::audit::Event::Admin(a) => Some(a.action.clone()),
+            broker::audit::Event::Decision(d) => Some(format!("decision:{}", d.decision)),
+            _ => None,
+        })
+        .collect();
+    let count = |a: &str| actions.iter().filter(|x| x.as_str() == a).count();
+    assert_eq!(count("dataset-registered"), 4, "{actions:?}");
+    let submitted = actions.iter().position(|a| a == "policy-submitted");
+    let approved = actions.iter().position(|a| a == "policy-approved");
+    assert!(submitted.is_some() && submitted < approved, "{actions:?}");
+    assert_eq!(count("decision:permit") + count("decision:deny"), 2, "{actions:?}");
 }

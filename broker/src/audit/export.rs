@@ -10,7 +10,7 @@ pub use super::file::read_entries;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("'{value}' is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z)")]
+    #[error("'{value}' is neither an RFC 3339 time (2026-11-01T08:00:00Z) nor a date (2026-11-01)")]
     Time { value: String },
     #[error("unknown export format '{0}' (jsonl, csv)")]
     Format(String),
@@ -29,10 +29,7 @@ pub struct Period {
 
 impl Period {
     pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Self, ExportError> {
-        let t = |v: Option<&str>| {
-            v.map(|s| OffsetDateTime::parse(s, &Rfc3339).map_err(|_| ExportError::Time { value: s.to_owned() }))
-                .transpose()
-        };
+        let t = |v: Option<&str>| v.map(instant).transpose();
         Ok(Self {
             from: t(from)?,
             to: t(to)?,
@@ -46,6 +43,14 @@ impl Period {
         };
         self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|e| t < e)
     }
+}
+
+/// An RFC 3339 time, or a date meaning its midnight UTC.
+fn instant(s: &str) -> Result<OffsetDateTime, ExportError> {
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    OffsetDateTime::parse(s, &Rfc3339)
+        .or_else(|_| time::Date::parse(s, &date).map(|d| d.midnight().assume_utc()))
+        .map_err(|_| ExportError::Time { value: s.to_owned() })
 }
 
 pub fn entry_time(e: &Entry) -> &str {
@@ -123,5 +128,27 @@ pub fn export(entries: &[Entry], period: &Period, format: &str) -> Result<String
             Ok(String::from_utf8_lossy(&bytes).into_owned())
         }
         other => Err(ExportError::Format(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Period;
+
+    #[test]
+    fn a_period_takes_dates_as_midnight_utc_and_excludes_its_end() {
+        let p = Period::parse(Some("2026-11-01"), Some("2026-11-02")).expect("dates");
+        assert!(p.contains("2026-11-01T00:00:00Z"));
+        assert!(p.contains("2026-11-01T23:30:00+00:00"));
+        assert!(!p.contains("2026-11-02T00:00:00Z"));
+        assert!(!p.contains("2026-10-31T23:59:59Z"));
+        // 00:30 in Berlin (UTC+1) is still the 31st in UTC.
+        assert!(!p.contains("2026-11-01T00:30:00+01:00"));
+    }
+
+    #[test]
+    fn a_period_names_a_malformed_end() {
+        let err = Period::parse(Some("2026-11-01"), Some("01.12.2026")).expect_err("German date format");
+        assert!(err.to_string().contains("'01.12.2026'"), "{err}");
     }
 }
