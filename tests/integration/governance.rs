@@ -149,8 +149,9 @@ async fn every_step_of_the_lifecycle_is_in_the_audit_trail_in_order() {
         .filter(|e| e["type"] == "admin" && e["subject"] == DATASET)
         .map(|e| {
             format!(
-                "{} by {}",
+                "{} {} by {}",
                 e["action"].as_str().unwrap_or_default(),
+                e["detail"]["version"],
                 e["actorRole"].as_str().unwrap_or_default()
             )
         })
@@ -158,14 +159,15 @@ async fn every_step_of_the_lifecycle_is_in_the_audit_trail_in_order() {
     assert_eq!(
         actions,
         [
-            "dataset-registered by steward",
-            "policy-submitted by steward",
-            "policy-approved by board",
-            "policy-submitted by steward",
-            "policy-rejected by board"
+            "dataset-registered null by steward".to_owned(),
+            "policy-submitted 1 by steward".to_owned(),
+            "policy-approved 1 by board".to_owned(),
+            format!("policy-submitted {n} by steward"),
+            format!("policy-rejected {n} by board")
         ],
         "{text}"
     );
+    assert_eq!(n, 2);
 }
 
 /// `broker policy ...` and `broker report ...` against a running broker, as a person would.
@@ -220,4 +222,47 @@ async fn the_lifecycle_through_the_command_line() {
     let (code, out, err) = cli(&b, "aalen-steward", &["report", "processing"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("P90D"), "{out}");
+}
+
+/// Concurrent submissions each get their own version number, and the trail names each number
+/// once: a submission that lost the race is refused (409) and recorded as aborted.
+#[actix_rt::test]
+async fn concurrent_submissions_are_numbered_once_each_and_recorded_with_their_number() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", None).await;
+    let answers = futures_util::future::join_all((0..8).map(|_| submit_policy(&b, "aalen-steward", DATASET, POLICY, "text/turtle"))).await;
+    let mut numbered = BTreeSet::new();
+    for (status, body) in &answers {
+        match status {
+            201 => assert!(
+                numbered.insert(body["version"].as_u64().expect("version")),
+                "numbered twice: {body}"
+            ),
+            409 => assert_eq!(
+                body["type"].as_str().map(|t| t.ends_with("policy-version-taken")),
+                Some(true),
+                "{body}"
+            ),
+            _ => panic!("{status} {body}"),
+        }
+    }
+    let stored: BTreeSet<u64> = (1..=numbered.len() as u64).collect();
+    assert_eq!(numbered, stored, "versions without gaps");
+    let text = std::fs::read_to_string(b.audit_log()).expect("log");
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("line")["entry"].clone())
+        .collect();
+    let recorded: Vec<u64> = entries
+        .iter()
+        .filter(|e| e["action"] == "policy-submitted")
+        .filter_map(|e| e["detail"]["version"].as_u64())
+        .collect();
+    let aborted = entries.iter().filter(|e| e["action"] == "policy-submitted-aborted").count();
+    assert_eq!(recorded.len(), 8, "{text}");
+    assert_eq!(aborted, 8 - numbered.len(), "{text}");
+    for n in &numbered {
+        assert!(recorded.contains(n), "version {n} recorded: {text}");
+    }
 }

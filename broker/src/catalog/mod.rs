@@ -31,6 +31,8 @@ pub enum CatalogError {
     InvalidPolicy(String),
     #[error("dataset '{dataset}' has no policy version {version}")]
     NoSuchPolicyVersion { dataset: DatasetId, version: u32 },
+    #[error("policy version {version} of '{dataset}' was submitted meanwhile by someone else; submit again")]
+    PolicyVersionTaken { dataset: DatasetId, version: u32 },
     #[error("policy version {version} of '{dataset}' is {status}, not a draft; only drafts are reviewed")]
     NotADraft {
         dataset: DatasetId,
@@ -66,9 +68,10 @@ pub trait DatasetCatalog: Send + Sync {
 /// once; approving it makes it the active one (`odrl:hasPolicy`). Sources are never rewritten
 /// and earlier versions stay readable.
 pub trait PolicyCatalog: Send + Sync {
-    /// Stores `policy` as the dataset's next version (its `version` is assigned here), a draft,
-    /// with the policy's triples (N-Triples). Fails with [`CatalogError::NoSuchDataset`] for an
-    /// unknown dataset.
+    /// Stores `policy` as the dataset's next version, a draft, with the policy's triples
+    /// (N-Triples). A `version` of 0 takes the next number; any other must be the next number
+    /// (so the caller can record it before the change), else
+    /// [`CatalogError::PolicyVersionTaken`]. [`CatalogError::NoSuchDataset`] for an unknown dataset.
     fn submit_policy(&self, policy: &PolicyVersion, ntriples: &str) -> Result<PolicyVersion, CatalogError>;
     /// Records the review of a draft; an approval makes it the active version. Fails with
     /// [`CatalogError::NotADraft`] for a version already reviewed. Who may review is the

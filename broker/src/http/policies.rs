@@ -58,9 +58,17 @@ pub async fn submit(
     let compiled = web::block(move || compile_for_dataset(&bytes, syntax, &dataset_iri, &st.vocab))
         .await?
         .map_err(|e| rejected(&e))?;
+    // The number this version will get, so that its record names it; the catalog refuses it if
+    // another submission took it meanwhile.
+    let catalog = state.catalog.clone();
+    let lookup = id.clone();
+    let next = web::block(move || catalog.policy_versions(&lookup))
+        .await??
+        .last()
+        .map_or(1, |p| p.version + 1);
     let version = PolicyVersion {
         dataset: id.clone(),
-        version: 0,
+        version: next,
         policy: compiled.policy.uid.clone(),
         source: String::from_utf8_lossy(&source).into_owned(),
         media_type: media_type.split(';').next().unwrap_or_default().trim().to_owned(),
@@ -74,7 +82,7 @@ pub async fn submit(
     };
     let catalog = state.catalog.clone();
     let ntriples = compiled.ntriples;
-    let detail = json!({ "moduleHash": version.module_hash, "policy": version.policy });
+    let detail = json!({ "version": next, "moduleHash": version.module_hash, "policy": version.policy });
     let stored = super::audited(&state, &caller, "policy-submitted", id.as_str(), detail, move || {
         catalog.submit_policy(&version, &ntriples)
     })

@@ -134,6 +134,7 @@ impl From<crate::catalog::CatalogError> for Problem {
             E::Storage(s) => Problem::internal("the metadata store failed", s),
             E::InvalidPolicy(s) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-policy", "Invalid policy", s),
             e @ E::NoSuchPolicyVersion { .. } => Problem::not_found("no-such-policy-version", e.to_string()),
+            e @ E::PolicyVersionTaken { .. } => Problem::new(StatusCode::CONFLICT, "policy-version-taken", "Conflict", e.to_string()),
             e @ E::NotADraft { .. } => Problem::new(StatusCode::CONFLICT, "not-a-draft", "Conflict", e.to_string()),
         }
     }
