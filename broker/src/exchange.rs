@@ -182,6 +182,19 @@ pub struct Denial {
     pub prohibited_by: Vec<String>,
 }
 
+impl Denial {
+    /// Each unmet constraint and applying prohibition as a sentence.
+    pub fn reasons(&self) -> Vec<String> {
+        let unmet = self
+            .failed_constraints
+            .iter()
+            .map(|(uid, text)| format!("{text} is not met ({uid})"));
+        unmet
+            .chain(self.prohibited_by.iter().map(|r| format!("prohibited by {r}")))
+            .collect()
+    }
+}
+
 pub fn explain_denial(policy: &Policy, decision: &DecisionDocument) -> Denial {
     let mut out = Denial::default();
     for rule in &policy.rules {

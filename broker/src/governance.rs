@@ -87,13 +87,7 @@ pub struct Simulation {
 
 /// The draft's reasons for a denial, in ODRL terms.
 pub fn denial_reasons(policy: &Policy, decision: &DecisionDocument) -> Vec<String> {
-    let why = explain_denial(policy, decision);
-    let mut out: Vec<String> = why
-        .failed_constraints
-        .iter()
-        .map(|(uid, text)| format!("{text} is not met ({uid})"))
-        .collect();
-    out.extend(why.prohibited_by.iter().map(|r| format!("prohibited by {r}")));
+    let mut out = explain_denial(policy, decision).reasons();
     if let Some(e) = &decision.error {
         out.push(e.clone());
     }

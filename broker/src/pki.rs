@@ -8,6 +8,7 @@
 //! Revocation state lives beside the CA (`revoked.json`); every revocation re-signs `ca.crl`
 //! with a higher CRL number and replaces the file atomically, which the running broker notices.
 
+use policy_compiler::wasm::hex;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -316,10 +317,6 @@ fn normalise_serial(s: &str) -> Result<String, PkiError> {
     let cleaned: String = s.chars().filter(|c| *c != ':').collect::<String>().to_ascii_lowercase();
     unhex(&cleaned)?;
     Ok(cleaned)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, PkiError> {

@@ -117,15 +117,11 @@ pub fn export(entries: &[Entry], period: &Period, format: &str) -> Result<String
             Ok(out)
         }
         "csv" => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(DECISION_COLUMNS)?;
-            for e in in_period {
-                if let Event::Decision(d) = &e.event {
-                    w.write_record(decision_row(e.seq, d))?;
-                }
-            }
-            let bytes = w.into_inner().map_err(|e| ExportError::Csv(e.into_error().into()))?;
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
+            let rows = in_period.filter_map(|e| match &e.event {
+                Event::Decision(d) => Some(decision_row(e.seq, d)),
+                _ => None,
+            });
+            Ok(crate::reports::csv(&DECISION_COLUMNS, rows)?)
         }
         other => Err(ExportError::Format(other.to_owned())),
     }

@@ -110,11 +110,12 @@ pub async fn data(
     let dataset = &snapshot.dataset;
     let format = response_format(&req)?;
     let mut pending = Pending::new(&caller, dataset, &purpose, &action);
-    pending.record.fields_requested = q
+    // `fields=a,b`: the fields the consumer needs; absent means all the policy allows.
+    let requested: Option<Vec<String>> = q
         .fields
         .as_deref()
-        .map(|f| f.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default();
+        .map(|f| f.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect());
+    pending.record.fields_requested = requested.clone().unwrap_or_default();
     let Some(policy) = snapshot.policy.clone() else {
         let p = Problem::new(
             StatusCode::FORBIDDEN,
@@ -180,7 +181,7 @@ pub async fn data(
         &purpose,
         &decision,
         &policy,
-        q.fields.as_deref(),
+        requested.as_deref(),
         format,
     )
     .await
@@ -251,12 +252,7 @@ async fn deny(mut pending: Pending, state: &AppState, version: &PolicyVersion, p
     let failed: Vec<String> = why.failed_constraints.iter().map(|(uid, _)| uid.clone()).collect();
     pending.record.failed_constraints = failed.clone();
     pending.record.reason = decision.error.clone();
-    let mut reasons: Vec<String> = why
-        .failed_constraints
-        .iter()
-        .map(|(uid, text)| format!("{text} is not met ({uid})"))
-        .collect();
-    reasons.extend(why.prohibited_by.iter().map(|r| format!("prohibited by {r}")));
+    let reasons = why.reasons();
     let detail = match &decision.error {
         Some(e) => format!("denied by policy version {} of dataset '{}': {e}", version.version, version.dataset),
         None if reasons.is_empty() => format!(
@@ -287,7 +283,7 @@ async fn deliver(
     purpose: &str,
     decision: &DecisionDocument,
     policy: &PolicyVersion,
-    fields: Option<&str>,
+    requested: Option<&[String]>,
     format: Format,
 ) -> Result<HttpResponse, Problem> {
     let duties: Vec<enforce::Duty> = match decision
@@ -306,8 +302,7 @@ async fn deliver(
                 .await);
         }
     };
-    let requested: Option<Vec<String>> = fields.map(|f| f.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
-    let plan = match Plan::from_duties(&duties, requested.as_deref()) {
+    let plan = match Plan::from_duties(&duties, requested) {
         Ok(p) => p,
         Err(e) => {
             return Err(pending
