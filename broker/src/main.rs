@@ -706,13 +706,26 @@ fn run_demo(dir: &std::path::Path, listen: SocketAddr) -> Result<()> {
     Ok(())
 }
 
-/// Blocks a helper thread on SIGINT/SIGTERM via tokio's signal support.
+/// Blocks a helper thread on SIGINT or SIGTERM via tokio's signal support. (Waiting for
+/// SIGINT alone left a demo sent SIGTERM running with its listeners closed: actix stops its
+/// servers on SIGTERM by itself.)
 fn ctrlc_wait(tx: std::sync::mpsc::Sender<()>) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
         if let Ok(rt) = rt {
             rt.block_on(async {
-                let _ = tokio::signal::ctrl_c().await;
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
             });
         }
         let _ = tx.send(());

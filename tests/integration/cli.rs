@@ -227,8 +227,22 @@ fn demo_ends_with_a_permitted_and_a_denied_cross_city_request() {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // Regression (demo_ignored_sigterm): a demo sent SIGTERM kept running with its listeners
+    // closed. It must exit, and leave its final signed checkpoint.
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let exited = (0..300).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        child.try_wait().ok().flatten()
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(exited.is_some(), "the demo still runs 30 s after SIGTERM");
     let text = lines.join("\n");
     assert!(text.contains("200 OK"), "{text}");
     assert!(
@@ -238,10 +252,12 @@ fn demo_ends_with_a_permitted_and_a_denied_cross_city_request() {
     assert!(!text.contains("Maier"), "no names: {text}");
     assert!(text.contains("is not met"), "the denial names its reason: {text}");
     // The demo's set-up went through the API as its people: all of it is in the trail, which
-    // verifies (killed, so without a final checkpoint).
+    // verifies up to the final checkpoint made at the stop.
     let log = dir.path().join("data").join("audit.jsonl");
     let out = broker().args(["audit", "verify", "--json"]).arg(&log).output().expect("verify");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(report["lastSignedSeq"], report["lastSeq"], "signed to the end: {report}");
     let entries = broker::audit::file::read_entries(&log).expect("entries");
     let actions: Vec<String> = entries
         .iter()
