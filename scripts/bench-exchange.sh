@@ -37,8 +37,11 @@ as() { local who=$1; shift; curl -sS --cacert "$pki/ca/ca.crt" --cert "$pki/$who
 
 # Measure permits, not the monthly limit: attach a version without a practical count limit.
 sed 's/"100"\^\^xsd:integer/"1000000000"^^xsd:integer/' policies/examples/aalen-buergerbuero-termine.ttl >"$work/policy.ttl"
-as aalen-steward -X PUT -H 'Content-Type: text/turtle' --data-binary @"$work/policy.ttl" \
-  https://127.0.0.1:8543/v1/datasets/aalen-buergerbuero-termine/policy >/dev/null
+# Submitted by Aalen's steward, approved by Aalen's board member (four eyes).
+versions=https://127.0.0.1:8543/v1/datasets/aalen-buergerbuero-termine/policy/versions
+n=$(as aalen-steward -X POST -H 'Content-Type: text/turtle' --data-binary @"$work/policy.ttl" "$versions" \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+as aalen-board -X POST "$versions/$n/approve" >/dev/null
 
 # nginx: mutual TLS with the same CA and server certificate, proxying to the same provider
 # over mutual TLS with the broker's client certificate, upstream connections kept alive.

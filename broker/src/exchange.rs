@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use policy_compiler::Vocabulary;
 use policy_compiler::input::PolicyInput;
@@ -18,6 +18,7 @@ use policy_evaluator::{DecisionDocument, LoadedModule, WorkerPool};
 
 use crate::audit::AuditLog;
 use crate::catalog::{Dataset, DatasetId, PolicyVersion};
+use crate::fresh::Fresh;
 use crate::hosted::HostedStore;
 use crate::identity::{AGS_IRI_PREFIX, Ags};
 use crate::usage::FileUsageCounter;
@@ -36,7 +37,7 @@ pub struct Exchange {
     /// Data uploaded by providers without an API of their own.
     pub hosted: Arc<dyn HostedStore>,
     modules: Mutex<HashMap<(DatasetId, u32), CompiledVersion>>,
-    snapshots: Mutex<HashMap<DatasetId, (Arc<Snapshot>, Instant)>>,
+    snapshots: Fresh<DatasetId, Snapshot>,
 }
 
 /// A dataset and its active policy version as a request sees them. Kept for at most
@@ -109,27 +110,22 @@ impl Exchange {
             secret,
             upstream,
             modules: Mutex::new(HashMap::new()),
-            snapshots: Mutex::new(HashMap::new()),
+            snapshots: Fresh::new(SNAPSHOT_TTL),
         }
     }
 
     /// A fresh snapshot of the dataset, if one is kept.
     pub fn snapshot(&self, id: &DatasetId) -> Option<Arc<Snapshot>> {
-        let snaps = self.snapshots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        snaps.get(id).filter(|(_, at)| at.elapsed() < SNAPSHOT_TTL).map(|(s, _)| s.clone())
+        self.snapshots.get(id)
     }
 
     pub fn remember(&self, snapshot: Snapshot) -> Arc<Snapshot> {
-        let id = snapshot.dataset.id.clone();
-        let snapshot = Arc::new(snapshot);
-        let mut snaps = self.snapshots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        snaps.insert(id, (snapshot.clone(), Instant::now()));
-        snapshot
+        self.snapshots.put(snapshot.dataset.id.clone(), snapshot)
     }
 
     /// Drops the snapshot of a dataset this broker just changed (description or policy).
     pub fn forget(&self, id: &DatasetId) {
-        self.snapshots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.snapshots.forget(id);
     }
 
     /// The compiled module of a stored version: compiled once, and only if its hash is the one

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod durable;
 pub mod enforce;
 pub mod exchange;
+pub mod fresh;
 pub mod fsutil;
 pub mod governance;
 pub mod hosted;

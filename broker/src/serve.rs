@@ -70,6 +70,7 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         vocab: Arc::new(policy_compiler::Vocabulary::standard()?),
         exchange: Arc::new(open_exchange(config, audit)?),
         transparency_minimum: config.transparency.minimum_group,
+        members: crate::fresh::Fresh::new(crate::exchange::SNAPSHOT_TTL),
         upstream_tls: Arc::new(tls::client_config(
             &config.tls.client_ca,
             &config.tls.certificate,

@@ -53,10 +53,16 @@ impl FromRequest for Caller {
                 Some(PeerIdentity(Err(e))) => return Err(Problem::forbidden(e.to_string())),
                 None => return Err(Problem::forbidden(IdentityError::NoCertificate.to_string())),
             };
-            let catalog = state.catalog.clone();
-            let ags = identity.ags.clone();
-            let member = web::block(move || catalog.member(&ags)).await??;
-            let Some(member) = member else {
+            let member = match state.members.get(&identity.ags) {
+                Some(m) => m,
+                None => {
+                    let catalog = state.catalog.clone();
+                    let ags = identity.ags.clone();
+                    let member = web::block(move || catalog.member(&ags)).await??;
+                    state.members.put(identity.ags.clone(), member)
+                }
+            };
+            let Some(member) = member.as_ref().clone() else {
                 return Err(Problem::forbidden(format!(
                     "municipality {} ({}) is not a member of this data space",
                     identity.ags, identity.organisation

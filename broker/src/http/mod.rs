@@ -44,6 +44,10 @@ pub struct AppState {
     pub upstream_tls: Arc<rustls::ClientConfig>,
     /// Groups smaller than this are suppressed in the public transparency report.
     pub transparency_minimum: u64,
+    /// Member records as `Caller` reads them on every request, kept for at most
+    /// [`crate::exchange::SNAPSHOT_TTL`]: a member removed or a role withdrawn in the store takes
+    /// effect within that time (a revoked certificate is refused at once, by the TLS layer).
+    pub members: crate::fresh::Fresh<crate::identity::Ags, Option<crate::catalog::Member>>,
 }
 
 impl std::fmt::Debug for AppState {
