@@ -3,10 +3,13 @@
 //! holds its (consumer, dataset) key from reading the count until the use is recorded, so two
 //! concurrent requests never both see the last permitted count.
 //!
-//! A use is recorded when a request is permitted: counted in memory while the key is held, then
-//! made durable (one JSON line, group commit) after the key is released, so the next request
-//! for the key does not wait for the disk. If the line cannot be written the request fails
-//! without data; the use stays counted (over-counting is the safe direction). Counts are rebuilt
+//! A use is recorded when a request is permitted: counted in memory while the key is held
+//! ([`UsageCounter::count_use`], on the request's own thread: no thread hop while the key is
+//! held), then made durable (one JSON line, group commit, [`UsageCounter::persist`]) after the
+//! key is released and before any data is fetched, so the next request for the key does not
+//! wait for the disk. A crash between the two loses a use that delivered nothing. If the line
+//! cannot be written the request fails without data; the use stays counted (over-counting is
+//! the safe direction). Counts are rebuilt
 //! from the file on start; several replicas will need a shared store behind [`UsageCounter`].
 
 use std::collections::HashMap;
@@ -59,8 +62,21 @@ impl UsageGuard {
 pub trait UsageCounter: Send + Sync {
     /// Waits for the key, then reads its count.
     fn acquire(&self, key: UsageKey) -> impl Future<Output = Result<UsageGuard, UsageError>> + Send;
-    /// Durably records one use (and releases the key).
-    fn record_use(&self, guard: UsageGuard) -> Result<u64, UsageError>;
+    /// Counts one use in memory and releases the key. Cheap: call it on the request's thread.
+    fn count_use(&self, guard: UsageGuard) -> CountedUse;
+    /// Makes a counted use durable (blocking); returns the count after it.
+    fn persist(&self, used: CountedUse) -> Result<u64, UsageError>;
+    /// [`Self::count_use`] and [`Self::persist`] in one.
+    fn record_use(&self, guard: UsageGuard) -> Result<u64, UsageError> {
+        self.persist(self.count_use(guard))
+    }
+}
+
+/// A use counted in memory, not yet durable.
+#[derive(Debug)]
+pub struct CountedUse {
+    pub count: u64,
+    line: Vec<u8>,
 }
 
 pub struct FileUsageCounter {
@@ -119,24 +135,32 @@ impl UsageCounter for FileUsageCounter {
         Ok(UsageGuard { key, count, _lock: held })
     }
 
-    fn record_use(&self, guard: UsageGuard) -> Result<u64, UsageError> {
-        let err = |reason: String| UsageError {
-            action: "written",
-            path: self.path.display().to_string(),
-            reason,
-        };
-        let mut line = serde_json::to_vec(&guard.key).map_err(|e| err(e.to_string()))?;
-        line.push(b'\n');
-        let n = {
+    fn count_use(&self, guard: UsageGuard) -> CountedUse {
+        // Three strings always serialise; should one not, `persist` refuses the empty line.
+        let line = serde_json::to_vec(&guard.key).unwrap_or_default();
+        let count = {
             let mut counts = self.counts();
             let n = counts.entry(guard.key.clone()).or_insert(0);
             *n += 1;
             *n
         };
-        // Release the key before waiting for the disk.
+        // Release the key before any thread hop or disk wait.
         drop(guard);
-        self.file.append(&line).map_err(|e| err(e.to_string()))?;
-        Ok(n)
+        CountedUse { count, line }
+    }
+
+    fn persist(&self, mut used: CountedUse) -> Result<u64, UsageError> {
+        let err = |reason: String| UsageError {
+            action: "written",
+            path: self.path.display().to_string(),
+            reason,
+        };
+        if used.line.is_empty() {
+            return Err(err("the usage key cannot be encoded".into()));
+        }
+        used.line.push(b'\n');
+        self.file.append(&used.line).map_err(|e| err(e.to_string()))?;
+        Ok(used.count)
     }
 }
 

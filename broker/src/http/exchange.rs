@@ -164,7 +164,8 @@ pub async fn data(
     }
     pending.record.decision = "permit".into();
     let usage = state.exchange.usage.clone();
-    if let Err(e) = web::block(move || usage.record_use(guard)).await? {
+    let counted = usage.count_use(guard);
+    if let Err(e) = web::block(move || usage.persist(counted)).await? {
         return Err(pending
             .fail(
                 &state,
