@@ -26,21 +26,23 @@ fn event(n: usize) -> Event {
     ))
 }
 
-fn group_commit(dir: &std::path::Path, signer: Arc<Signer>, threads: usize, per: usize) -> f64 {
-    let log = Arc::new(FileAuditLog::open(&dir.join("grouped.jsonl"), signer).expect("open"));
+/// Appends/s of `threads` writers each calling `append(n)` for its `per` record numbers.
+fn writers(threads: usize, per: usize, append: impl Fn(usize) + Send + Sync + 'static) -> f64 {
+    let append = Arc::new(append);
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for i in 0..per {
-                    log.append(event(t * per + i)).expect("append");
-                }
-            })
+            let append = append.clone();
+            std::thread::spawn(move || (0..per).for_each(|i| append(t * per + i)))
         })
         .collect();
     handles.into_iter().for_each(|h| h.join().expect("thread"));
     (threads * per) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn group_commit(dir: &std::path::Path, signer: Arc<Signer>, threads: usize, per: usize) -> f64 {
+    let log = FileAuditLog::open(&dir.join("grouped.jsonl"), signer).expect("open");
+    writers(threads, per, move |n| log.append(event(n)).expect("append"))
 }
 
 fn one_by_one(dir: &std::path::Path, signer: Arc<Signer>, threads: usize, per: usize) -> f64 {
@@ -56,26 +58,16 @@ fn one_by_one(dir: &std::path::Path, signer: Arc<Signer>, threads: usize, per: u
         last_checkpoint: None,
         signer,
     };
-    let shared = Arc::new(Mutex::new((file, chain)));
-    let start = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let shared = shared.clone();
-            std::thread::spawn(move || {
-                for i in 0..per {
-                    let bytes = serde_json::to_vec(&event(t * per + i)).expect("json");
-                    let mut guard = shared.lock().expect("lock");
-                    let (file, chain) = &mut *guard;
-                    let mut out = Vec::new();
-                    chain.frame(vec![Item::Event(bytes)], &mut out);
-                    file.write_all(&out).expect("write");
-                    file.sync_data().expect("fsync");
-                }
-            })
-        })
-        .collect();
-    handles.into_iter().for_each(|h| h.join().expect("thread"));
-    (threads * per) as f64 / start.elapsed().as_secs_f64()
+    let shared = Mutex::new((file, chain));
+    writers(threads, per, move |n| {
+        let bytes = serde_json::to_vec(&event(n)).expect("json");
+        let mut guard = shared.lock().expect("lock");
+        let (file, chain) = &mut *guard;
+        let mut out = Vec::new();
+        chain.frame(vec![Item::Event(bytes)], &mut out);
+        file.write_all(&out).expect("write");
+        file.sync_data().expect("fsync");
+    })
 }
 
 fn verification(dir: &std::path::Path, signer: Arc<Signer>, records: usize) -> (f64, u64) {
