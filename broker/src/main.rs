@@ -674,6 +674,7 @@ fn run_member(cmd: MemberCommand) -> Result<()> {
 }
 
 fn run_demo(dir: &std::path::Path, listen: SocketAddr) -> Result<()> {
+    let stop = stop_signals()?;
     let pki_dir = dir.join("pki");
     if !pki_dir.join("ca").join(pki::CA_CERT).exists() {
         std::fs::create_dir_all(&pki_dir).with_context(|| format!("creating {}", pki_dir.display()))?;
@@ -697,37 +698,42 @@ fn run_demo(dir: &std::path::Path, listen: SocketAddr) -> Result<()> {
         &layout.key("heidenheim-system"),
     )?;
     println!("{}", broker::http::provider::demo_requests(server.addr, client));
-    // Run until interrupted; actix's own signal handling is per system, so wait here instead.
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    ctrlc_wait(tx);
-    let _ = rx.recv();
+    // Run until SIGINT or SIGTERM; actix's own signal handling is per system, so wait here.
+    let _ = stop.recv();
     server.stop();
     drop(providers);
     Ok(())
 }
 
-/// Blocks a helper thread on SIGINT or SIGTERM via tokio's signal support. (Waiting for
-/// SIGINT alone left a demo sent SIGTERM running with its listeners closed: actix stops its
-/// servers on SIGTERM by itself.)
-fn ctrlc_wait(tx: std::sync::mpsc::Sender<()>) {
+/// SIGINT and SIGTERM, caught from now on (registered before this returns); the receiver gets
+/// one message when either arrives. Registered before any server starts: a demo sent SIGTERM
+/// while it started used to keep running with its listeners closed (actix stops its servers on
+/// SIGTERM by itself) — the regression test sends it right after the demo's last line.
+fn stop_signals() -> Result<std::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        if let Ok(rt) = rt {
-            rt.block_on(async {
-                use tokio::signal::unix::{SignalKind, signal};
-                match signal(SignalKind::terminate()) {
-                    Ok(mut term) => {
-                        tokio::select! {
-                            _ = tokio::signal::ctrl_c() => {}
-                            _ = term.recv() => {}
-                        }
-                    }
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
-                    }
-                }
-            });
-        }
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return drop(ready_tx.send(Err(e))),
+        };
+        rt.block_on(async move {
+            let (mut int, mut term) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+                (Ok(i), Ok(t)) => (i, t),
+                (Err(e), _) | (_, Err(e)) => return drop(ready_tx.send(Err(e))),
+            };
+            let _ = ready_tx.send(Ok(()));
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        });
         let _ = tx.send(());
     });
+    ready_rx
+        .recv()
+        .context("the signal thread ended before registering")?
+        .context("registering SIGINT and SIGTERM")?;
+    Ok(rx)
 }
