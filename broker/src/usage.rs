@@ -76,7 +76,7 @@ pub trait UsageCounter: Send + Sync {
 #[derive(Debug)]
 pub struct CountedUse {
     pub count: u64,
-    line: Vec<u8>,
+    key: UsageKey,
 }
 
 pub struct FileUsageCounter {
@@ -136,30 +136,27 @@ impl UsageCounter for FileUsageCounter {
     }
 
     fn count_use(&self, guard: UsageGuard) -> CountedUse {
-        // Three strings always serialise; should one not, `persist` refuses the empty line.
-        let line = serde_json::to_vec(&guard.key).unwrap_or_default();
+        let key = guard.key.clone();
         let count = {
             let mut counts = self.counts();
-            let n = counts.entry(guard.key.clone()).or_insert(0);
+            let n = counts.entry(key.clone()).or_insert(0);
             *n += 1;
             *n
         };
         // Release the key before any thread hop or disk wait.
         drop(guard);
-        CountedUse { count, line }
+        CountedUse { count, key }
     }
 
-    fn persist(&self, mut used: CountedUse) -> Result<u64, UsageError> {
+    fn persist(&self, used: CountedUse) -> Result<u64, UsageError> {
         let err = |reason: String| UsageError {
             action: "written",
             path: self.path.display().to_string(),
             reason,
         };
-        if used.line.is_empty() {
-            return Err(err("the usage key cannot be encoded".into()));
-        }
-        used.line.push(b'\n');
-        self.file.append(&used.line).map_err(|e| err(e.to_string()))?;
+        let mut line = serde_json::to_vec(&used.key).map_err(|e| err(e.to_string()))?;
+        line.push(b'\n');
+        self.file.append(&line).map_err(|e| err(e.to_string()))?;
         Ok(used.count)
     }
 }

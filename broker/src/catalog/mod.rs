@@ -69,9 +69,9 @@ pub trait DatasetCatalog: Send + Sync {
 /// and earlier versions stay readable.
 pub trait PolicyCatalog: Send + Sync {
     /// Stores `policy` as the dataset's next version, a draft, with the policy's triples
-    /// (N-Triples). A `version` of 0 takes the next number; any other must be the next number
-    /// (so the caller can record it before the change), else
-    /// [`CatalogError::PolicyVersionTaken`]. [`CatalogError::NoSuchDataset`] for an unknown dataset.
+    /// (N-Triples). `policy.version` must be that next number (the caller records it before the
+    /// change), else [`CatalogError::PolicyVersionTaken`]; [`CatalogError::NoSuchDataset`] for an
+    /// unknown dataset.
     fn submit_policy(&self, policy: &PolicyVersion, ntriples: &str) -> Result<PolicyVersion, CatalogError>;
     /// Records the review of a draft; an approval makes it the active version. Fails with
     /// [`CatalogError::NotADraft`] for a version already reviewed. Who may review is the

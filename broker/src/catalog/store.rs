@@ -216,7 +216,7 @@ impl PolicyCatalog for OxigraphCatalog {
         let earlier = self.policy_versions(&policy.dataset)?;
         let mut stored = policy.clone();
         stored.version = earlier.last().map_or(1, |p| p.version + 1);
-        if policy.version != 0 && policy.version != stored.version {
+        if policy.version != stored.version {
             return Err(CatalogError::PolicyVersionTaken {
                 dataset: policy.dataset.clone(),
                 version: policy.version,
