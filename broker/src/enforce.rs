@@ -13,9 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ring::hmac;
-use serde::Deserialize;
+use serde::{Deserialize, de};
 use serde_json::{Map, Value};
 use time::{Date, Month};
+
+use policy_compiler::wasm::hex;
 
 /// One record: field name -> value.
 pub type Record = Map<String, Value>;
@@ -126,32 +128,36 @@ fn pseudonym(key: &hmac::Key, v: &Value) -> Value {
         other => other.to_string(),
     };
     let tag = hmac::sign(key, text.as_bytes());
-    let hex: String = tag.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
-    Value::String(format!("ps-{hex}"))
+    Value::String(format!("ps-{}", hex(tag.as_ref().get(..16).unwrap_or_default())))
 }
 
 /// Applies the plan. `today` anchors age bands computed from birth dates.
-pub fn apply(plan: &Plan, records: Vec<Record>, key: &hmac::Key, today: Date) -> Vec<Record> {
-    let shaped = records.into_iter().map(|r| shape(plan, r, key, today)).collect();
+pub fn apply(plan: &Plan, mut records: Vec<Record>, key: &hmac::Key, today: Date) -> Vec<Record> {
+    for r in &mut records {
+        shape(plan, r, key, today);
+    }
     match &plan.aggregate {
-        Some((group_by, min)) => aggregate(shaped, group_by, *min),
-        None => shaped,
+        Some((group_by, min)) => aggregate(records, group_by, *min),
+        None => records,
     }
 }
 
-fn shape(plan: &Plan, record: Record, key: &hmac::Key, today: Date) -> Record {
-    record
-        .into_iter()
-        .filter(|(k, _)| plan.keep.as_ref().is_none_or(|keep| keep.contains(k)))
-        .map(|(k, v)| {
-            let v = if plan.pseudonymise.contains(&k) { pseudonym(key, &v) } else { v };
-            let v = match plan.generalise.get(&k) {
-                Some(g) => generalise(&v, *g, today),
-                None => v,
-            };
-            (k, v)
-        })
-        .collect()
+/// Minimises, pseudonymises and generalises one record in place.
+fn shape(plan: &Plan, record: &mut Record, key: &hmac::Key, today: Date) {
+    if let Some(keep) = &plan.keep {
+        record.retain(|k, _| keep.contains(k));
+    }
+    if plan.pseudonymise.is_empty() && plan.generalise.is_empty() {
+        return;
+    }
+    for (k, v) in record.iter_mut() {
+        if plan.pseudonymise.contains(k) {
+            *v = pseudonym(key, v);
+        }
+        if let Some(g) = plan.generalise.get(k) {
+            *v = generalise(v, *g, today);
+        }
+    }
 }
 
 /// Coarsens one value; what cannot be read becomes null rather than passing unchanged.
@@ -202,22 +208,31 @@ fn age_on(birth: Date, today: Date) -> i32 {
     age
 }
 
-/// Counts records per group (field `count`), dropping every group smaller than `min`.
+/// Counts records per group (field `count`), dropping every group smaller than `min`. Groups are
+/// keyed by the JSON of their values, one per line (JSON text has no raw newline, so keys cannot
+/// run into each other), which orders them as the values' texts would and needs no allocation
+/// for a record of a group already seen.
 fn aggregate(records: Vec<Record>, group_by: &[String], min: u32) -> Vec<Record> {
-    let mut groups: BTreeMap<Vec<String>, (Record, u32)> = BTreeMap::new();
-    for r in records {
-        let key: Vec<String> = group_by
+    let mut groups: BTreeMap<Vec<u8>, (Record, u32)> = BTreeMap::new();
+    let mut key = Vec::new();
+    for r in &records {
+        key.clear();
+        for f in group_by {
+            if let Some(v) = r.get(f) {
+                // Writing a `Value` into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut key, v);
+            }
+            key.push(b'\n');
+        }
+        if let Some(entry) = groups.get_mut(key.as_slice()) {
+            entry.1 += 1;
+            continue;
+        }
+        let group: Record = group_by
             .iter()
-            .map(|f| r.get(f).map(Value::to_string).unwrap_or_default())
+            .map(|f| (f.clone(), r.get(f).cloned().unwrap_or(Value::Null)))
             .collect();
-        let entry = groups.entry(key).or_insert_with(|| {
-            let group: Record = group_by
-                .iter()
-                .map(|f| (f.clone(), r.get(f).cloned().unwrap_or(Value::Null)))
-                .collect();
-            (group, 0)
-        });
-        entry.1 += 1;
+        groups.insert(key.clone(), (group, 1));
     }
     groups
         .into_values()
@@ -255,24 +270,20 @@ impl Format {
 
 /// Reads records: a JSON array of objects, or CSV with a header row (values stay strings).
 pub fn read(format: Format, bytes: &[u8]) -> Result<Vec<Record>, EnforceError> {
+    read_kept(format, bytes, None)
+}
+
+/// Like [`read`], keeping only the fields in `keep` (all if `None`): a field the consumer may
+/// not have is skipped while parsing, never copied.
+pub fn read_kept(format: Format, bytes: &[u8], keep: Option<&BTreeSet<String>>) -> Result<Vec<Record>, EnforceError> {
     match format {
         Format::Json => {
-            let bad = |reason: String| EnforceError::Format {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let records = de::DeserializeSeed::deserialize(kept::Records(keep), &mut de).and_then(|r| de.end().map(|()| r));
+            records.map_err(|e| EnforceError::Format {
                 format: "a JSON array of objects",
-                reason,
-            };
-            let v: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-            let Value::Array(items) = v else {
-                return Err(bad("the top level is not an array".into()));
-            };
-            items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| match item {
-                    Value::Object(m) => Ok(m),
-                    _ => Err(bad(format!("item {i} is not an object"))),
-                })
-                .collect()
+                reason: e.to_string(),
+            })
         }
         Format::Csv => {
             let bad = |reason: String| EnforceError::Format {
@@ -281,6 +292,7 @@ pub fn read(format: Format, bytes: &[u8]) -> Result<Vec<Record>, EnforceError> {
             };
             let mut reader = csv::Reader::from_reader(bytes);
             let headers = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
+            let wanted: Vec<bool> = headers.iter().map(|h| keep.is_none_or(|k| k.contains(h))).collect();
             reader
                 .records()
                 .map(|row| {
@@ -288,10 +300,98 @@ pub fn read(format: Format, bytes: &[u8]) -> Result<Vec<Record>, EnforceError> {
                     Ok(headers
                         .iter()
                         .zip(row.iter())
-                        .map(|(h, v)| (h.to_owned(), Value::String(v.to_owned())))
+                        .zip(&wanted)
+                        .filter(|(_, w)| **w)
+                        .map(|((h, v), _)| (h.to_owned(), Value::String(v.to_owned())))
                         .collect())
                 })
                 .collect()
+        }
+    }
+}
+
+/// Streaming deserialisation of a JSON array of records that drops unwanted fields unread.
+mod kept {
+    use std::borrow::Cow;
+    use std::collections::BTreeSet;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde_json::Value;
+
+    use super::Record;
+
+    pub struct Records<'k>(pub Option<&'k BTreeSet<String>>);
+
+    impl<'de> DeserializeSeed<'de> for Records<'_> {
+        type Value = Vec<Record>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Records<'_> {
+        type Value = Vec<Record>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(r) = seq.next_element_seed(One(self.0))? {
+                out.push(r);
+            }
+            Ok(out)
+        }
+    }
+
+    struct One<'k>(Option<&'k BTreeSet<String>>);
+
+    impl<'de> DeserializeSeed<'de> for One<'_> {
+        type Value = Record;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for One<'_> {
+        type Value = Record;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object (one record)")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut record = Record::new();
+            while let Some(Key(k)) = map.next_key()? {
+                if self.0.is_none_or(|keep| keep.contains(k.as_ref())) {
+                    record.insert(k.into_owned(), map.next_value::<Value>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(record)
+        }
+    }
+
+    /// A field name, borrowed from the input unless it had escapes.
+    struct Key<'de>(Cow<'de, str>);
+
+    impl<'de> de::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_str(KeyVisitor)
+        }
+    }
+
+    struct KeyVisitor;
+
+    impl<'de> Visitor<'de> for KeyVisitor {
+        type Value = Key<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a field name")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Key(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Key(Cow::Owned(v.to_owned())))
         }
     }
 }
@@ -477,6 +577,26 @@ mod tests {
         assert_eq!(plan.generalise.get("geburtsdatum"), Some(&Granularity::AgeBand10));
         assert_eq!(plan.retention.as_deref(), Some("P90D"));
         assert!(plan.keep.as_ref().is_some_and(|k| !k.contains("name")));
+    }
+
+    #[test]
+    fn fields_outside_the_kept_set_are_skipped_while_reading() {
+        let keep: BTreeSet<String> = ["bezirk".to_owned(), "ter\"min".to_owned()].into();
+        let json = br#"[{"name": {"nested": [1, 2]}, "bezirk": "Mitte", "ter\"min": "2026-10-14"}, {"telefon": 1}]"#;
+        let recs = read_kept(Format::Json, json, Some(&keep)).expect("json");
+        assert_eq!(recs, vec![rec(json!({"bezirk": "Mitte", "ter\"min": "2026-10-14"})), Record::new()]);
+        let csv = b"name,bezirk\nErika,Mitte\n";
+        assert_eq!(
+            read_kept(Format::Csv, csv, Some(&keep)).expect("csv"),
+            vec![rec(json!({"bezirk": "Mitte"}))]
+        );
+        assert_eq!(read(Format::Json, json).expect("all")[0].len(), 3);
+        for bad in [&b"[1]"[..], b"[{}] []", b"{\"a\": 1}", b"[{\"a\": }]"] {
+            assert!(
+                matches!(read_kept(Format::Json, bad, Some(&keep)), Err(EnforceError::Format { .. })),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

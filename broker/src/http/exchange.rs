@@ -319,7 +319,7 @@ async fn deliver(
         Ok(v) => v,
         Err(p) => return Err(pending.fail(state, "upstream-failed", p).await),
     };
-    let records = match enforce::read(upstream_format, &bytes) {
+    let records = match enforce::read_kept(upstream_format, &bytes, plan.keep.as_ref()) {
         Ok(r) => r,
         Err(e) => {
             return Err(pending

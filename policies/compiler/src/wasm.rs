@@ -613,13 +613,26 @@ pub fn runtime_source_hash(runtime_dir: &std::path::Path) -> std::io::Result<Str
     Ok(hex(&Sha256::digest(listing.as_bytes())))
 }
 
+/// Lower-case hex of `bytes` (hashes in records and file names).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lower_case_and_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0a, 0x7f, 0xff]), "000a7fff");
+        assert_eq!(hex(&[]), "");
+    }
 
     fn recorded(key: &str) -> String {
         RUNTIME_HASHES
