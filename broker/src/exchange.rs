@@ -1,5 +1,5 @@
 //! Cross-city exchange: what the broker needs to decide a data request and account for it. The
-//! HTTP side (`http::exchange`) runs the steps in order: decide → record the use → fetch →
+//! HTTP side (`http::exchange`) runs the steps in order: decide → count the use → fetch →
 //! enforce → log → respond; this module holds the state and the steps that need no HTTP.
 //!
 //! **Architecture Invariant:** no data leaves without a decision by the dataset's active,
@@ -21,7 +21,7 @@ use crate::catalog::{Dataset, DatasetId, PolicyVersion};
 use crate::fresh::Fresh;
 use crate::hosted::HostedStore;
 use crate::identity::{AGS_IRI_PREFIX, Ags};
-use crate::usage::FileUsageCounter;
+use crate::usage::TrailUsageCounter;
 
 pub const ODRL: &str = "http://www.w3.org/ns/odrl/2/";
 
@@ -29,7 +29,7 @@ pub const ODRL: &str = "http://www.w3.org/ns/odrl/2/";
 pub struct Exchange {
     pub pool: WorkerPool,
     pub log: Arc<dyn AuditLog>,
-    pub usage: Arc<FileUsageCounter>,
+    pub usage: Arc<TrailUsageCounter>,
     /// Pseudonym master secret (32 random bytes kept in the data directory).
     pub secret: Vec<u8>,
     /// Upstream limits.
@@ -97,7 +97,7 @@ impl Exchange {
     pub fn new(
         pool: WorkerPool,
         log: Arc<dyn AuditLog>,
-        usage: Arc<FileUsageCounter>,
+        usage: Arc<TrailUsageCounter>,
         hosted: Arc<dyn HostedStore>,
         secret: Vec<u8>,
         upstream: UpstreamLimits,

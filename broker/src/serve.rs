@@ -9,7 +9,7 @@ use crate::audit::signing::Signer;
 use crate::audit::{AdminRecord, AuditLog, Event};
 use crate::exchange::Exchange;
 use crate::hosted::FileHostedStore;
-use crate::usage::FileUsageCounter;
+use crate::usage::TrailUsageCounter;
 
 use crate::catalog::{Catalog, CatalogError, OxigraphCatalog};
 use crate::config::{Config, ConfigError};
@@ -93,7 +93,7 @@ fn open_audit(config: &Config) -> Result<Arc<FileAuditLog>, ServeError> {
     Ok(Arc::new(log))
 }
 
-/// The decision log, usage counts and pseudonym secret in the state directory.
+/// The decision log, usage counts (from the log) and pseudonym secret in the state directory.
 fn open_exchange(config: &Config, audit: Arc<FileAuditLog>) -> Result<Exchange, ServeError> {
     let dir = &config.state_dir;
     let err = |reason: String| ServeError::State {
@@ -104,7 +104,8 @@ fn open_exchange(config: &Config, audit: Arc<FileAuditLog>) -> Result<Exchange, 
     let secret = secret_file(&dir.join("pseudonym.key")).map_err(|e| err(e.to_string()))?;
     let data_key = secret_file(&dir.join("hosted.key")).map_err(|e| err(e.to_string()))?;
     let hosted = FileHostedStore::new(&dir.join("hosted"), &data_key).map_err(|e| err(e.to_string()))?;
-    let usage = FileUsageCounter::open(&dir.join("usage.jsonl")).map_err(|e| err(e.to_string()))?;
+    // The trail is the durable record of every use (see `usage`).
+    let usage = TrailUsageCounter::from_decisions(&audit.decisions().map_err(|e| err(e.to_string()))?);
     let engine = policy_evaluator::Engine::new(policy_evaluator::Limits::default()).map_err(|e| err(e.to_string()))?;
     Ok(Exchange::new(
         policy_evaluator::WorkerPool::new(engine),

@@ -1,24 +1,26 @@
 //! Usage counting for `odrl:count`: how often a consumer has used a dataset in the current
-//! counting period (the calendar month, UTC). Durable, and exact under concurrency: a request
-//! holds its (consumer, dataset) key from reading the count until the use is recorded, so two
+//! counting period (the calendar month, UTC). Exact under concurrency: a request holds its
+//! (consumer, dataset, period) key from reading the count until the use is counted, so two
 //! concurrent requests never both see the last permitted count.
 //!
-//! A use is recorded when a request is permitted: counted in memory while the key is held
-//! ([`UsageCounter::count_use`], on the request's own thread: no thread hop while the key is
-//! held), then made durable (one JSON line, group commit, [`UsageCounter::persist`]) after the
-//! key is released and before any data is fetched, so the next request for the key does not
-//! wait for the disk. A crash between the two loses a use that delivered nothing. If the line
-//! cannot be written the request fails without data; the use stays counted (over-counting is
-//! the safe direction). Counts are rebuilt
-//! from the file on start; several replicas will need a shared store behind [`UsageCounter`].
+//! Why there is no usage file: the durable record of a use is the request's `permit` decision
+//! record in the audit trail, which is written (and `fsync`ed) before any data leaves. Counting
+//! happens in memory while the key is held ([`UsageCounter::count_use`], on the request's own
+//! thread), and [`TrailUsageCounter::from_decisions`] rebuilds the counts from the trail at start.
+//! One durable stream instead of two halves the `fsync`s of a request; a second file could also
+//! disagree with the trail, this cannot. A crash before the record is written loses a use that
+//! delivered nothing; a record that cannot be written fails the request and the use stays
+//! counted until the next start (over-counting is the safe direction). Pruning keeps the current
+//! period's records ([`period_start`]). Several replicas will need a shared store behind
+//! [`UsageCounter`] (PostgreSQL: the count is a query over the same decision rows).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
-use crate::durable::AppendFile;
+use crate::audit::DecisionRecord;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UsageKey {
@@ -29,12 +31,8 @@ pub struct UsageKey {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("usage counts cannot be {action} ({path}): {reason}")]
-pub struct UsageError {
-    action: &'static str,
-    path: String,
-    reason: String,
-}
+#[error("usage counts are unavailable: {0}")]
+pub struct UsageError(pub String);
 
 /// Holds a key: the count it read stays true until the guard records a use or is dropped.
 pub struct UsageGuard {
@@ -62,61 +60,57 @@ impl UsageGuard {
 pub trait UsageCounter: Send + Sync {
     /// Waits for the key, then reads its count.
     fn acquire(&self, key: UsageKey) -> impl Future<Output = Result<UsageGuard, UsageError>> + Send;
-    /// Counts one use in memory and releases the key. Cheap: call it on the request's thread.
-    fn count_use(&self, guard: UsageGuard) -> CountedUse;
-    /// Makes a counted use durable (blocking); returns the count after it.
-    fn persist(&self, used: CountedUse) -> Result<u64, UsageError>;
-    /// [`Self::count_use`] and [`Self::persist`] in one.
-    fn record_use(&self, guard: UsageGuard) -> Result<u64, UsageError> {
-        self.persist(self.count_use(guard))
-    }
+    /// Counts one use and releases the key; returns the count after it. Cheap: call it on the
+    /// request's thread. The use's durable record is the request's permit decision record.
+    fn count_use(&self, guard: UsageGuard) -> u64;
 }
 
-/// A use counted in memory, not yet durable.
-#[derive(Debug)]
-pub struct CountedUse {
-    pub count: u64,
-    key: UsageKey,
+/// `YYYY-MM` of an RFC 3339 time (the counting period it falls in).
+pub fn period_of(time: &str) -> Option<&str> {
+    let p = time.get(..7)?;
+    let b = p.as_bytes();
+    (b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[5..].iter().all(u8::is_ascii_digit)).then_some(p)
 }
 
-pub struct FileUsageCounter {
-    path: PathBuf,
+/// The first instant of the period `now` falls in: the audit keeper never prunes past it, so
+/// the counts can always be rebuilt from the trail.
+pub fn period_start(now: OffsetDateTime) -> OffsetDateTime {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    now.replace_day(1).map_or(now, |d| d.replace_time(time::Time::MIDNIGHT))
+}
+
+/// Counts in memory, rebuilt from the audit trail's decision records.
+#[derive(Default)]
+pub struct TrailUsageCounter {
     counts: Mutex<HashMap<UsageKey, u64>>,
-    file: AppendFile,
     locks: Mutex<HashMap<UsageKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-impl std::fmt::Debug for FileUsageCounter {
+impl std::fmt::Debug for TrailUsageCounter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileUsageCounter").field("path", &self.path).finish()
+        f.debug_struct("TrailUsageCounter").finish_non_exhaustive()
     }
 }
 
-impl FileUsageCounter {
-    /// Opens the counter file (it need not exist yet) and rebuilds the counts.
-    pub fn open(path: &Path) -> Result<Self, UsageError> {
-        let err = |action, reason: String| UsageError {
-            action,
-            path: path.display().to_string(),
-            reason,
-        };
+impl TrailUsageCounter {
+    /// The counts the `permit` decisions among `records` add up to.
+    pub fn from_decisions<'a>(records: impl IntoIterator<Item = &'a DecisionRecord>) -> Self {
         let mut counts = HashMap::new();
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    let key: UsageKey = serde_json::from_str(line).map_err(|e| err("read", format!("line {}: {e}", i + 1)))?;
-                    *counts.entry(key).or_insert(0) += 1;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err("read", e.to_string())),
+        for r in records.into_iter().filter(|r| r.decision == "permit") {
+            let Some(period) = period_of(&r.time) else {
+                continue;
+            };
+            let key = UsageKey {
+                consumer: r.consumer.clone(),
+                dataset: r.dataset.clone(),
+                period: period.to_owned(),
+            };
+            *counts.entry(key).or_insert(0) += 1;
         }
-        Ok(Self {
-            path: path.to_owned(),
+        Self {
             counts: Mutex::new(counts),
-            file: AppendFile::new(path),
-            locks: Mutex::new(HashMap::new()),
-        })
+            locks: Mutex::default(),
+        }
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<UsageKey, u64>> {
@@ -124,7 +118,7 @@ impl FileUsageCounter {
     }
 }
 
-impl UsageCounter for FileUsageCounter {
+impl UsageCounter for TrailUsageCounter {
     async fn acquire(&self, key: UsageKey) -> Result<UsageGuard, UsageError> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -135,29 +129,11 @@ impl UsageCounter for FileUsageCounter {
         Ok(UsageGuard { key, count, _lock: held })
     }
 
-    fn count_use(&self, guard: UsageGuard) -> CountedUse {
-        let key = guard.key.clone();
-        let count = {
-            let mut counts = self.counts();
-            let n = counts.entry(key.clone()).or_insert(0);
-            *n += 1;
-            *n
-        };
-        // Release the key before any thread hop or disk wait.
-        drop(guard);
-        CountedUse { count, key }
-    }
-
-    fn persist(&self, used: CountedUse) -> Result<u64, UsageError> {
-        let err = |reason: String| UsageError {
-            action: "written",
-            path: self.path.display().to_string(),
-            reason,
-        };
-        let mut line = serde_json::to_vec(&used.key).map_err(|e| err(e.to_string()))?;
-        line.push(b'\n');
-        self.file.append(&line).map_err(|e| err(e.to_string()))?;
-        Ok(used.count)
+    fn count_use(&self, guard: UsageGuard) -> u64 {
+        let mut counts = self.counts();
+        let n = counts.entry(guard.key.clone()).or_insert(0);
+        *n += 1;
+        *n
     }
 }
 
@@ -174,10 +150,8 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn counts_are_exact_under_concurrency_and_survive_a_restart() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("usage.jsonl");
-        let counter = Arc::new(FileUsageCounter::open(&path).expect("open"));
+    async fn counts_are_exact_under_concurrency_and_are_rebuilt_from_the_decisions() {
+        let counter = Arc::new(TrailUsageCounter::default());
         let mut tasks = Vec::new();
         for _ in 0..200 {
             let c = counter.clone();
@@ -185,19 +159,51 @@ mod tests {
                 let g = c.acquire(key()).await.expect("acquire");
                 let seen = g.count();
                 tokio::task::yield_now().await;
-                let after = c.record_use(g).expect("record");
-                (seen, after)
+                (seen, c.count_use(g))
             }));
         }
         let mut seen = Vec::new();
         for t in tasks {
             let (s, a) = t.await.expect("task");
-            assert_eq!(a, s + 1, "nobody recorded between read and write");
+            assert_eq!(a, s + 1, "nobody counted between read and count");
             seen.push(s);
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..200).collect::<Vec<u64>>(), "every request saw a distinct count");
-        let reopened = FileUsageCounter::open(&path).expect("reopen");
-        assert_eq!(reopened.acquire(key()).await.expect("acquire").count(), 200);
+
+        let record = |decision: &str, time: &str, dataset: &str| DecisionRecord {
+            time: time.into(),
+            decision: decision.into(),
+            dataset: dataset.into(),
+            consumer: "08135019".into(),
+            ..serde_json::from_value(serde_json::json!({
+                "id": "x", "time": "", "consumer": "", "consumerRole": "system", "consumerSerial": "01",
+                "provider": "08136088", "dataset": "", "purpose": "p", "action": "a", "decision": "",
+                "policyVersion": null, "moduleHash": null, "outcome": "delivered",
+                "recordsIn": null, "recordsOut": null, "bytesOut": null
+            }))
+            .expect("record")
+        };
+        let records = [
+            record("permit", "2026-11-02T10:00:00Z", "aalen-buergerbuero-termine"),
+            record("permit", "2026-11-30T23:59:59Z", "aalen-buergerbuero-termine"),
+            record("deny", "2026-11-03T10:00:00Z", "aalen-buergerbuero-termine"),
+            record("permit", "2026-10-31T23:59:59Z", "aalen-buergerbuero-termine"),
+            record("permit", "2026-11-04T10:00:00Z", "heidenheim-parken"),
+        ];
+        let rebuilt = TrailUsageCounter::from_decisions(&records);
+        assert_eq!(
+            rebuilt.acquire(key()).await.expect("acquire").count(),
+            2,
+            "permits of the period only"
+        );
+    }
+
+    #[test]
+    fn periods_are_calendar_months() {
+        assert_eq!(period_of("2026-11-23T08:00:00Z"), Some("2026-11"));
+        assert_eq!(period_of("gestern"), None);
+        let now = time::macros::datetime!(2026-11-23 08:15:30.5 UTC);
+        assert_eq!(period_start(now), time::macros::datetime!(2026-11-01 0:00 UTC));
     }
 }

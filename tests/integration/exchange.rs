@@ -151,14 +151,16 @@ async fn a_commercial_purpose_is_named_as_prohibited() {
 }
 
 #[actix_rt::test]
-async fn requests_beyond_the_permitted_count_are_denied() {
-    let b = TestBroker::start();
+async fn requests_beyond_the_permitted_count_are_denied_even_after_a_restart() {
+    let mut b = TestBroker::start();
     let provider = b.start_provider();
     set_up(&b, provider.addr.port(), "/appointments", Some(&POLICY.replace("\"100\"", "\"2\""))).await;
     for _ in 0..2 {
         let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
         assert_eq!(status, 200, "{body}");
     }
+    // The counts are rebuilt from the trail's permit records.
+    b.restart();
     let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(

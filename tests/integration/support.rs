@@ -21,6 +21,7 @@ pub struct TestBroker {
     /// The public transparency listener, if configured.
     pub public_addr: Option<SocketAddr>,
     server: Option<BackgroundServer>,
+    config: Config,
 }
 
 impl TestBroker {
@@ -48,7 +49,18 @@ impl TestBroker {
             addr,
             public_addr,
             server: Some(server),
+            config,
         }
+    }
+
+    /// Stops the broker and starts it again on the same state directory and store (on a new
+    /// port): what survives is what the broker keeps on disk.
+    pub fn restart(&mut self) {
+        self.stop();
+        let server = broker::serve::start_background(&self.config, self.catalog.clone(), 2).expect("restart broker");
+        self.addr = server.addr;
+        self.public_addr = server.public_addr;
+        self.server = Some(server);
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -90,7 +90,9 @@ impl Duties {
         let Some(retention) = self.settings.retention else {
             return;
         };
-        let before = time::OffsetDateTime::now_utc() - retention;
+        let now = time::OffsetDateTime::now_utc();
+        // Never the current counting period: usage counts are rebuilt from its decisions.
+        let before = (now - retention).min(crate::usage::period_start(now));
         match self.log.prune(before) {
             Ok(0) => {}
             Ok(n) => {

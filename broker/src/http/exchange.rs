@@ -2,8 +2,9 @@
 //! data for a declared purpose and gets exactly what the provider's policy allows, or a denial
 //! that names the failing constraints.
 //!
-//! The order is fixed: decide (holding the usage key) → record the use → fetch from the provider
-//! → enforce the duties → write the decision record → respond. Every path that ends without
+//! The order is fixed: decide (holding the usage key) → count the use → fetch from the provider
+//! → enforce the duties → write the decision record (for a permit, the durable record of the use)
+//! → respond. Every path that ends without
 //! data still writes its decision record; if the record cannot be written, nothing is returned.
 
 use std::cell::RefCell;
@@ -139,7 +140,7 @@ pub async fn data(
     let key = UsageKey {
         consumer: caller.identity.ags.to_string(),
         dataset: dataset.id.to_string(),
-        period: current_period(),
+        period: crate::usage::period_of(&pending.record.time).unwrap_or_default().to_owned(),
     };
     let guard = state
         .exchange
@@ -163,17 +164,8 @@ pub async fn data(
         return Err(deny(pending, &state, &policy, &compiled.policy, &decision).await);
     }
     pending.record.decision = "permit".into();
-    let usage = state.exchange.usage.clone();
-    let counted = usage.count_use(guard);
-    if let Err(e) = web::block(move || usage.persist(counted)).await? {
-        return Err(pending
-            .fail(
-                &state,
-                "usage-not-recorded",
-                Problem::internal("the use cannot be counted, so nothing is delivered", e),
-            )
-            .await);
-    }
+    // Counted now, made durable by the permit record written before any data leaves.
+    state.exchange.usage.count_use(guard);
     deliver(
         pending,
         &state,
@@ -241,11 +233,6 @@ fn response_format(req: &HttpRequest) -> Result<Format, Problem> {
             format!("data is served as application/json or text/csv, not {accept}"),
         ))
     }
-}
-
-fn current_period() -> String {
-    let now = OffsetDateTime::now_utc();
-    format!("{:04}-{:02}", now.year(), u8::from(now.month()))
 }
 
 async fn deny(mut pending: Pending, state: &AppState, version: &PolicyVersion, policy: &Policy, decision: &DecisionDocument) -> Problem {
