@@ -2,9 +2,14 @@
 //! when `append` returns; callers that arrive while a sync is running are written together by
 //! the next one, so a busy broker pays one `fsync` per batch instead of one per request.
 //!
-//! How records become bytes is a [`Framing`]: plain lines for the usage counts, a hash chain for
-//! the audit trail. The leader of a batch frames it on a copy of the framing state and keeps the
+//! How records become bytes is a [`Framing`]: plain lines, or the audit trail's hash chain. The leader of a batch frames it on a copy of the framing state and keeps the
 //! copy only once the batch is durable, so a failed batch leaves no trace in the chain.
+//!
+//! Two ways in: [`GroupCommit::submit`] blocks its thread (the first caller to find no batch
+//! under way writes the next one), [`GroupCommit::submit_async`] queues the record for a writer
+//! thread ([`GroupCommit::with_writer`]) and hands back a receiver. Request handlers use the
+//! second: a blocking-pool hop per request cost more CPU than the record itself, and the writer
+//! takes everything queued during one `fsync` into the next batch.
 //!
 //! A failed write fails every append of its batch; the file is cut back to its last good length
 //! and reopened for the next batch, so a half-written batch never sits between good records.
@@ -12,7 +17,13 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// The outcome of an asynchronous append: `Err` carries the write error's text.
+pub type Outcome = Result<(), String>;
 
 /// Turns a batch of records into the bytes appended to the file.
 pub trait Framing: Clone + Send {
@@ -41,6 +52,8 @@ pub struct GroupCommit<F: Framing> {
     path: PathBuf,
     state: Mutex<State<F>>,
     synced: Condvar,
+    /// Wakes the writer thread, if there is one.
+    work: Condvar,
 }
 
 struct State<F: Framing> {
@@ -59,6 +72,8 @@ struct State<F: Framing> {
     /// (closed), which only happens after dozens of failed batches.
     forgotten_upto: u64,
     syncing: bool,
+    /// Asynchronous appends waiting for their batch: (sequence number, where the outcome goes).
+    waiters: Vec<(u64, oneshot::Sender<Outcome>)>,
 }
 
 impl<F: Framing> std::fmt::Debug for GroupCommit<F> {
@@ -94,9 +109,39 @@ impl<F: Framing> GroupCommit<F> {
                 failed: Vec::new(),
                 forgotten_upto: 0,
                 syncing: false,
+                waiters: Vec::new(),
             }),
             synced: Condvar::new(),
+            work: Condvar::new(),
         }
+    }
+
+    /// Like [`Self::with_framing`], with a writer thread (named `name`) for
+    /// [`Self::submit_async`]. The thread ends once the last other reference is gone.
+    pub fn with_writer(path: &Path, framing: F, name: &str) -> std::io::Result<Arc<Self>>
+    where
+        F: 'static,
+    {
+        let gc = Arc::new(Self::with_framing(path, framing));
+        let weak = Arc::downgrade(&gc);
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || write_queued(&weak))?;
+        Ok(gc)
+    }
+
+    /// Queues `item` for the writer thread; the receiver gets the outcome once its batch is
+    /// durable (or failed). Without a writer thread, the next [`Self::submit`] takes it along.
+    pub fn submit_async(&self, item: F::Item) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        let mut st = self.lock();
+        st.pending.push(item);
+        st.queued += 1;
+        let mine = st.queued;
+        st.waiters.push((mine, tx));
+        drop(st);
+        self.work.notify_one();
+        rx
     }
 
     pub fn path(&self) -> &Path {
@@ -146,6 +191,7 @@ impl<F: Framing> GroupCommit<F> {
         let mut bytes = Vec::new();
         framing.frame(items, &mut bytes);
         let result = self.write(&mut file, good_len, &bytes);
+        let outcome: Outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
         let mut st = self.lock();
         st.syncing = false;
         st.done = last;
@@ -157,11 +203,20 @@ impl<F: Framing> GroupCommit<F> {
             }
             Err(e) => st.failed.push((first, last, e.to_string())),
         }
+        let (answered, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.waiters).into_iter().partition(|(n, _)| *n <= last);
+        st.waiters = waiting;
+        for (_, tx) in answered {
+            // A receiver that is gone gave up on the answer; the record is written all the same.
+            let _ = tx.send(outcome.clone());
+        }
         if st.failed.len() > 64 {
             let dropped: Vec<_> = st.failed.drain(..32).collect();
             st.forgotten_upto = dropped.last().map_or(st.forgotten_upto, |(_, b, _)| *b);
         }
         self.synced.notify_all();
+        if !st.pending.is_empty() {
+            self.work.notify_one();
+        }
         st
     }
 
@@ -219,6 +274,19 @@ impl<F: Framing> GroupCommit<F> {
     }
 }
 
+/// The writer thread: writes whatever is queued, one batch per `fsync`, until the log is gone.
+fn write_queued<F: Framing>(weak: &Weak<GroupCommit<F>>) {
+    while let Some(gc) = weak.upgrade() {
+        let st = gc.lock();
+        if st.pending.is_empty() || st.syncing {
+            // Woken by a new record or a finished batch; the timeout only notices the end.
+            let _ = gc.work.wait_timeout(st, Duration::from_millis(200));
+            continue;
+        }
+        drop(gc.lead_batch(st));
+    }
+}
+
 /// Whether `f` is still the file at `path`.
 fn still_at(f: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -263,6 +331,36 @@ mod tests {
         lines.sort_unstable();
         lines.dedup();
         assert_eq!(lines.len(), 800, "every line once, none torn");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_thread_answers_queued_appends_once_they_are_durable() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("log");
+        let f = AppendFile::with_writer(&path, Lines, "test-writer").expect("writer");
+        let pending: Vec<_> = (0..300).map(|i| f.submit_async(format!("{i}\n").into_bytes())).collect();
+        // A blocking append meanwhile takes its turn like any other.
+        f.append(b"sync\n").expect("sync append");
+        for rx in pending {
+            rx.await.expect("answered").expect("durable");
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 301);
+
+        // A failed batch fails its waiters; the file is not left with a half batch.
+        std::fs::remove_file(&path).expect("rm");
+        std::fs::create_dir(&path).expect("a directory where the file should be");
+        let failed = f.submit_async(b"lost\n".to_vec()).await.expect("answered");
+        assert!(failed.is_err(), "{failed:?}");
+        let weak = Arc::downgrade(&f);
+        drop(f);
+        for _ in 0..50 {
+            if weak.upgrade().is_none() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the writer thread keeps the log alive after its last user is gone");
     }
 
     #[test]

@@ -16,12 +16,12 @@ use time::format_description::well_known::Rfc3339;
 
 use super::chain::{Chain, GENESIS, Item, Line, sha256_hex};
 use super::signing::Signer;
-use super::{AuditLog, Entry, Event, LogError};
+use super::{AppendFuture, AuditLog, Entry, Event, LogError};
 use crate::durable::GroupCommit;
 
 pub struct FileAuditLog {
     path: PathBuf,
-    file: GroupCommit<Chain>,
+    file: Arc<GroupCommit<Chain>>,
     checkpoint_path: PathBuf,
     checkpoint_lock: Mutex<()>,
 }
@@ -107,7 +107,7 @@ impl FileAuditLog {
         };
         Ok(Self {
             path: path.to_owned(),
-            file: GroupCommit::with_framing(path, chain),
+            file: GroupCommit::with_writer(path, chain, "audit-writer").map_err(io)?,
             checkpoint_path: checkpoint_path(path),
             checkpoint_lock: Mutex::new(()),
         })
@@ -248,6 +248,21 @@ impl AuditLog for FileAuditLog {
     fn append(&self, event: Event) -> Result<(), LogError> {
         let bytes = serde_json::to_vec(&event).map_err(|e| self.err(e.into()))?;
         self.file.submit(Item::Event(bytes)).map_err(|e| self.err(e))
+    }
+
+    fn append_async(&self, event: Event) -> AppendFuture {
+        let queued = serde_json::to_vec(&event).map(|bytes| self.file.submit_async(Item::Event(bytes)));
+        let path = self.path.display().to_string();
+        Box::pin(async move {
+            let outcome = match queued {
+                Ok(rx) => rx.await.unwrap_or_else(|_| Err("the audit writer stopped".into())),
+                Err(e) => Err(e.to_string()),
+            };
+            outcome.map_err(|e| LogError {
+                path,
+                source: std::io::Error::other(e),
+            })
+        })
     }
 
     fn entries(&self) -> Result<Vec<Entry>, LogError> {

@@ -134,9 +134,17 @@ pub struct LogError {
     pub source: std::io::Error,
 }
 
+/// An append under way: resolves once the record is durable (or cannot be written).
+pub type AppendFuture = std::pin::Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
+
 /// Where decisions and changes go. `append` returns only once the record is durable.
 pub trait AuditLog: Send + Sync {
     fn append(&self, event: Event) -> Result<(), LogError>;
+    /// [`Self::append`] for async callers, without blocking their thread. The default blocks
+    /// (a log without a writer thread of its own).
+    fn append_async(&self, event: Event) -> AppendFuture {
+        Box::pin(std::future::ready(self.append(event)))
+    }
     /// Every record, oldest first (for reports, simulation and tests).
     fn entries(&self) -> Result<Vec<Entry>, LogError>;
 

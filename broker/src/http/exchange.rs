@@ -76,11 +76,13 @@ impl Pending {
 
     /// Writes the record durably; a failure fails the request.
     async fn log(self, state: &AppState) -> Result<DecisionRecord, Problem> {
-        let log = state.exchange.log.clone();
         let record = self.record;
-        let written = record.clone();
-        web::block(move || log.append(Event::Decision(Box::new(written))))
-            .await?
+        let written = Event::Decision(Box::new(record.clone()));
+        state
+            .exchange
+            .log
+            .append_async(written)
+            .await
             .map_err(|e| Problem::internal("the decision log cannot be written, so nothing is delivered", e))?;
         Ok(record)
     }
