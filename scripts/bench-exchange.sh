@@ -5,10 +5,9 @@
 #
 #   bash scripts/bench-exchange.sh [connections] [seconds]
 #
-# Needs nginx (as root: apt-get install -y nginx-light). Builds in the dev profile's target
-# directory with the workspace crates at opt-level 2 too (dependencies already are; see
-# Cargo.toml), so no second 30-minute dependency build is needed; the next test run rebuilds
-# the workspace crates at their usual level.
+# Needs nginx (as root: apt-get install -y nginx-light). Builds the release profile, as the
+# broker is deployed (nginx is a release build too): the first run builds the release
+# dependencies once (about as long as the first test build), later runs only the broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
@@ -16,8 +15,8 @@ ensure_prereqs
 conns=${1:-16}
 secs=${2:-15}
 command -v nginx >/dev/null || { echo "bench-exchange: needs nginx (apt-get install -y nginx-light)" >&2; exit 1; }
-CARGO_PROFILE_DEV_OPT_LEVEL=2 cargo build -q -p broker --bin broker --example loadgen
-bin="$CARGO_TARGET_DIR/debug"
+cargo build --release -q -p broker --bin broker --example loadgen
+bin="$CARGO_TARGET_DIR/release"
 work=$(mktemp -d)
 pids=()
 cleanup() {
