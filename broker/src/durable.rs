@@ -2,8 +2,9 @@
 //! when `append` returns; callers that arrive while a sync is running are written together by
 //! the next one, so a busy broker pays one `fsync` per batch instead of one per request.
 //!
-//! How records become bytes is a [`Framing`]: plain lines, or the audit trail's hash chain. The leader of a batch frames it on a copy of the framing state and keeps the
-//! copy only once the batch is durable, so a failed batch leaves no trace in the chain.
+//! How records become bytes is a [`Framing`]: plain lines, or the audit trail's hash chain. The
+//! leader of a batch frames it on a copy of the framing state and keeps the copy only once the
+//! batch is durable, so a failed batch leaves no trace in the chain.
 //!
 //! Two ways in: [`GroupCommit::submit`] blocks its thread (the first caller to find no batch
 //! under way writes the next one), [`GroupCommit::submit_async`] queues the record for a writer

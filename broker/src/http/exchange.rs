@@ -4,8 +4,8 @@
 //!
 //! The order is fixed: decide (holding the usage key) → count the use → fetch from the provider
 //! → enforce the duties → write the decision record (for a permit, the durable record of the use)
-//! → respond. Every path that ends without
-//! data still writes its decision record; if the record cannot be written, nothing is returned.
+//! → respond. Every path that ends without data still writes its decision record; if the record
+//! cannot be written, nothing is returned.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
