@@ -6,7 +6,10 @@
 ensure_prereqs() {
   local missing=()
   command -v c++ >/dev/null 2>&1 || missing+=(g++)
-  if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+  # libclang itself, as bindgen loads it (libclang.so.N or libclang-N.so.N); not libclang-cpp,
+  # which LLVM's other packages install alone.
+  if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+    /usr/lib/x86_64-linux-gnu/libclang.so* /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1; then
     missing+=(libclang-dev)
   fi
   if [ ${#missing[@]} -eq 0 ]; then
