@@ -42,9 +42,8 @@ fn data() -> Vec<u8> {
 
 fn pipeline(plan: &Plan, bytes: &[u8]) -> Vec<u8> {
     let key = enforce::pseudonym_key(&[7; 32], "08136088", "08135019", "https://w3id.org/dpv#ImprovePublicServices");
-    let records = enforce::read_kept(Format::Json, bytes, plan.keep.as_ref()).expect("read");
-    let out = enforce::apply(plan, records, &key, date!(2026 - 11 - 23));
-    enforce::write(Format::Json, &out).expect("write")
+    let out = enforce::enforce(plan, Format::Json, bytes, Some(&key), date!(2026 - 11 - 23)).expect("enforce");
+    enforce::write(Format::Json, &out.records).expect("write")
 }
 
 fn enforcement(c: &mut Criterion) {

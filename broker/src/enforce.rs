@@ -10,6 +10,7 @@
 //! consumer, purpose) triple: the same person gets the same pseudonym within one purpose, and
 //! pseudonyms of different purposes or consumers cannot be linked without the broker's secret.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ring::hmac;
@@ -103,13 +104,22 @@ impl Plan {
             }
         }
         if let Some(req) = requested {
-            let req: BTreeSet<String> = req.iter().cloned().collect();
-            plan.keep = Some(match plan.keep.take() {
-                Some(k) => k.intersection(&req).cloned().collect(),
-                None => req,
-            });
+            plan = plan.narrowed(req);
         }
         Ok(plan)
+    }
+
+    /// This plan, keeping only the `requested` fields of those it keeps.
+    pub fn narrowed(&self, requested: &[String]) -> Self {
+        let req: BTreeSet<String> = requested.iter().cloned().collect();
+        let keep = match &self.keep {
+            Some(k) => k.intersection(&req).cloned().collect(),
+            None => req,
+        };
+        Self {
+            keep: Some(keep),
+            ..self.clone()
+        }
     }
 }
 
@@ -131,31 +141,210 @@ fn pseudonym(key: &hmac::Key, v: &Value) -> Value {
     Value::String(format!("ps-{}", hex(tag.as_ref().get(..16).unwrap_or_default())))
 }
 
-/// Applies the plan. `today` anchors age bands computed from birth dates.
-pub fn apply(plan: &Plan, mut records: Vec<Record>, key: &hmac::Key, today: Date) -> Vec<Record> {
-    for r in &mut records {
-        shape(plan, r, key, today);
+/// Applies the plan to records already read. `today` anchors age bands computed from birth dates.
+pub fn apply(plan: &Plan, records: Vec<Record>, key: &hmac::Key, today: Date) -> Vec<Record> {
+    let mut run = Enforcer::new(plan, Some(key), today);
+    for record in records {
+        for (name, value) in record {
+            if let Some(rule) = run.rule(&name) {
+                run.field(Cow::Owned(name), rule, value);
+            }
+        }
+        run.end_record();
     }
-    match &plan.aggregate {
-        Some((group_by, min)) => aggregate(records, group_by, *min),
-        None => records,
+    run.finish().records
+}
+
+/// Reads the provider's bytes and applies the plan while reading: a field the consumer may not
+/// have is skipped unread, and when the plan aggregates, records are never built, only their
+/// groups. Returns the records delivered and how many were read.
+/// `key` makes the pseudonyms; without one, a field to be pseudonymised is delivered as null.
+pub fn enforce(plan: &Plan, format: Format, bytes: &[u8], key: Option<&hmac::Key>, today: Date) -> Result<Enforced, EnforceError> {
+    let mut run = Enforcer::new(plan, key, today);
+    read_into(format, bytes, &mut run)?;
+    Ok(run.finish())
+}
+
+/// What [`enforce`] delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Enforced {
+    pub records: Vec<Record>,
+    /// Records the provider sent.
+    pub records_in: usize,
+}
+
+/// What happens to one field's values.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rule {
+    pseudonymise: bool,
+    generalise: Option<Granularity>,
+    /// Its position among the group-by fields, when the plan aggregates.
+    group: Option<usize>,
+}
+
+impl Rule {
+    /// Pseudonymises, then generalises. Without a key a pseudonymised value becomes null.
+    fn shape(self, value: Value, key: Option<&hmac::Key>, today: Date) -> Value {
+        let value = match (self.pseudonymise, key) {
+            (false, _) => value,
+            (true, Some(key)) => pseudonym(key, &value),
+            (true, None) => Value::Null,
+        };
+        match self.generalise {
+            Some(g) => generalise(&value, g, today),
+            None => value,
+        }
     }
 }
 
-/// Minimises, pseudonymises and generalises one record in place.
-fn shape(plan: &Plan, record: &mut Record, key: &hmac::Key, today: Date) {
-    if let Some(keep) = &plan.keep {
-        record.retain(|k, _| keep.contains(k));
-    }
-    if plan.pseudonymise.is_empty() && plan.generalise.is_empty() {
-        return;
-    }
-    for (k, v) in record.iter_mut() {
-        if plan.pseudonymise.contains(k) {
-            *v = pseudonym(key, v);
+/// A plan at work on records as they are read, one field at a time: the reader asks [`Enforcer::rule`]
+/// for each field name (and skips the field unread if there is none), hands over the value, and
+/// ends each record. The order of the steps is the one the module documentation gives.
+struct Enforcer<'p> {
+    /// Fields with a rule; with a minimise duty, exactly the kept ones.
+    rules: Vec<(&'p str, Rule)>,
+    /// Without a minimise duty, fields without a rule pass unchanged.
+    pass_others: bool,
+    key: Option<&'p hmac::Key>,
+    today: Date,
+    records_in: usize,
+    out: Out<'p>,
+}
+
+enum Out<'p> {
+    Records {
+        current: Record,
+        done: Vec<Record>,
+    },
+    Groups {
+        /// The group-by fields (each once) and the current record's values of them.
+        fields: Vec<&'p str>,
+        values: Vec<Value>,
+        min: u32,
+        /// Keyed by the JSON of the values, one per line (JSON text has no raw newline, so keys
+        /// cannot run into each other), which orders groups as the values' texts would.
+        groups: BTreeMap<Vec<u8>, (Vec<Value>, u32)>,
+        key: Vec<u8>,
+    },
+}
+
+impl<'p> Enforcer<'p> {
+    fn new(plan: &'p Plan, key: Option<&'p hmac::Key>, today: Date) -> Self {
+        let mut group_fields: Vec<&str> = Vec::new();
+        if let Some((group_by, _)) = &plan.aggregate {
+            for f in group_by {
+                if !group_fields.contains(&f.as_str()) {
+                    group_fields.push(f);
+                }
+            }
         }
-        if let Some(g) = plan.generalise.get(k) {
-            *v = generalise(v, *g, today);
+        let named: BTreeSet<&str> = match &plan.keep {
+            Some(keep) => keep.iter().map(String::as_str).collect(),
+            None => plan
+                .pseudonymise
+                .iter()
+                .chain(plan.generalise.keys())
+                .map(String::as_str)
+                .chain(group_fields.iter().copied())
+                .collect(),
+        };
+        let rules = named
+            .into_iter()
+            .map(|name| {
+                let rule = Rule {
+                    pseudonymise: plan.pseudonymise.contains(name),
+                    generalise: plan.generalise.get(name).copied(),
+                    group: group_fields.iter().position(|g| *g == name),
+                };
+                (name, rule)
+            })
+            .collect();
+        let out = match &plan.aggregate {
+            Some((_, min)) => Out::Groups {
+                values: vec![Value::Null; group_fields.len()],
+                fields: group_fields,
+                min: *min,
+                groups: BTreeMap::new(),
+                key: Vec::new(),
+            },
+            None => Out::Records {
+                current: Record::new(),
+                done: Vec::new(),
+            },
+        };
+        Self {
+            rules,
+            pass_others: plan.keep.is_none(),
+            key,
+            today,
+            records_in: 0,
+            out,
+        }
+    }
+
+    /// What to do with a field, or `None` to drop it.
+    fn rule(&self, name: &str) -> Option<Rule> {
+        match self.rules.iter().find(|(n, _)| *n == name) {
+            Some((_, rule)) => Some(*rule),
+            None => self.pass_others.then(Rule::default),
+        }
+    }
+
+    fn field(&mut self, name: Cow<'_, str>, rule: Rule, value: Value) {
+        let value = rule.shape(value, self.key, self.today);
+        match &mut self.out {
+            Out::Records { current, .. } => {
+                current.insert(name.into_owned(), value);
+            }
+            Out::Groups { values, .. } => {
+                if let Some(slot) = rule.group.and_then(|i| values.get_mut(i)) {
+                    *slot = value;
+                }
+            }
+        }
+    }
+
+    fn end_record(&mut self) {
+        self.records_in += 1;
+        match &mut self.out {
+            Out::Records { current, done } => done.push(std::mem::take(current)),
+            Out::Groups { values, groups, key, .. } => {
+                key.clear();
+                for v in values.iter() {
+                    // Writing a `Value` into a Vec cannot fail. A missing field counts as null,
+                    // as it is delivered.
+                    let _ = serde_json::to_writer(&mut *key, v);
+                    key.push(b'\n');
+                }
+                match groups.get_mut(key.as_slice()) {
+                    Some(group) => group.1 += 1,
+                    None => {
+                        groups.insert(key.clone(), (values.clone(), 1));
+                    }
+                }
+                values.iter_mut().for_each(|v| *v = Value::Null);
+            }
+        }
+    }
+
+    /// The records to deliver; with aggregation, one per group of at least the minimum size,
+    /// with its size as `count`.
+    fn finish(self) -> Enforced {
+        let records = match self.out {
+            Out::Records { done, .. } => done,
+            Out::Groups { fields, min, groups, .. } => groups
+                .into_values()
+                .filter(|(_, n)| *n >= min)
+                .map(|(values, n)| {
+                    let mut group: Record = fields.iter().map(|f| (*f).to_owned()).zip(values).collect();
+                    group.insert("count".into(), Value::from(n));
+                    group
+                })
+                .collect(),
+        };
+        Enforced {
+            records,
+            records_in: self.records_in,
         }
     }
 }
@@ -208,42 +397,6 @@ fn age_on(birth: Date, today: Date) -> i32 {
     age
 }
 
-/// Counts records per group (field `count`), dropping every group smaller than `min`. Groups are
-/// keyed by the JSON of their values, one per line (JSON text has no raw newline, so keys cannot
-/// run into each other), which orders them as the values' texts would and needs no allocation
-/// for a record of a group already seen.
-fn aggregate(records: Vec<Record>, group_by: &[String], min: u32) -> Vec<Record> {
-    let mut groups: BTreeMap<Vec<u8>, (Record, u32)> = BTreeMap::new();
-    let mut key = Vec::new();
-    for r in &records {
-        key.clear();
-        for f in group_by {
-            if let Some(v) = r.get(f) {
-                // Writing a `Value` into a Vec cannot fail.
-                let _ = serde_json::to_writer(&mut key, v);
-            }
-            key.push(b'\n');
-        }
-        if let Some(entry) = groups.get_mut(key.as_slice()) {
-            entry.1 += 1;
-            continue;
-        }
-        let group: Record = group_by
-            .iter()
-            .map(|f| (f.clone(), r.get(f).cloned().unwrap_or(Value::Null)))
-            .collect();
-        groups.insert(key.clone(), (group, 1));
-    }
-    groups
-        .into_values()
-        .filter(|(_, n)| *n >= min)
-        .map(|(mut g, n)| {
-            g.insert("count".into(), Value::from(n));
-            g
-        })
-        .collect()
-}
-
 /// The wire formats records travel in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -276,98 +429,110 @@ pub fn read(format: Format, bytes: &[u8]) -> Result<Vec<Record>, EnforceError> {
 /// Like [`read`], keeping only the fields in `keep` (all if `None`): a field the consumer may
 /// not have is skipped while parsing, never copied.
 pub fn read_kept(format: Format, bytes: &[u8], keep: Option<&BTreeSet<String>>) -> Result<Vec<Record>, EnforceError> {
+    let plan = Plan {
+        keep: keep.cloned(),
+        ..Plan::default()
+    };
+    let mut run = Enforcer::new(&plan, None, Date::MIN);
+    read_into(format, bytes, &mut run)?;
+    Ok(run.finish().records)
+}
+
+fn read_into(format: Format, bytes: &[u8], run: &mut Enforcer<'_>) -> Result<(), EnforceError> {
     match format {
         Format::Json => {
-            let mut de = serde_json::Deserializer::from_slice(bytes);
-            let records = de::DeserializeSeed::deserialize(kept::Records(keep), &mut de).and_then(|r| de.end().map(|()| r));
-            records.map_err(|e| EnforceError::Format {
-                format: "a JSON array of objects",
-                reason: e.to_string(),
-            })
-        }
-        Format::Csv => {
             let bad = |reason: String| EnforceError::Format {
-                format: "CSV with a header row",
+                format: "a JSON array of objects",
                 reason,
             };
+            // JSON is UTF-8 (RFC 8259); checked once for the whole text, not per string.
+            let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+            let mut de = serde_json::Deserializer::from_str(text);
+            de::DeserializeSeed::deserialize(json::Records(run), &mut de)
+                .and_then(|()| de.end())
+                .map_err(|e| bad(e.to_string()))
+        }
+        Format::Csv => {
+            let bad = |e: csv::Error| EnforceError::Format {
+                format: "CSV with a header row",
+                reason: e.to_string(),
+            };
             let mut reader = csv::Reader::from_reader(bytes);
-            let headers = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
-            let wanted: Vec<bool> = headers.iter().map(|h| keep.is_none_or(|k| k.contains(h))).collect();
-            reader
-                .records()
-                .map(|row| {
-                    let row = row.map_err(|e| bad(e.to_string()))?;
-                    Ok(headers
-                        .iter()
-                        .zip(row.iter())
-                        .zip(&wanted)
-                        .filter(|(_, w)| **w)
-                        .map(|((h, v), _)| (h.to_owned(), Value::String(v.to_owned())))
-                        .collect())
-                })
-                .collect()
+            let headers = reader.headers().map_err(bad)?.clone();
+            let rules: Vec<Option<Rule>> = headers.iter().map(|h| run.rule(h)).collect();
+            let mut row = csv::StringRecord::new();
+            while reader.read_record(&mut row).map_err(bad)? {
+                for ((name, value), rule) in headers.iter().zip(row.iter()).zip(&rules) {
+                    if let Some(rule) = rule {
+                        run.field(Cow::Borrowed(name), *rule, Value::String(value.to_owned()));
+                    }
+                }
+                run.end_record();
+            }
+            Ok(())
         }
     }
 }
 
-/// Streaming deserialisation of a JSON array of records that drops unwanted fields unread.
-mod kept {
+/// Streaming deserialisation of a JSON array of records into an [`Enforcer`], skipping the
+/// fields it drops unread.
+mod json {
     use std::borrow::Cow;
-    use std::collections::BTreeSet;
     use std::fmt;
 
     use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use serde_json::Value;
 
-    use super::Record;
+    use super::Enforcer;
 
-    pub struct Records<'k>(pub Option<&'k BTreeSet<String>>);
+    pub struct Records<'r, 'p>(pub &'r mut Enforcer<'p>);
 
-    impl<'de> DeserializeSeed<'de> for Records<'_> {
-        type Value = Vec<Record>;
-        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+    impl<'de> DeserializeSeed<'de> for Records<'_, '_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_seq(self)
         }
     }
 
-    impl<'de> Visitor<'de> for Records<'_> {
-        type Value = Vec<Record>;
+    impl<'de> Visitor<'de> for Records<'_, '_> {
+        type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("an array of objects")
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-            while let Some(r) = seq.next_element_seed(One(self.0))? {
-                out.push(r);
-            }
-            Ok(out)
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(One(&mut *self.0))?.is_some() {}
+            Ok(())
         }
     }
 
-    struct One<'k>(Option<&'k BTreeSet<String>>);
+    struct One<'r, 'p>(&'r mut Enforcer<'p>);
 
-    impl<'de> DeserializeSeed<'de> for One<'_> {
-        type Value = Record;
-        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+    impl<'de> DeserializeSeed<'de> for One<'_, '_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_map(self)
         }
     }
 
-    impl<'de> Visitor<'de> for One<'_> {
-        type Value = Record;
+    impl<'de> Visitor<'de> for One<'_, '_> {
+        type Value = ();
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("an object (one record)")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut record = Record::new();
-            while let Some(Key(k)) = map.next_key()? {
-                if self.0.is_none_or(|keep| keep.contains(k.as_ref())) {
-                    record.insert(k.into_owned(), map.next_value::<Value>()?);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(Key(name)) = map.next_key()? {
+                match self.0.rule(&name) {
+                    Some(rule) => {
+                        let value = map.next_value::<Value>()?;
+                        self.0.field(name, rule, value);
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
                 }
             }
-            Ok(record)
+            self.0.end_record();
+            Ok(())
         }
     }
 
@@ -607,5 +772,79 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out), "bezirk,name\nMitte,\"Mustermann, Erika\"\n");
         assert!(matches!(read(Format::Json, b"{\"a\":1}"), Err(EnforceError::Format { .. })));
         assert!(matches!(read(Format::Csv, b"a,b\n1,2,3\n"), Err(EnforceError::Format { .. })));
+    }
+
+    fn plan(duties: Value) -> Plan {
+        let duties: Vec<Duty> = serde_json::from_value(duties).expect("duties");
+        Plan::from_duties(&duties, None).expect("plan")
+    }
+
+    /// `enforce` applies the plan while reading; `apply` to records read whole is the reference.
+    #[test]
+    fn enforcing_while_reading_matches_enforcing_records_read_whole() {
+        let today = date!(2026 - 11 - 23);
+        let k = key("https://w3id.org/dpv#ImprovePublicServices");
+        let json = r#"[{"name": "A", "bezirk": "Nord", "geburtsdatum": "1984-07-15", "termin": "2026-10-14T09:30:00", "x": {"y": 1}},
+            {"name": "B", "bezirk": "Nord", "geburtsdatum": "1990-01-02", "termin": "2026-10-15T09:30:00"},
+            {"name": "C", "bezirk": null, "geburtsdatum": "kaputt", "termin": "2026-11-01"},
+            {"bezirk": "Süd", "name": 7}]"#
+            .as_bytes();
+        let csv = "name,bezirk,geburtsdatum,termin\nA,Nord,1984-07-15,2026-10-14T09:30:00\nB,Nord,1990-01-02,2026-10-15\nC,,x,y\n";
+        let plans = [
+            plan(json!([
+                {"uid": "m", "action": format!("{KDR}minimise"), "fields": ["bezirk", "termin", "geburtsdatum"]},
+                {"uid": "g", "action": format!("{KDR}generalise"), "fields": ["termin"], "granularity": "month"},
+                {"uid": "a", "action": format!("{ODRL}aggregate"), "groupBy": ["bezirk", "termin", "bezirk"], "minGroupSize": 1}
+            ])),
+            plan(json!([
+                {"uid": "p", "action": format!("{KDR}pseudonymise"), "fields": ["name"]},
+                {"uid": "g", "action": format!("{KDR}generalise"), "fields": ["geburtsdatum"], "granularity": "ageBand5"}
+            ])),
+            plan(json!([
+                {"uid": "m", "action": format!("{KDR}minimise"), "fields": ["name", "termin"]},
+                {"uid": "p", "action": format!("{KDR}pseudonymise"), "fields": ["name", "bezirk"]}
+            ])),
+            Plan::default(),
+        ];
+        for (format, bytes) in [(Format::Json, json), (Format::Csv, csv.as_bytes())] {
+            let whole = read(format, bytes).expect("read");
+            for p in &plans {
+                let streamed = enforce(p, format, bytes, Some(&k), today).expect("enforce");
+                assert_eq!(streamed.records, apply(p, whole.clone(), &k, today), "{format:?} {p:?}");
+                assert_eq!(streamed.records_in, whole.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_without_a_group_field_and_one_with_null_there_are_one_group() {
+        // Both are delivered as null, so counting them apart would show two groups that look
+        // the same, and suppress both when each is small.
+        let p = plan(json!([{"uid": "a", "action": format!("{ODRL}aggregate"), "groupBy": ["bezirk"], "minGroupSize": 5}]));
+        let data = br#"[{"bezirk": null}, {"bezirk": null}, {"bezirk": null}, {}, {"name": "x"}]"#;
+        let out = enforce(&p, Format::Json, data, None, date!(2026 - 11 - 23)).expect("enforce");
+        assert_eq!(out.records, vec![rec(json!({"bezirk": null, "count": 5}))]);
+    }
+
+    #[test]
+    fn without_a_key_pseudonymised_fields_are_delivered_as_null() {
+        let p = plan(json!([{"uid": "p", "action": format!("{KDR}pseudonymise"), "fields": ["name"]}]));
+        let out = enforce(
+            &p,
+            Format::Json,
+            br#"[{"name": "Erika", "bezirk": "Nord"}]"#,
+            None,
+            date!(2026 - 11 - 23),
+        )
+        .expect("enforce");
+        assert_eq!(out.records, vec![rec(json!({"name": null, "bezirk": "Nord"}))]);
+    }
+
+    #[test]
+    fn json_that_is_not_utf8_is_refused() {
+        assert!(matches!(
+            read(Format::Json, b"[{\"a\": \"\xff\"}]"),
+            Err(EnforceError::Format { .. })
+        ));
     }
 }

@@ -18,6 +18,7 @@ use policy_evaluator::{DecisionDocument, LoadedModule, WorkerPool};
 
 use crate::audit::AuditLog;
 use crate::catalog::{Dataset, DatasetId, PolicyVersion};
+use crate::enforce::{Duty, EnforceError, Plan};
 use crate::fresh::Fresh;
 use crate::hosted::HostedStore;
 use crate::identity::{AGS_IRI_PREFIX, Ags};
@@ -38,6 +39,31 @@ pub struct Exchange {
     pub hosted: Arc<dyn HostedStore>,
     modules: Mutex<HashMap<(DatasetId, u32), CompiledVersion>>,
     snapshots: Fresh<DatasetId, Snapshot>,
+    /// Read duties by the JSON text a decision carried them in.
+    duties: Mutex<HashMap<Box<str>, Arc<Duties>>>,
+}
+
+/// A decision's duties, read: what the consumer must honour and what the broker does to the
+/// data. A policy version's decisions carry one of a few duty lists, so each is read once.
+#[derive(Debug)]
+pub struct Duties {
+    pub duties: Vec<Duty>,
+    pub plan: Plan,
+    /// The usage terms the consumer must honour, as the `X-Usage-Terms` header carries them:
+    /// `{"retention": <xsd:duration or null>, "duties": [<action IRI>, ...]}`.
+    pub terms: String,
+}
+
+/// At most this many distinct duty lists are kept; more (only after many policy versions)
+/// start the cache afresh.
+const DUTIES_KEPT: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DutiesError {
+    #[error("the decision's duties cannot be read: {0}")]
+    Unreadable(#[from] serde_json::Error),
+    #[error("the decision's duties cannot be enforced: {0}")]
+    Unenforceable(#[from] EnforceError),
 }
 
 /// A dataset and its active policy version as a request sees them. Kept for at most
@@ -111,7 +137,27 @@ impl Exchange {
             upstream,
             modules: Mutex::new(HashMap::new()),
             snapshots: Fresh::new(SNAPSHOT_TTL),
+            duties: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The duties of a decision (its `duties` JSON), read and planned.
+    pub fn duties(&self, json: &str) -> Result<Arc<Duties>, DutiesError> {
+        let lock = || self.duties.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(d) = lock().get(json) {
+            return Ok(d.clone());
+        }
+        let duties: Vec<Duty> = serde_json::from_str(json)?;
+        let plan = Plan::from_duties(&duties, None)?;
+        let actions: Vec<&str> = duties.iter().map(|d| d.action.as_str()).collect();
+        let terms = serde_json::json!({ "retention": plan.retention, "duties": actions }).to_string();
+        let read = Arc::new(Duties { duties, plan, terms });
+        let mut kept = lock();
+        if kept.len() >= DUTIES_KEPT {
+            kept.clear();
+        }
+        kept.insert(json.into(), read.clone());
+        Ok(read)
     }
 
     /// A fresh snapshot of the dataset, if one is kept.

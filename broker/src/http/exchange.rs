@@ -27,7 +27,7 @@ use super::datasets::{check_owner, load, parse_id};
 use super::problem::Problem;
 use crate::audit::{DecisionRecord, Event};
 use crate::catalog::{Access, Dataset, PolicyVersion};
-use crate::enforce::{self, Format, Plan};
+use crate::enforce::{self, Format};
 use crate::exchange::{Snapshot, action_iri, explain_denial, party_iri};
 use crate::identity::Role;
 use crate::usage::{UsageCounter, UsageKey};
@@ -74,26 +74,25 @@ impl Pending {
         }
     }
 
-    /// Writes the record durably; a failure fails the request.
-    async fn log(self, state: &AppState) -> Result<DecisionRecord, Problem> {
-        let record = self.record;
-        let written = Event::Decision(Box::new(record.clone()));
+    /// Writes the record durably and returns its id; a failure fails the request.
+    async fn log(self, state: &AppState) -> Result<String, Problem> {
+        let id = self.record.id.clone();
+        let written = Event::Decision(Box::new(self.record));
         state
             .exchange
             .log
             .append_async(written)
             .await
             .map_err(|e| Problem::internal("the decision log cannot be written, so nothing is delivered", e))?;
-        Ok(record)
+        Ok(id)
     }
 
     /// Logs the outcome and returns `problem` (or the log failure).
     async fn fail(mut self, state: &AppState, outcome: &str, problem: Problem) -> Problem {
         self.record.outcome = outcome.to_owned();
         self.record.reason.get_or_insert_with(|| problem.detail.clone());
-        let id = self.record.id.clone();
         match self.log(state).await {
-            Ok(_) => problem.with("decisionId", id),
+            Ok(id) => problem.with("decisionId", id),
             Err(log_failure) => log_failure,
         }
     }
@@ -276,24 +275,8 @@ async fn deliver(
     requested: Option<&[String]>,
     format: Format,
 ) -> Result<HttpResponse, Problem> {
-    let duties: Vec<enforce::Duty> = match decision
-        .duties
-        .parse()
-        .and_then(|v| serde_json::from_value(serde_json::Value::Array(v)))
-    {
+    let read = match state.exchange.duties(decision.duties.as_json()) {
         Ok(d) => d,
-        Err(e) => {
-            return Err(pending
-                .fail(
-                    state,
-                    "duties-unreadable",
-                    Problem::internal("the decision's duties cannot be read", e),
-                )
-                .await);
-        }
-    };
-    let plan = match Plan::from_duties(&duties, requested) {
-        Ok(p) => p,
         Err(e) => {
             return Err(pending
                 .fail(
@@ -304,11 +287,29 @@ async fn deliver(
                 .await);
         }
     };
+    let narrowed;
+    let plan = match requested {
+        Some(fields) => {
+            narrowed = read.plan.narrowed(fields);
+            &narrowed
+        }
+        None => &read.plan,
+    };
     let (upstream_format, bytes) = match fetch(state, dataset).await {
         Ok(v) => v,
         Err(p) => return Err(pending.fail(state, "upstream-failed", p).await),
     };
-    let records = match enforce::read_kept(upstream_format, &bytes, plan.keep.as_ref()) {
+    // Derived only when a field is to be pseudonymised.
+    let key = (!plan.pseudonymise.is_empty()).then(|| {
+        enforce::pseudonym_key(
+            &state.exchange.secret,
+            dataset.publisher.as_str(),
+            caller.identity.ags.as_str(),
+            purpose,
+        )
+    });
+    let today = OffsetDateTime::now_utc().date();
+    let enforced = match enforce::enforce(plan, upstream_format, &bytes, key.as_ref(), today) {
         Ok(r) => r,
         Err(e) => {
             return Err(pending
@@ -325,14 +326,7 @@ async fn deliver(
                 .await);
         }
     };
-    let key = enforce::pseudonym_key(
-        &state.exchange.secret,
-        dataset.publisher.as_str(),
-        caller.identity.ags.as_str(),
-        purpose,
-    );
-    let records_in = records.len();
-    let out = enforce::apply(&plan, records, &key, OffsetDateTime::now_utc().date());
+    let (out, records_in) = (enforced.records, enforced.records_in);
     let body = match enforce::write(format, &out) {
         Ok(b) => b,
         Err(e) => {
@@ -347,14 +341,13 @@ async fn deliver(
     pending.record.records_out = Some(out.len());
     pending.record.bytes_out = Some(body.len());
     pending.record.outcome = "delivered".into();
-    let record = pending.log(state).await?;
-    let terms = serde_json::json!({ "retention": plan.retention, "duties": duties.iter().map(|d| &d.action).collect::<Vec<_>>() });
+    let id = pending.log(state).await?;
     Ok(HttpResponse::Ok()
         .content_type(format.media_type())
-        .insert_header(("X-Decision-Id", record.id))
+        .insert_header(("X-Decision-Id", id))
         .insert_header(("X-Policy-Version", policy.version.to_string()))
         .insert_header(("X-Module-Hash", policy.module_hash.clone()))
-        .insert_header(("X-Usage-Terms", terms.to_string()))
+        .insert_header(("X-Usage-Terms", read.terms.clone()))
         .body(body))
 }
 
