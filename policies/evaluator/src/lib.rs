@@ -37,7 +37,7 @@ pub use decision::{Decision, DecisionDocument};
 /// runaway one quickly.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Wall-clock time an evaluation may run (measured in 1 ms epoch ticks).
+    /// Wall-clock time an evaluation may run (measured in 10 ms epoch ticks).
     pub deadline: Duration,
     /// The most linear memory an instance may have, in bytes.
     pub memory_bytes: usize,
@@ -53,7 +53,7 @@ impl Default for Limits {
 }
 
 /// The epoch tick: the granularity of deadlines.
-const TICK: Duration = Duration::from_millis(1);
+const TICK: Duration = Duration::from_millis(10);
 
 impl Limits {
     fn ticks(&self) -> u64 {
