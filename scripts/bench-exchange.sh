@@ -3,7 +3,7 @@
 # p50/p99 latency for a small permitted request, beside nginx doing only mutual TLS and
 # reverse-proxying the same provider, in one run, with the same load generator.
 #
-#   bash scripts/bench-exchange.sh [connections] [seconds]
+#   bash scripts/bench-exchange.sh [connections] [seconds] [rounds]
 #
 # Needs nginx (as root: apt-get install -y nginx-light). Builds the release profile, as the
 # broker is deployed (nginx is a release build too): the first run builds the release
@@ -14,6 +14,7 @@ source scripts/prereqs.sh
 ensure_prereqs
 conns=${1:-16}
 secs=${2:-15}
+rounds=${3:-3}
 command -v nginx >/dev/null || { echo "bench-exchange: needs nginx (apt-get install -y nginx-light)" >&2; exit 1; }
 cargo build --release -q -p broker --bin broker --example loadgen
 bin="$CARGO_TARGET_DIR/release"
@@ -77,14 +78,24 @@ NGINX
 nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
 
 load() { "$bin/examples/loadgen" "$1" --ca "$pki/ca/ca.crt" --cert "$pki/heidenheim-system.crt" --key "$pki/heidenheim-system.key" --connections "$conns" --seconds "$secs"; }
-broker=$(load 'https://127.0.0.1:8543/v1/datasets/aalen-buergerbuero-termine/data?purpose=https://w3id.org/dpv%23ImprovePublicServices')
-proxy=$(load 'https://127.0.0.1:9543/')
-echo "broker: $broker"
-echo "nginx:  $proxy"
-python3 - "$broker" "$proxy" <<'PY'
-import json, sys
-b, n = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(f"broker/nginx throughput ratio: {b['rps'] / n['rps']:.2f} "
-      f"(broker {b['rps']:.0f} req/s, p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms; "
-      f"nginx {n['rps']:.0f} req/s, p50 {n['p50_ms']:.2f} ms, p99 {n['p99_ms']:.2f} ms)")
+# Rounds of one broker run then one nginx run: on a shared (virtual) machine the speed drifts
+# between minutes, so each ratio compares neighbours in time, and the median ratio is the figure.
+: >"$work/runs"
+for round in $(seq 1 "$rounds"); do
+  broker=$(load 'https://127.0.0.1:8543/v1/datasets/aalen-buergerbuero-termine/data?purpose=https://w3id.org/dpv%23ImprovePublicServices')
+  proxy=$(load 'https://127.0.0.1:9543/')
+  echo "round $round broker: $broker"
+  echo "round $round nginx:  $proxy"
+  echo "$broker $proxy" >>"$work/runs"
+done
+python3 - "$work/runs" <<'PY'
+import json, statistics, sys
+pairs = [[json.loads(x) for x in line.split()] for line in open(sys.argv[1])]
+for b, n in pairs:
+    print(f"broker/nginx throughput ratio: {b['rps'] / n['rps']:.2f} "
+          f"(broker {b['rps']:.0f} req/s, p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms; "
+          f"nginx {n['rps']:.0f} req/s, p50 {n['p50_ms']:.2f} ms, p99 {n['p99_ms']:.2f} ms)")
+ratios = [b['rps'] / n['rps'] for b, n in pairs]
+print(f"median ratio over {len(ratios)} rounds: {statistics.median(ratios):.2f} "
+      f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
 PY
