@@ -105,7 +105,7 @@ fn open_exchange(config: &Config, audit: Arc<FileAuditLog>) -> Result<Exchange, 
     let data_key = secret_file(&dir.join("hosted.key")).map_err(|e| err(e.to_string()))?;
     let hosted = FileHostedStore::new(&dir.join("hosted"), &data_key).map_err(|e| err(e.to_string()))?;
     // The trail is the durable record of every use (see `usage`).
-    let usage = TrailUsageCounter::from_decisions(&audit.decisions().map_err(|e| err(e.to_string()))?);
+    let usage = TrailUsageCounter::from_trail(audit.as_ref()).map_err(|e| err(e.to_string()))?;
     let engine = policy_evaluator::Engine::new(policy_evaluator::Limits::default()).map_err(|e| err(e.to_string()))?;
     Ok(Exchange::new(
         policy_evaluator::WorkerPool::new(engine),

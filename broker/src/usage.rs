@@ -6,7 +6,7 @@
 //! Why there is no usage file: the durable record of a use is the request's `permit` decision
 //! record in the audit trail, which is written (and `fsync`ed) before any data leaves. Counting
 //! happens in memory while the key is held ([`UsageCounter::count_use`], on the request's own
-//! thread), and [`TrailUsageCounter::from_decisions`] rebuilds the counts from the trail at start.
+//! thread), and [`TrailUsageCounter::from_trail`] rebuilds the counts from the trail at start.
 //! One durable stream instead of two halves the `fsync`s of a request; a second file could also
 //! disagree with the trail, this cannot. A crash before the record is written loses a use that
 //! delivered nothing; a record that cannot be written fails the request and the use stays
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::audit::DecisionRecord;
+use crate::audit::{AuditLog, DecisionRecord, Event, LogError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UsageKey {
@@ -96,17 +96,24 @@ impl TrailUsageCounter {
     /// The counts the `permit` decisions among `records` add up to.
     pub fn from_decisions<'a>(records: impl IntoIterator<Item = &'a DecisionRecord>) -> Self {
         let mut counts = HashMap::new();
-        for r in records.into_iter().filter(|r| r.decision == "permit") {
-            let Some(period) = period_of(&r.time) else {
-                continue;
-            };
-            let key = UsageKey {
-                consumer: r.consumer.clone(),
-                dataset: r.dataset.clone(),
-                period: period.to_owned(),
-            };
-            *counts.entry(key).or_insert(0) += 1;
+        for r in records {
+            count_permit(&mut counts, r);
         }
+        Self::with_counts(counts)
+    }
+
+    /// The counts the `permit` decisions of the trail add up to, read one record at a time.
+    pub fn from_trail(trail: &dyn AuditLog) -> Result<Self, LogError> {
+        let mut counts = HashMap::new();
+        trail.each_entry(&mut |e| {
+            if let Event::Decision(r) = &e.event {
+                count_permit(&mut counts, r);
+            }
+        })?;
+        Ok(Self::with_counts(counts))
+    }
+
+    fn with_counts(counts: HashMap<UsageKey, u64>) -> Self {
         Self {
             counts: Mutex::new(counts),
             locks: Mutex::default(),
@@ -116,6 +123,22 @@ impl TrailUsageCounter {
     fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<UsageKey, u64>> {
         self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Adds `r` to `counts` if it is a permit (a use).
+fn count_permit(counts: &mut HashMap<UsageKey, u64>, r: &DecisionRecord) {
+    if r.decision != "permit" {
+        return;
+    }
+    let Some(period) = period_of(&r.time) else {
+        return;
+    };
+    let key = UsageKey {
+        consumer: r.consumer.clone(),
+        dataset: r.dataset.clone(),
+        period: period.to_owned(),
+    };
+    *counts.entry(key).or_insert(0) += 1;
 }
 
 impl UsageCounter for TrailUsageCounter {

@@ -148,6 +148,14 @@ pub trait AuditLog: Send + Sync {
     /// Every record, oldest first (for reports, simulation and tests).
     fn entries(&self) -> Result<Vec<Entry>, LogError>;
 
+    /// Hands every record to `f`, oldest first. A log that can read one record at a time does,
+    /// so a pass over a long trail (the usage counts at start) need not hold all of it; the
+    /// default reads [`Self::entries`].
+    fn each_entry(&self, f: &mut dyn FnMut(Entry)) -> Result<(), LogError> {
+        self.entries()?.into_iter().for_each(f);
+        Ok(())
+    }
+
     /// The decision records, oldest first.
     fn decisions(&self) -> Result<Vec<DecisionRecord>, LogError> {
         Ok(self
