@@ -158,14 +158,20 @@ pub trait AuditLog: Send + Sync {
 
     /// The decision records, oldest first.
     fn decisions(&self) -> Result<Vec<DecisionRecord>, LogError> {
-        Ok(self
-            .entries()?
-            .into_iter()
-            .filter_map(|e| match e.event {
-                Event::Decision(d) => Some(*d),
-                _ => None,
-            })
-            .collect())
+        self.decisions_where(&|_| true)
+    }
+
+    /// The decision records `keep` accepts, oldest first; only those are held in memory.
+    fn decisions_where(&self, keep: &dyn Fn(&DecisionRecord) -> bool) -> Result<Vec<DecisionRecord>, LogError> {
+        let mut out = Vec::new();
+        self.each_entry(&mut |e| {
+            if let Event::Decision(d) = e.event
+                && keep(&d)
+            {
+                out.push(*d);
+            }
+        })?;
+        Ok(out)
     }
 }
 

@@ -206,7 +206,7 @@ pub async fn simulate(
         .module(&version, &state.vocab)
         .map_err(|e| Problem::internal("the version cannot be compiled", e))?;
     let log = state.exchange.log.clone();
-    let records = web::block(move || log.decisions())
+    let records = web::block(move || log.decisions_where(&|r| period.contains(&r.time)))
         .await?
         .map_err(|e| Problem::internal("the audit log cannot be read", e))?;
     let sim = crate::governance::simulate(&state.exchange, &compiled.module, &compiled.policy, &version, &records, &period).await;

@@ -64,9 +64,10 @@ impl ReportQuery {
     }
 }
 
-async fn decisions(state: &AppState) -> Result<Vec<DecisionRecord>, Problem> {
+/// The decision records of `period`: the trail is read one record at a time and only those are kept.
+async fn decisions(state: &AppState, period: Period) -> Result<Vec<DecisionRecord>, Problem> {
     let log = state.exchange.log.clone();
-    web::block(move || log.decisions())
+    web::block(move || log.decisions_where(&|r| period.contains(&r.time)))
         .await?
         .map_err(|e| Problem::internal("the audit log cannot be read", e))
 }
@@ -84,7 +85,7 @@ pub async fn usage(
 ) -> Result<HttpResponse, Problem> {
     let scope = q.scope(&caller)?;
     let period = q.period()?;
-    let records = decisions(&state).await?;
+    let records = decisions(&state, period).await?;
     let provider = scope.map(|a| a.to_string());
     let rows = reports::usage(&records, &period, q.bucket.unwrap_or(Bucket::Day), provider.as_deref());
     if q.csv(&req) {
@@ -124,7 +125,7 @@ pub async fn processing(
         };
         with_policies.push((d, policy));
     }
-    let records = decisions(&state).await?;
+    let records = decisions(&state, period).await?;
     let out = reports::processing_records(&with_policies, &records, &period);
     if q.csv(&req) {
         let columns = [
@@ -160,7 +161,7 @@ pub async fn processing(
 
 /// The public report: no caller, no client certificate.
 pub async fn transparency(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let records = decisions(&state).await?;
+    let records = decisions(&state, Period::default()).await?;
     let catalog = state.catalog.clone();
     let datasets = web::block(move || catalog.datasets(&DatasetFilter::default())).await??;
     let theme_of = |id: &str| {
