@@ -64,12 +64,16 @@ impl ReportQuery {
     }
 }
 
-/// The decision records of `period`: the trail is read one record at a time and only those are kept.
-async fn decisions(state: &AppState, period: Period) -> Result<Vec<DecisionRecord>, Problem> {
+/// The decision records of `period` (all of them without one): the trail is read one record at
+/// a time and only those are kept.
+async fn decisions(state: &AppState, period: Option<Period>) -> Result<Vec<DecisionRecord>, Problem> {
     let log = state.exchange.log.clone();
-    web::block(move || log.decisions_where(&|r| period.contains(&r.time)))
-        .await?
-        .map_err(|e| Problem::internal("the audit log cannot be read", e))
+    web::block(move || match period {
+        Some(p) => log.decisions_where(&|r| p.contains(&r.time)),
+        None => log.decisions(),
+    })
+    .await?
+    .map_err(|e| Problem::internal("the audit log cannot be read", e))
 }
 
 fn csv_response(text: Result<String, csv::Error>) -> Result<HttpResponse, Problem> {
@@ -85,7 +89,7 @@ pub async fn usage(
 ) -> Result<HttpResponse, Problem> {
     let scope = q.scope(&caller)?;
     let period = q.period()?;
-    let records = decisions(&state, period).await?;
+    let records = decisions(&state, Some(period)).await?;
     let provider = scope.map(|a| a.to_string());
     let rows = reports::usage(&records, &period, q.bucket.unwrap_or(Bucket::Day), provider.as_deref());
     if q.csv(&req) {
@@ -125,7 +129,7 @@ pub async fn processing(
         };
         with_policies.push((d, policy));
     }
-    let records = decisions(&state, period).await?;
+    let records = decisions(&state, Some(period)).await?;
     let out = reports::processing_records(&with_policies, &records, &period);
     if q.csv(&req) {
         let columns = [
@@ -161,7 +165,7 @@ pub async fn processing(
 
 /// The public report: no caller, no client certificate.
 pub async fn transparency(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let records = decisions(&state, Period::default()).await?;
+    let records = decisions(&state, None).await?;
     let catalog = state.catalog.clone();
     let datasets = web::block(move || catalog.datasets(&DatasetFilter::default())).await??;
     let theme_of = |id: &str| {
