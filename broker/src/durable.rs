@@ -73,6 +73,10 @@ struct State<F: Framing> {
     /// (closed), which only happens after dozens of failed batches.
     forgotten_upto: u64,
     syncing: bool,
+    /// The writer thread is waiting for work: only then does a new record need to wake it (a
+    /// busy writer looks at the queue again after its batch), which saves a `futex` call per
+    /// record under load.
+    writer_idle: bool,
     /// Asynchronous appends waiting for their batch: (sequence number, where the outcome goes).
     waiters: Vec<(u64, oneshot::Sender<Outcome>)>,
 }
@@ -110,6 +114,7 @@ impl<F: Framing> GroupCommit<F> {
                 failed: Vec::new(),
                 forgotten_upto: 0,
                 syncing: false,
+                writer_idle: false,
                 waiters: Vec::new(),
             }),
             synced: Condvar::new(),
@@ -140,8 +145,11 @@ impl<F: Framing> GroupCommit<F> {
         st.queued += 1;
         let mine = st.queued;
         st.waiters.push((mine, tx));
+        let wake = st.writer_idle;
         drop(st);
-        self.work.notify_one();
+        if wake {
+            self.work.notify_one();
+        }
         rx
     }
 
@@ -215,7 +223,7 @@ impl<F: Framing> GroupCommit<F> {
             st.forgotten_upto = dropped.last().map_or(st.forgotten_upto, |(_, b, _)| *b);
         }
         self.synced.notify_all();
-        if !st.pending.is_empty() {
+        if !st.pending.is_empty() && st.writer_idle {
             self.work.notify_one();
         }
         st
@@ -278,10 +286,15 @@ impl<F: Framing> GroupCommit<F> {
 /// The writer thread: writes whatever is queued, one batch per `fsync`, until the log is gone.
 fn write_queued<F: Framing>(weak: &Weak<GroupCommit<F>>) {
     while let Some(gc) = weak.upgrade() {
-        let st = gc.lock();
+        let mut st = gc.lock();
         if st.pending.is_empty() || st.syncing {
             // Woken by a new record or a finished batch; the timeout only notices the end.
-            let _ = gc.work.wait_timeout(st, Duration::from_millis(200));
+            st.writer_idle = true;
+            let (mut st, _) = gc
+                .work
+                .wait_timeout(st, Duration::from_millis(200))
+                .unwrap_or_else(PoisonError::into_inner);
+            st.writer_idle = false;
             continue;
         }
         drop(gc.lead_batch(st));
