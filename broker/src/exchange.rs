@@ -6,8 +6,7 @@
 //! compiled policy and a durable decision record. A dataset without an active policy is never
 //! shared; an evaluation error is a deny; a log that cannot be written fails the request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use policy_compiler::Vocabulary;
@@ -22,6 +21,7 @@ use crate::enforce::{Duty, EnforceError, Plan};
 use crate::fresh::Fresh;
 use crate::hosted::HostedStore;
 use crate::identity::{AGS_IRI_PREFIX, Ags};
+use crate::kept::Kept;
 use crate::usage::TrailUsageCounter;
 
 pub const ODRL: &str = "http://www.w3.org/ns/odrl/2/";
@@ -37,10 +37,12 @@ pub struct Exchange {
     pub upstream: UpstreamLimits,
     /// Data uploaded by providers without an API of their own.
     pub hosted: Arc<dyn HostedStore>,
-    modules: Mutex<HashMap<(DatasetId, u32), CompiledVersion>>,
+    /// Compiled versions, at most one per dataset (the one compiled last) and
+    /// [`MODULES_KEPT`] in all.
+    modules: Kept<(DatasetId, u32), CompiledVersion>,
     snapshots: Fresh<DatasetId, Snapshot>,
     /// Read duties by the JSON text a decision carried them in.
-    duties: Mutex<HashMap<Box<str>, Arc<Duties>>>,
+    duties: Kept<Box<str>, Arc<Duties>>,
 }
 
 /// A decision's duties, read: what the consumer must honour and what the broker does to the
@@ -57,6 +59,10 @@ pub struct Duties {
 /// At most this many distinct duty lists are kept; more (only after many policy versions)
 /// start the cache afresh.
 const DUTIES_KEPT: usize = 256;
+
+/// At most this many compiled versions are kept (a compiled module is some hundred kilobytes of
+/// machine code); a data space with more datasets recompiles some of them now and then.
+const MODULES_KEPT: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DutiesError {
@@ -135,28 +141,23 @@ impl Exchange {
             hosted,
             secret,
             upstream,
-            modules: Mutex::new(HashMap::new()),
+            modules: Kept::new(MODULES_KEPT),
             snapshots: Fresh::new(SNAPSHOT_TTL),
-            duties: Mutex::new(HashMap::new()),
+            duties: Kept::new(DUTIES_KEPT),
         }
     }
 
     /// The duties of a decision (its `duties` JSON), read and planned.
     pub fn duties(&self, json: &str) -> Result<Arc<Duties>, DutiesError> {
-        let lock = || self.duties.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(d) = lock().get(json) {
-            return Ok(d.clone());
+        if let Some(d) = self.duties.get(json) {
+            return Ok(d);
         }
         let duties: Vec<Duty> = serde_json::from_str(json)?;
         let plan = Plan::from_duties(&duties, None)?;
         let actions: Vec<&str> = duties.iter().map(|d| d.action.as_str()).collect();
         let terms = serde_json::json!({ "retention": plan.retention, "duties": actions }).to_string();
         let read = Arc::new(Duties { duties, plan, terms });
-        let mut kept = lock();
-        if kept.len() >= DUTIES_KEPT {
-            kept.clear();
-        }
-        kept.insert(json.into(), read.clone());
+        self.duties.insert(json.into(), read.clone(), |_| false);
         Ok(read)
     }
 
@@ -178,8 +179,8 @@ impl Exchange {
     /// stored with the version.
     pub fn module(&self, p: &PolicyVersion, vocab: &Vocabulary) -> Result<CompiledVersion, ModuleError> {
         let key = (p.dataset.clone(), p.version);
-        if let Some(m) = self.modules.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key) {
-            return Ok(m.clone());
+        if let Some(m) = self.modules.get(&key) {
+            return Ok(m);
         }
         let compile_err = |reason: String| ModuleError::Compile {
             dataset: p.dataset.clone(),
@@ -202,10 +203,9 @@ impl Exchange {
             module,
             policy: Arc::new(policy),
         };
-        self.modules
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, compiled.clone());
+        // Another version of the dataset is rarely needed again once this one is (it replaced
+        // it, or a steward simulated it once), and versions accumulate for as long as it runs.
+        self.modules.insert(key, compiled.clone(), |(d, _)| *d == p.dataset);
         Ok(compiled)
     }
 

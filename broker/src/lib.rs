@@ -16,6 +16,7 @@ pub mod governance;
 pub mod hosted;
 pub mod http;
 pub mod identity;
+pub mod kept;
 pub mod pki;
 pub mod policy;
 pub mod reports;
