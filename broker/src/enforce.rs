@@ -217,9 +217,11 @@ enum Out<'p> {
         done: Vec<Record>,
     },
     Groups {
-        /// The group-by fields (each once) and the current record's values of them.
+        /// The group-by fields (each once) and the current record's values of them, as JSON
+        /// text (empty: not in the record). Text, not `Value`s: a record's values are only
+        /// compared, and become `Value`s once per group.
         fields: Vec<&'p str>,
-        values: Vec<Value>,
+        slots: Vec<Vec<u8>>,
         min: u32,
         /// Keyed by the JSON of the values, one per line (JSON text has no raw newline, so keys
         /// cannot run into each other), which orders groups as the values' texts would.
@@ -248,8 +250,11 @@ impl<'p> Enforcer<'p> {
                 .chain(group_fields.iter().copied())
                 .collect(),
         };
+        // An aggregating plan delivers nothing but the groups: other fields are skipped unread.
+        let aggregating = plan.aggregate.is_some();
         let rules = named
             .into_iter()
+            .filter(|name| !aggregating || group_fields.contains(name))
             .map(|name| {
                 let rule = Rule {
                     pseudonymise: plan.pseudonymise.contains(name),
@@ -261,7 +266,7 @@ impl<'p> Enforcer<'p> {
             .collect();
         let out = match &plan.aggregate {
             Some((_, min)) => Out::Groups {
-                values: vec![Value::Null; group_fields.len()],
+                slots: vec![Vec::new(); group_fields.len()],
                 fields: group_fields,
                 min: *min,
                 groups: BTreeMap::new(),
@@ -274,7 +279,7 @@ impl<'p> Enforcer<'p> {
         };
         Self {
             rules,
-            pass_others: plan.keep.is_none(),
+            pass_others: plan.keep.is_none() && !aggregating,
             key,
             today,
             records_in: 0,
@@ -296,33 +301,64 @@ impl<'p> Enforcer<'p> {
             Out::Records { current, .. } => {
                 current.insert(name.into_owned(), value);
             }
-            Out::Groups { values, .. } => {
-                if let Some(slot) = rule.group.and_then(|i| values.get_mut(i)) {
-                    *slot = value;
+            Out::Groups { slots, .. } => {
+                if let Some(slot) = rule.group.and_then(|i| slots.get_mut(i)) {
+                    slot.clear();
+                    // Writing a `Value` into a Vec cannot fail.
+                    let _ = serde_json::to_writer(slot, &value);
                 }
             }
         }
+    }
+
+    /// The slot a text value of a field with `rule` goes to without becoming a `Value` first:
+    /// a group-by field that is not pseudonymised (the pseudonym is made from the `Value`).
+    fn text_slot(&self, rule: Rule) -> Option<usize> {
+        match &self.out {
+            Out::Groups { .. } if !rule.pseudonymise => rule.group,
+            _ => None,
+        }
+    }
+
+    /// What [`Self::field`] does to a text value in the group-by slot `i`, the text borrowed.
+    fn group_text(&mut self, i: usize, rule: Rule, text: &str) {
+        let Out::Groups { slots, .. } = &mut self.out else {
+            return;
+        };
+        let Some(slot) = slots.get_mut(i) else {
+            return;
+        };
+        slot.clear();
+        // Writing a string into a Vec cannot fail.
+        let _ = match rule.generalise {
+            None => serde_json::to_writer(slot, text),
+            Some(g) => match generalise_text(text, g, self.today) {
+                Some(coarse) => serde_json::to_writer(slot, coarse.as_ref()),
+                None => serde_json::to_writer(slot, &Value::Null),
+            },
+        };
     }
 
     fn end_record(&mut self) {
         self.records_in += 1;
         match &mut self.out {
             Out::Records { current, done } => done.push(std::mem::take(current)),
-            Out::Groups { values, groups, key, .. } => {
+            Out::Groups { slots, groups, key, .. } => {
                 key.clear();
-                for v in values.iter() {
-                    // Writing a `Value` into a Vec cannot fail. A missing field counts as null,
-                    // as it is delivered.
-                    let _ = serde_json::to_writer(&mut *key, v);
+                for slot in slots.iter() {
+                    // A missing field counts as null, as it is delivered.
+                    key.extend_from_slice(if slot.is_empty() { b"null" } else { slot });
                     key.push(b'\n');
                 }
                 match groups.get_mut(key.as_slice()) {
                     Some(group) => group.1 += 1,
                     None => {
-                        groups.insert(key.clone(), (values.clone(), 1));
+                        // The slots hold JSON this enforcer wrote; null is only a formality.
+                        let values = slots.iter().map(|s| serde_json::from_slice(s).unwrap_or(Value::Null)).collect();
+                        groups.insert(key.clone(), (values, 1));
                     }
                 }
-                values.iter_mut().for_each(|v| *v = Value::Null);
+                slots.iter_mut().for_each(Vec::clear);
             }
         }
     }
@@ -351,42 +387,52 @@ impl<'p> Enforcer<'p> {
 
 /// Coarsens one value; what cannot be read becomes null rather than passing unchanged.
 pub fn generalise(v: &Value, g: Granularity, today: Date) -> Value {
-    let text = match v {
-        Value::String(s) => s.as_str(),
-        Value::Number(n) => return n.as_f64().map_or(Value::Null, |age| band(age, g)),
-        _ => return Value::Null,
+    let coarse = match v {
+        Value::String(s) => generalise_text(s, g, today),
+        Value::Number(n) => n.as_f64().and_then(|age| band(age, g)).map(Cow::Owned),
+        _ => None,
     };
+    coarse.map_or(Value::Null, |c| Value::String(c.into_owned()))
+}
+
+/// The coarse form of a text: a date's month or year (a prefix of the text, so borrowed), or
+/// the age band of a birth date or of an age written as text.
+fn generalise_text(text: &str, g: Granularity, today: Date) -> Option<Cow<'_, str>> {
     match (g, parse_date(text)) {
-        (Granularity::Month, Some(d)) => Value::String(format!("{:04}-{:02}", d.year(), u8::from(d.month()))),
-        (Granularity::Year, Some(d)) => Value::String(format!("{:04}", d.year())),
-        (Granularity::AgeBand5 | Granularity::AgeBand10, Some(birth)) => band(f64::from(age_on(birth, today)), g),
-        (Granularity::AgeBand5 | Granularity::AgeBand10, None) => text.trim().parse::<f64>().map_or(Value::Null, |age| band(age, g)),
-        _ => Value::Null,
+        // A date read here starts with `YYYY-MM-DD`, which makes these its month and year.
+        (Granularity::Month, Some(_)) => text.get(..7).map(Cow::Borrowed),
+        (Granularity::Year, Some(_)) => text.get(..4).map(Cow::Borrowed),
+        (Granularity::AgeBand5 | Granularity::AgeBand10, Some(birth)) => band(f64::from(age_on(birth, today)), g).map(Cow::Owned),
+        (Granularity::AgeBand5 | Granularity::AgeBand10, None) => {
+            text.trim().parse::<f64>().ok().and_then(|age| band(age, g)).map(Cow::Owned)
+        }
+        _ => None,
     }
 }
 
-fn band(age: f64, g: Granularity) -> Value {
+fn band(age: f64, g: Granularity) -> Option<String> {
     let width = if g == Granularity::AgeBand5 { 5 } else { 10 };
     if !(0.0..150.0).contains(&age) {
-        return Value::Null;
+        return None;
     }
     // Ages are small non-negative numbers here (checked above).
     let low = (age as u32 / width) * width;
-    Value::String(format!("{low}-{}", low + width - 1))
+    Some(format!("{low}-{}", low + width - 1))
 }
 
-/// `YYYY-MM-DD`, optionally followed by a time (`T...` or ` ...`).
+/// `YYYY-MM-DD` (four, two and two digits), optionally followed by a time (`T...` or ` ...`).
 fn parse_date(text: &str) -> Option<Date> {
-    let day = text.get(..10)?;
-    let mut parts = day.split('-');
-    let y: i32 = parts.next()?.parse().ok()?;
-    let m: u8 = parts.next()?.parse().ok()?;
-    let d: u8 = parts.next()?.parse().ok()?;
-    let rest = &text[10..];
-    if !(rest.is_empty() || rest.starts_with('T') || rest.starts_with(' ')) {
+    let b = text.as_bytes();
+    let digits = |from: usize, to: usize| {
+        b.get(from..to)?
+            .iter()
+            .try_fold(0u16, |n, c| c.is_ascii_digit().then(|| n * 10 + u16::from(c - b'0')))
+    };
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), None | Some(b'T' | b' ')) {
         return None;
     }
-    Date::from_calendar_date(y, Month::try_from(m).ok()?, d).ok()
+    let (y, m, d) = (digits(0, 4)?, digits(5, 7)?, digits(8, 10)?);
+    Date::from_calendar_date(i32::from(y), Month::try_from(u8::try_from(m).ok()?).ok()?, u8::try_from(d).ok()?).ok()
 }
 
 fn age_on(birth: Date, today: Date) -> i32 {
@@ -521,18 +567,71 @@ mod json {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             while let Some(Key(name)) = map.next_key()? {
-                match self.0.rule(&name) {
-                    Some(rule) => {
+                let Some(rule) = self.0.rule(&name) else {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                };
+                match self.0.text_slot(rule) {
+                    Some(i) => match map.next_value::<Plain<'de>>()? {
+                        Plain::Text(text) => self.0.group_text(i, rule, text),
+                        Plain::Other(value) => self.0.field(name, rule, value),
+                    },
+                    None => {
                         let value = map.next_value::<Value>()?;
                         self.0.field(name, rule, value);
-                    }
-                    None => {
-                        map.next_value::<IgnoredAny>()?;
                     }
                 }
             }
             self.0.end_record();
             Ok(())
+        }
+    }
+
+    /// A field's value: text borrowed from the input where it had no escapes, else a `Value`.
+    enum Plain<'de> {
+        Text(&'de str),
+        Other(Value),
+    }
+
+    impl<'de> de::Deserialize<'de> for Plain<'de> {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(PlainVisitor)
+        }
+    }
+
+    struct PlainVisitor;
+
+    impl<'de> Visitor<'de> for PlainVisitor {
+        type Value = Plain<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Plain::Text(v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Plain::Other(Value::String(v.to_owned())))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Plain::Other(Value::Bool(v)))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Plain::Other(Value::from(v)))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Plain::Other(Value::from(v)))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Plain::Other(Value::from(v)))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Plain::Other(Value::Null))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Plain::Other)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map)).map(Plain::Other)
         }
     }
 
@@ -715,6 +814,13 @@ mod tests {
             Value::Null,
             "unreadable values do not pass"
         );
+        for not_a_date in ["2026-1-015", "12026-10-14", "2026-10-14x", "2026-13-01", "2026-1o-14"] {
+            assert_eq!(
+                generalise(&json!(not_a_date), Granularity::Month, today),
+                Value::Null,
+                "{not_a_date}"
+            );
+        }
     }
 
     /// The broker reads the duties exactly as the compiler writes them into decisions.
@@ -787,7 +893,10 @@ mod tests {
         let json = r#"[{"name": "A", "bezirk": "Nord", "geburtsdatum": "1984-07-15", "termin": "2026-10-14T09:30:00", "x": {"y": 1}},
             {"name": "B", "bezirk": "Nord", "geburtsdatum": "1990-01-02", "termin": "2026-10-15T09:30:00"},
             {"name": "C", "bezirk": null, "geburtsdatum": "kaputt", "termin": "2026-11-01"},
-            {"bezirk": "Süd", "name": 7}]"#
+            {"bezirk": "Süd", "name": 7},
+            {"bezirk": "N\u006frd", "geburtsdatum": "1984-08-01", "termin": "2026-10-20"},
+            {"bezirk": 3, "geburtsdatum": 41, "termin": {"t": 1}},
+            {"bezirk": ["Nord"], "geburtsdatum": "1984-07-15 08:00", "termin": "2026-10-31 23:59"}]"#
             .as_bytes();
         let csv = "name,bezirk,geburtsdatum,termin\nA,Nord,1984-07-15,2026-10-14T09:30:00\nB,Nord,1990-01-02,2026-10-15\nC,,x,y\n";
         let plans = [
@@ -803,6 +912,11 @@ mod tests {
             plan(json!([
                 {"uid": "m", "action": format!("{KDR}minimise"), "fields": ["name", "termin"]},
                 {"uid": "p", "action": format!("{KDR}pseudonymise"), "fields": ["name", "bezirk"]}
+            ])),
+            plan(json!([
+                {"uid": "g", "action": format!("{KDR}generalise"), "fields": ["geburtsdatum"], "granularity": "ageBand10"},
+                {"uid": "y", "action": format!("{KDR}generalise"), "fields": ["termin"], "granularity": "year"},
+                {"uid": "a", "action": format!("{ODRL}aggregate"), "groupBy": ["geburtsdatum", "bezirk", "termin"], "minGroupSize": 1}
             ])),
             Plan::default(),
         ];
