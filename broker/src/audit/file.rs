@@ -263,14 +263,15 @@ impl AuditLog for FileAuditLog {
 
     fn append_async(&self, event: Event) -> AppendFuture {
         let queued = serde_json::to_vec(&event).map(|bytes| self.file.submit_async(Item::Event(bytes)));
-        let path = self.path.display().to_string();
+        // The path is only written out for an error (an Arc, not a String, per record).
+        let file = self.file.clone();
         Box::pin(async move {
             let outcome = match queued {
                 Ok(rx) => rx.await.unwrap_or_else(|_| Err("the audit writer stopped".into())),
                 Err(e) => Err(e.to_string()),
             };
             outcome.map_err(|e| LogError {
-                path,
+                path: file.path().display().to_string(),
                 source: std::io::Error::other(e),
             })
         })
