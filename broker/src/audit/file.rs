@@ -20,7 +20,7 @@ use super::{AppendFuture, AuditLog, Entry, Event, LogError};
 use crate::durable::GroupCommit;
 
 pub struct FileAuditLog {
-    path: PathBuf,
+    /// The log file (its path is the writer's).
     file: Arc<GroupCommit<Chain>>,
     checkpoint_path: PathBuf,
     checkpoint_lock: Mutex<()>,
@@ -28,7 +28,7 @@ pub struct FileAuditLog {
 
 impl std::fmt::Debug for FileAuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileAuditLog").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("FileAuditLog").field("path", &self.path()).finish_non_exhaustive()
     }
 }
 
@@ -106,7 +106,6 @@ impl FileAuditLog {
             signer,
         };
         Ok(Self {
-            path: path.to_owned(),
             file: GroupCommit::with_writer(path, chain, "audit-writer").map_err(io)?,
             checkpoint_path: checkpoint_path(path),
             checkpoint_lock: Mutex::new(()),
@@ -114,7 +113,7 @@ impl FileAuditLog {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     pub fn checkpoint_path(&self) -> &Path {
@@ -123,7 +122,7 @@ impl FileAuditLog {
 
     fn err(&self, source: std::io::Error) -> LogError {
         LogError {
-            path: self.path.display().to_string(),
+            path: self.path().display().to_string(),
             source,
         }
     }
@@ -278,11 +277,11 @@ impl AuditLog for FileAuditLog {
     }
 
     fn entries(&self) -> Result<Vec<Entry>, LogError> {
-        read_entries(&self.path).map_err(|e| self.err(e))
+        read_entries(self.path()).map_err(|e| self.err(e))
     }
 
     fn each_entry(&self, f: &mut dyn FnMut(Entry)) -> Result<(), LogError> {
-        for_each_entry(&self.path, f).map_err(|e| self.err(e))
+        for_each_entry(self.path(), f).map_err(|e| self.err(e))
     }
 }
 
