@@ -13,3 +13,4 @@ mod reports;
 mod sparql;
 mod support;
 mod tls;
+mod upstream;

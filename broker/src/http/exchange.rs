@@ -7,12 +7,11 @@
 //! → respond. Every path that ends without data still writes its decision record; if the record
 //! cannot be written, nothing is returned.
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{ACCEPT, CONTENT_TYPE};
+use actix_web::http::header::ACCEPT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use policy_compiler::input::PolicyInput;
 use policy_compiler::ir::Policy;
@@ -25,6 +24,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::datasets::{check_owner, load, parse_id};
 use super::problem::Problem;
+use super::upstream::{self, UpstreamError};
 use crate::audit::{DecisionRecord, Event};
 use crate::catalog::{Access, Dataset, PolicyVersion};
 use crate::enforce::{self, Format};
@@ -351,25 +351,6 @@ async fn deliver(
         .body(body))
 }
 
-thread_local! {
-    /// One upstream client per worker thread (awc clients are not `Send`); connections are reused.
-    static CLIENT: RefCell<Option<awc::Client>> = const { RefCell::new(None) };
-}
-
-fn client(tls: &Arc<rustls::ClientConfig>, timeout: std::time::Duration) -> awc::Client {
-    CLIENT.with(|c| {
-        c.borrow_mut()
-            .get_or_insert_with(|| {
-                awc::Client::builder()
-                    .connector(awc::Connector::new().rustls_0_23(tls.clone()).timeout(timeout))
-                    .timeout(timeout)
-                    .disable_redirects()
-                    .finish()
-            })
-            .clone()
-    })
-}
-
 /// The provider's upload, decrypted.
 async fn hosted(state: &AppState, dataset: &Dataset) -> Result<(Format, Vec<u8>), Problem> {
     let store = state.exchange.hosted.clone();
@@ -400,48 +381,29 @@ async fn fetch(state: &AppState, dataset: &Dataset) -> Result<(Format, Vec<u8>),
     let limits = state.exchange.upstream;
     let gateway = |kind: &'static str, detail: String| Problem::new(StatusCode::BAD_GATEWAY, kind, "Bad Gateway", detail);
     let accept = Format::from_media_type(&media_type).unwrap_or(Format::Json).media_type();
-    let mut resp = match client(&state.upstream_tls, limits.timeout)
-        .get(&url)
-        .insert_header((ACCEPT, accept))
-        .send()
-        .await
-    {
+    let resp = match upstream::get(&state.upstream_tls, &url, accept, limits.timeout, limits.max_bytes).await {
         Ok(r) => r,
-        Err(awc::error::SendRequestError::Timeout) => {
+        Err(UpstreamError::Timeout(t)) => {
             return Err(Problem::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream-timeout",
                 "Gateway Timeout",
-                format!("the provider at {url} did not answer within {:?}", limits.timeout),
+                format!("the provider at {url} did not answer within {t:?}"),
             ));
         }
-        Err(e) => {
-            return Err(gateway(
-                "upstream-unreachable",
-                format!("the provider at {url} cannot be reached: {e}"),
-            ));
-        }
+        Err(e @ UpstreamError::Unreachable(_)) => return Err(gateway("upstream-unreachable", format!("the provider at {url} {e}"))),
+        Err(e @ UpstreamError::TooLarge(_)) => return Err(gateway("upstream-too-large", format!("the provider at {url} {e}"))),
+        Err(e @ UpstreamError::Failed(_)) => return Err(gateway("upstream-failed", format!("the provider at {url} {e}"))),
     };
-    if !resp.status().is_success() {
-        return Err(gateway(
-            "upstream-error",
-            format!("the provider at {url} answered {}", resp.status()),
-        ));
+    if !resp.status.is_success() {
+        return Err(gateway("upstream-error", format!("the provider at {url} answered {}", resp.status)));
     }
     let format = resp
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+        .content_type
+        .as_deref()
         .and_then(Format::from_media_type)
         .ok_or_else(|| gateway("bad-upstream-data", format!("the provider at {url} sent neither JSON nor CSV")))?;
-    let body = resp.body().limit(limits.max_bytes).await.map_err(|e| match e {
-        awc::error::PayloadError::Overflow => gateway(
-            "upstream-too-large",
-            format!("the provider at {url} sent more than {} bytes", limits.max_bytes),
-        ),
-        other => gateway("upstream-failed", format!("reading from the provider at {url} failed: {other}")),
-    })?;
-    Ok((format, body.to_vec()))
+    Ok((format, resp.body))
 }
 
 /// `PUT /v1/datasets/{id}/hosted-data`: the publisher's steward uploads the records (CSV or JSON)

@@ -13,6 +13,7 @@ pub mod provider;
 pub mod reports;
 pub mod routes;
 pub mod sparql;
+pub mod upstream;
 
 use std::any::Any;
 use std::net::SocketAddr;
