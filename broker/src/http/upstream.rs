@@ -64,6 +64,13 @@ struct Idle {
     conn: Connection,
 }
 
+impl Idle {
+    /// Whether a request to `authority` with `tls` may use this connection.
+    fn serves(&self, tls: &Arc<rustls::ClientConfig>, authority: &str) -> bool {
+        Arc::ptr_eq(&self.tls, tls) && self.authority == authority
+    }
+}
+
 thread_local! {
     /// One codec configuration per worker thread: its date service is a task on this thread.
     static CONFIG: RefCell<Option<ServiceConfig>> = const { RefCell::new(None) };
@@ -136,7 +143,7 @@ async fn exchange(tls: &Arc<rustls::ClientConfig>, target: &Target, accept: &str
 fn take_idle(tls: &Arc<rustls::ClientConfig>, authority: &str) -> Option<Connection> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let i = idle.iter().rposition(|c| Arc::ptr_eq(&c.tls, tls) && c.authority == authority)?;
+        let i = idle.iter().rposition(|c| c.serves(tls, authority))?;
         Some(idle.swap_remove(i).conn)
     })
 }
@@ -146,7 +153,7 @@ fn keep(tls: &Arc<rustls::ClientConfig>, authority: &str, (response, reusable): 
     if let Some(conn) = reusable {
         IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
-            let same = idle.iter().filter(|c| Arc::ptr_eq(&c.tls, tls) && c.authority == authority).count();
+            let same = idle.iter().filter(|c| c.serves(tls, authority)).count();
             if same < IDLE_PER_PROVIDER {
                 idle.push(Idle {
                     tls: tls.clone(),
