@@ -25,6 +25,7 @@ use actix_codec::Framed;
 use actix_http::error::ParseError;
 use actix_http::h1::{ClientCodec, Message, MessageType};
 use actix_http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
+use actix_http::uri::Authority;
 use actix_http::{Method, RequestHead, RequestHeadType, ServiceConfig, StatusCode, Uri, Version};
 use actix_web::body::BodySize;
 use rustls_pki_types::ServerName;
@@ -60,14 +61,14 @@ pub struct Response {
 struct Idle {
     /// Which client configuration (certificate, trust) the connection was made with.
     tls: Arc<rustls::ClientConfig>,
-    authority: String,
+    authority: Authority,
     conn: Connection,
 }
 
 impl Idle {
     /// Whether a request to `authority` with `tls` may use this connection.
-    fn serves(&self, tls: &Arc<rustls::ClientConfig>, authority: &str) -> bool {
-        Arc::ptr_eq(&self.tls, tls) && self.authority == authority
+    fn serves(&self, tls: &Arc<rustls::ClientConfig>, authority: &Authority) -> bool {
+        Arc::ptr_eq(&self.tls, tls) && &self.authority == authority
     }
 }
 
@@ -101,7 +102,9 @@ struct Target {
     uri: Uri,
     host: String,
     port: u16,
-    authority: String,
+    /// `host:port` as the URL has it: the pool's key and the `Host` header (a clone shares the
+    /// URL's bytes, so keying the pool allocates nothing per request).
+    authority: Authority,
 }
 
 impl Target {
@@ -111,11 +114,11 @@ impl Target {
         if uri.scheme_str() != Some("https") {
             return Err(bad("is not https"));
         }
-        let host = uri.host().ok_or_else(|| bad("has no host"))?;
+        let authority = uri.authority().cloned().ok_or_else(|| bad("has no host"))?;
+        let host = authority.host();
         // `[::1]` in a URL, `::1` as a server name.
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let port = uri.port_u16().unwrap_or(443);
-        let authority = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
         Ok(Self {
             uri,
             host,
@@ -140,7 +143,7 @@ async fn exchange(tls: &Arc<rustls::ClientConfig>, target: &Target, accept: &str
     }
 }
 
-fn take_idle(tls: &Arc<rustls::ClientConfig>, authority: &str) -> Option<Connection> {
+fn take_idle(tls: &Arc<rustls::ClientConfig>, authority: &Authority) -> Option<Connection> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let i = idle.iter().rposition(|c| c.serves(tls, authority))?;
@@ -149,7 +152,7 @@ fn take_idle(tls: &Arc<rustls::ClientConfig>, authority: &str) -> Option<Connect
 }
 
 /// Puts a reusable connection back and hands on the response.
-fn keep(tls: &Arc<rustls::ClientConfig>, authority: &str, (response, reusable): (Response, Option<Connection>)) -> Response {
+fn keep(tls: &Arc<rustls::ClientConfig>, authority: &Authority, (response, reusable): (Response, Option<Connection>)) -> Response {
     if let Some(conn) = reusable {
         IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
@@ -157,7 +160,7 @@ fn keep(tls: &Arc<rustls::ClientConfig>, authority: &str, (response, reusable): 
             if same < IDLE_PER_PROVIDER {
                 idle.push(Idle {
                     tls: tls.clone(),
-                    authority: authority.to_owned(),
+                    authority: authority.clone(),
                     conn,
                 });
             }
@@ -192,7 +195,7 @@ async fn request(mut conn: Connection, target: &Target, accept: &str, max_bytes:
     head.uri = target.uri.clone();
     head.version = Version::HTTP_11;
     let header = |v: &str| HeaderValue::from_str(v).map_err(|e| Attempt::Failed(UpstreamError::Unreachable(e.to_string())));
-    head.headers.insert(HOST, header(&target.authority)?);
+    head.headers.insert(HOST, header(target.authority.as_str())?);
     head.headers.insert(ACCEPT, header(accept)?);
     Pin::new(&mut conn)
         .write(Message::Item((RequestHeadType::Owned(head), BodySize::None)))
