@@ -14,9 +14,21 @@
 //!
 //! A failed write fails every append of its batch; the file is cut back to its last good length
 //! and reopened for the next batch, so a half-written batch never sits between good records.
+//!
+//! **Space padding.** The file is kept padded with spaces ([`PAD`]) to the next MiB past its data,
+//! the padding written and synced along with the batch that first needs it. A batch then
+//! overwrites blocks the file already has, so its `fdatasync` writes only the data and a cache
+//! flush: no inode (size) update and no block allocation per batch. That is one device round
+//! trip of three on this project's VM (a sync 180 → 124 µs in a write+sync loop), and spares a
+//! journaling filesystem its journal commit per sync: the reason write-ahead logs (PostgreSQL's
+//! WAL, etcd's) preallocate their segments. The price is the file's form: readers take the
+//! spaces after the last newline for padding ([`data_end`]), and a power loss can leave a batch
+//! torn *inside* the padding (some of its pages written, others still spaces), which opening the
+//! audit log recognises and cuts off (see `audit::file`); batches are therefore bounded
+//! ([`MAX_BATCH_BYTES`]).
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -26,9 +38,21 @@ use tokio::sync::oneshot;
 /// The outcome of an asynchronous append: `Err` carries the write error's text.
 pub type Outcome = Result<(), String>;
 
+/// The padding byte after a log's data.
+pub const PAD: u8 = b' ';
+
+/// The padding reaches this far past the data (rounded up to a multiple of it).
+const PAD_STEP: u64 = 1 << 20;
+
+/// A batch takes at most this many bytes of records (and at least one record), so that a batch
+/// torn by a power loss lies within the tail that opening a log examines.
+pub const MAX_BATCH_BYTES: usize = 256 << 10;
+
 /// Turns a batch of records into the bytes appended to the file.
 pub trait Framing: Clone + Send {
     type Item: Send;
+    /// About how many bytes `item` becomes (for [`MAX_BATCH_BYTES`]).
+    fn size_hint(item: &Self::Item) -> usize;
     /// Appends the batch's bytes to `out`, advancing `self` as if they were written.
     fn frame(&mut self, items: Vec<Self::Item>, out: &mut Vec<u8>);
 }
@@ -39,6 +63,9 @@ pub struct Lines;
 
 impl Framing for Lines {
     type Item = Vec<u8>;
+    fn size_hint(item: &Vec<u8>) -> usize {
+        item.len()
+    }
     fn frame(&mut self, items: Vec<Vec<u8>>, out: &mut Vec<u8>) {
         for i in items {
             out.extend_from_slice(&i);
@@ -57,10 +84,17 @@ pub struct GroupCommit<F: Framing> {
     work: Condvar,
 }
 
+/// The open file: where the data ends and how far the padding reaches.
+struct Tail {
+    file: File,
+    end: u64,
+    padded_to: u64,
+}
+
 struct State<F: Framing> {
-    file: Option<File>,
+    file: Option<Tail>,
     framing: F,
-    /// Length of the file up to its last durable batch, once known.
+    /// Where the data ends after its last durable batch, once known.
     good_len: Option<u64>,
     /// Records waiting for the next batch.
     pending: Vec<F::Item>,
@@ -188,11 +222,22 @@ impl<F: Framing> GroupCommit<F> {
         }
     }
 
-    /// Writes everything queued so far as one batch.
+    /// Writes what is queued as one batch (up to [`MAX_BATCH_BYTES`]).
     fn lead_batch<'a>(&'a self, mut st: MutexGuard<'a, State<F>>) -> MutexGuard<'a, State<F>> {
         st.syncing = true;
-        let items = std::mem::take(&mut st.pending);
-        let (first, last) = (st.done + 1, st.queued);
+        let mut size = 0;
+        let fit = st
+            .pending
+            .iter()
+            .take_while(|item| {
+                size += F::size_hint(item);
+                size <= MAX_BATCH_BYTES
+            })
+            .count();
+        let take = fit.max(1).min(st.pending.len());
+        let items: Vec<F::Item> = st.pending.drain(..take).collect();
+        // Pending records are the ones after `done`, in order.
+        let (first, last) = (st.done + 1, st.done + items.len() as u64);
         let mut framing = st.framing.clone();
         let mut file = st.file.take();
         let good_len = st.good_len;
@@ -252,35 +297,74 @@ impl<F: Framing> GroupCommit<F> {
         out
     }
 
-    /// Appends `batch` and returns the file's new length once it is durable.
-    fn write(&self, file: &mut Option<File>, mut good_len: Option<u64>, batch: &[u8]) -> std::io::Result<u64> {
-        if file.as_ref().is_some_and(|f| !still_at(f, &self.path)) {
+    /// Writes `batch` after the data and returns where the data ends once it is durable.
+    fn write(&self, file: &mut Option<Tail>, mut good_len: Option<u64>, batch: &[u8]) -> std::io::Result<u64> {
+        if file.as_ref().is_some_and(|t| !still_at(&t.file, &self.path)) {
             // Moved, deleted or replaced under us: writing on would append to a file nobody
             // reads. Open what is at the path now (or fail if nothing usable is there).
             tracing::warn!(path = %self.path.display(), "the log file was replaced or removed; reopening");
             *file = None;
             good_len = None;
         }
-        if file.is_none() {
-            let f = OpenOptions::new().create(true).append(true).open(&self.path)?;
-            if let Some(len) = good_len
-                && f.metadata()?.len() > len
-            {
-                // The remains of a failed batch.
-                f.set_len(len)?;
-            }
-            *file = Some(f);
-        }
-        let Some(f) = file.as_mut() else {
-            return Err(std::io::Error::other("log file not open"));
+        let tail = match file {
+            Some(tail) => tail,
+            None => file.insert(open_tail(&self.path, good_len)?),
         };
-        let result = f.write_all(batch).and_then(|()| f.sync_data());
+        let result = write_padded(tail, batch);
         if result.is_err() {
             *file = None;
         }
-        result?;
-        f_len(file)
+        result
     }
+}
+
+/// Opens the file for the next batch. After a failed batch (`good_len` known) it is cut back to
+/// its last good data, wiping the batch's remains; otherwise the data ends where the padding
+/// begins. The padding goes too, and is written again with the next batch.
+fn open_tail(path: &Path, good_len: Option<u64>) -> std::io::Result<Tail> {
+    let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?;
+    let len = file.metadata()?.len();
+    let end = match good_len {
+        Some(good) => good.min(len),
+        None => data_end(&file, len)?,
+    };
+    if len > end {
+        file.set_len(end)?;
+    }
+    Ok(Tail { file, end, padded_to: end })
+}
+
+/// Writes `batch` at the end of the data (and fresh padding where it runs out), then syncs.
+fn write_padded(tail: &mut Tail, batch: &[u8]) -> std::io::Result<u64> {
+    tail.file.write_all_at(batch, tail.end)?;
+    let end = tail.end + batch.len() as u64;
+    if end > tail.padded_to {
+        let to = (end + 1).next_multiple_of(PAD_STEP);
+        let spaces = vec![PAD; usize::try_from(to - end).map_err(std::io::Error::other)?];
+        tail.file.write_all_at(&spaces, end)?;
+        tail.padded_to = to;
+    }
+    tail.file.sync_data()?;
+    tail.end = end;
+    Ok(end)
+}
+
+/// Where the data of a `len`-byte log ends: before the padding (spaces) at its end.
+pub fn data_end(file: &File, len: u64) -> std::io::Result<u64> {
+    let mut end = len;
+    let mut buf = vec![0u8; 64 << 10];
+    while end > 0 {
+        let from = end.saturating_sub(buf.len() as u64);
+        let chunk = buf
+            .get_mut(..usize::try_from(end - from).map_err(std::io::Error::other)?)
+            .unwrap_or_default();
+        file.read_exact_at(chunk, from)?;
+        match chunk.iter().rposition(|b| *b != PAD) {
+            Some(i) => return Ok(from + i as u64 + 1),
+            None => end = from,
+        }
+    }
+    Ok(0)
 }
 
 /// The writer thread: writes whatever is queued, one batch per `fsync`, until the log is gone.
@@ -310,17 +394,16 @@ fn still_at(f: &File, path: &Path) -> bool {
     }
 }
 
-fn f_len(file: &Option<File>) -> std::io::Result<u64> {
-    match file {
-        Some(f) => Ok(f.metadata()?.len()),
-        None => Err(std::io::Error::other("log file not open")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
+
+    /// The file's data, without its padding.
+    fn data(path: &Path) -> String {
+        let text = std::fs::read_to_string(path).expect("read");
+        text.trim_end_matches(char::from(PAD)).to_owned()
+    }
 
     #[test]
     fn concurrent_appends_all_land_whole_and_in_fewer_syncs() {
@@ -339,7 +422,7 @@ mod tests {
         for t in threads {
             t.join().expect("thread");
         }
-        let text = std::fs::read_to_string(dir.path().join("log")).expect("read");
+        let text = data(&dir.path().join("log"));
         let mut lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 800);
         lines.sort_unstable();
@@ -358,8 +441,7 @@ mod tests {
         for rx in pending {
             rx.await.expect("answered").expect("durable");
         }
-        let text = std::fs::read_to_string(&path).expect("read");
-        assert_eq!(text.lines().count(), 301);
+        assert_eq!(data(&path).lines().count(), 301);
 
         // A failed batch fails its waiters; the file is not left with a half batch.
         std::fs::remove_file(&path).expect("rm");
@@ -378,6 +460,57 @@ mod tests {
     }
 
     #[test]
+    fn the_file_is_padded_past_its_data_and_a_reopened_log_continues_right_after_the_data() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("log");
+        let f = AppendFile::new(&path);
+        f.append(b"one\n").expect("append");
+        f.append(b"two\n").expect("append");
+        let len = std::fs::metadata(&path).expect("meta").len();
+        assert_eq!(len, PAD_STEP, "padded to the next MiB");
+        let file = File::open(&path).expect("open");
+        assert_eq!(data_end(&file, len).expect("end"), 8);
+        drop(f);
+        let f = AppendFile::new(&path);
+        f.append(b"three\n").expect("append after reopening");
+        assert_eq!(data(&path), "one\ntwo\nthree\n");
+    }
+
+    /// Lines that remember the size of every batch they framed.
+    #[derive(Clone, Default)]
+    struct Counted(Arc<Mutex<Vec<usize>>>);
+
+    impl Framing for Counted {
+        type Item = Vec<u8>;
+        fn size_hint(item: &Vec<u8>) -> usize {
+            item.len()
+        }
+        fn frame(&mut self, items: Vec<Vec<u8>>, out: &mut Vec<u8>) {
+            self.0.lock().expect("lock").push(items.len());
+            items.iter().for_each(|i| out.extend_from_slice(i));
+        }
+    }
+
+    #[test]
+    fn a_batch_takes_at_most_max_batch_bytes_and_every_record_is_written_in_order() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("log");
+        let batches = Counted::default();
+        let f = GroupCommit::with_framing(&path, batches.clone());
+        let record = |i: usize| format!("{i:0>1023}\n").into_bytes();
+        // Queued without a writer thread: the next blocking append writes them all.
+        let queued: Vec<_> = (0..600).map(|i| f.submit_async(record(i))).collect();
+        f.submit(record(600)).expect("append");
+        let sizes = batches.0.lock().expect("lock").clone();
+        assert_eq!(sizes, vec![256, 256, 89], "1 KiB records, 256 KiB a batch");
+        for mut rx in queued {
+            assert_eq!(rx.try_recv().expect("answered"), Ok(()));
+        }
+        let expected: String = (0..=600).map(|i| String::from_utf8(record(i)).expect("utf8")).collect();
+        assert!(data(&path) == expected, "all records, in order, nothing between them");
+    }
+
+    #[test]
     fn a_failed_write_fails_its_appends() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("log");
@@ -386,6 +519,6 @@ mod tests {
         assert!(f.append(b"x\n").is_err());
         std::fs::remove_dir(&path).expect("rm");
         f.append(b"y\n").expect("works again once the path is writable");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), "y\n");
+        assert_eq!(data(&path), "y\n");
     }
 }

@@ -42,8 +42,8 @@ pub async fn request(b: &TestBroker, who: &str, purpose: &str) -> (u16, Value, a
 }
 
 pub fn decisions(b: &TestBroker) -> Vec<Value> {
-    let text = std::fs::read_to_string(b.state_dir().join("audit.jsonl")).unwrap_or_default();
-    text.lines()
+    crate::support::log_lines(&b.state_dir().join("audit.jsonl"))
+        .iter()
         .map(|l| serde_json::from_str::<Value>(l).expect("record")["entry"].clone())
         .filter(|e| e["type"] == "decision")
         .collect()

@@ -142,7 +142,7 @@ async fn every_step_of_the_lifecycle_is_in_the_audit_trail_in_order() {
     attach_approved(&b, DATASET, POLICY).await;
     let n = draft(&b, &POLICY.replace("\"100\"", "\"50\"")).await;
     review_policy(&b, "aalen-board", DATASET, n, "reject").await;
-    let text = std::fs::read_to_string(b.audit_log()).expect("log");
+    let text = b.audit_lines().join("\n");
     let actions: Vec<String> = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("line")["entry"].clone())
@@ -249,7 +249,7 @@ async fn concurrent_submissions_are_numbered_once_each_and_recorded_with_their_n
     }
     let stored: BTreeSet<u64> = (1..=numbered.len() as u64).collect();
     assert_eq!(numbered, stored, "versions without gaps");
-    let text = std::fs::read_to_string(b.audit_log()).expect("log");
+    let text = b.audit_lines().join("\n");
     let entries: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("line")["entry"].clone())

@@ -94,6 +94,11 @@ impl TestBroker {
         }
     }
 
+    /// The audit log's lines, as JSON text.
+    pub fn audit_lines(&self) -> Vec<String> {
+        log_lines(&self.audit_log())
+    }
+
     /// The audit log.
     pub fn audit_log(&self) -> std::path::PathBuf {
         self.state_dir().join("audit.jsonl")
@@ -245,4 +250,11 @@ pub fn start_provider(pki: &PkiLayout) -> BackgroundServer {
         body,
     }];
     broker::http::provider::start("127.0.0.1:0".parse().expect("addr"), tls, resources).expect("provider")
+}
+
+/// The lines of an audit log (none if there is none): the file without the padding (spaces)
+/// after its last line.
+pub fn log_lines(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
 }

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use super::Signed;
 use super::signing::{CheckpointFile, PublicKey, Signer};
-use crate::durable::Framing;
+use crate::durable::{Framing, PAD};
 use policy_compiler::wasm::hex;
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -76,6 +76,15 @@ impl Chain {
 
 impl Framing for Chain {
     type Item = Item;
+
+    fn size_hint(item: &Item) -> usize {
+        // The line adds the hash, the sequence number and the previous hash to the event.
+        const LINE: usize = 180;
+        match item {
+            Item::Event(bytes) => bytes.len() + LINE,
+            Item::Checkpoint => 400,
+        }
+    }
 
     fn frame(&mut self, items: Vec<Item>, out: &mut Vec<u8>) {
         for item in items {
@@ -331,7 +340,9 @@ pub fn verify(log: impl BufRead, key: &PublicKey, checkpoint: Option<&Checkpoint
         }
         walk.line += 1;
         if buf.last() != Some(&b'\n') {
-            walk.report.torn_tail_bytes = buf.len() as u64;
+            // The padding after the last line is not part of the chain (see `durable`).
+            let unfinished = buf.iter().rposition(|b| *b != PAD).map_or(0, |i| i + 1);
+            walk.report.torn_tail_bytes = unfinished as u64;
             break;
         }
         if !walk.step(&buf) || walk.report.breach.is_some() {

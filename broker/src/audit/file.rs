@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use super::chain::{Chain, GENESIS, Item, Line, sha256_hex};
 use super::signing::Signer;
 use super::{AppendFuture, AuditLog, Entry, Event, LogError};
-use crate::durable::GroupCommit;
+use crate::durable::{GroupCommit, MAX_BATCH_BYTES, PAD, data_end};
 
 pub struct FileAuditLog {
     /// The log file (its path is the writer's).
@@ -40,7 +40,12 @@ pub enum OpenError {
     BadTail { path: String, reason: String },
 }
 
-/// The last whole line of a log, after cutting off an unfinished one.
+/// How far back from its end opening a log looks.
+const TAIL_WINDOW: u64 = 1 << 20;
+
+/// The last whole line of a log, after cutting off what a crash left unfinished: an unfinished
+/// last line, or a batch torn inside the padding (see [`torn_from`]). The padding goes too; the
+/// writer lays it again.
 fn recover_tail(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     let mut f = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
@@ -48,29 +53,101 @@ fn recover_tail(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         Err(e) => return Err(e),
     };
     let len = f.metadata()?.len();
-    let window = len.min(1 << 20);
-    f.seek(SeekFrom::Start(len - window))?;
-    let mut tail = Vec::with_capacity(usize::try_from(window).unwrap_or(0));
-    f.read_to_end(&mut tail)?;
+    let end = data_end(&f, len)?;
+    let window = end.min(TAIL_WINDOW);
+    let base = end - window;
+    f.seek(SeekFrom::Start(base))?;
+    let mut tail = vec![0; usize::try_from(window).map_err(std::io::Error::other)?];
+    f.read_exact(&mut tail)?;
     let Some(last_nl) = tail.iter().rposition(|b| *b == b'\n') else {
-        if len > window {
+        if end > window {
             return Err(std::io::Error::other("the last line is longer than 1 MiB"));
         }
-        if len > 0 {
-            tracing::warn!(bytes = len, "audit log: cutting off an unfinished first line left by a crash");
-            f.set_len(0)?;
-            f.sync_all()?;
+        if end > 0 {
+            tracing::warn!(bytes = end, "audit log: cutting off an unfinished first line left by a crash");
         }
+        cut(&f, len, 0)?;
         return Ok(None);
     };
-    let good = len - window + last_nl as u64 + 1;
-    if good < len {
-        tracing::warn!(bytes = len - good, "audit log: cutting off an unfinished last line left by a crash");
-        f.set_len(good)?;
+    let mut whole = last_nl + 1;
+    if whole < tail.len() {
+        tracing::warn!(
+            bytes = tail.len() - whole,
+            "audit log: cutting off an unfinished last line left by a crash"
+        );
+    }
+    if let Some(from) = torn_from(&tail[..whole], base == 0) {
+        let kept = keep_torn(path, base + from as u64, &tail[from..whole])?;
+        tracing::warn!(bytes = whole - from, kept = %kept.display(), "audit log: cutting off a batch a crash tore inside the padding");
+        whole = from;
+    }
+    cut(&f, len, base + whole as u64)?;
+    let Some(body) = whole.checked_sub(1).and_then(|nl| tail.get(..nl)) else {
+        return Ok(None);
+    };
+    let start = body.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    match body.get(start..) {
+        Some(line) if start > 0 || base == 0 => Ok(Some(line.to_vec())),
+        _ => Err(std::io::Error::other("the last line is longer than 1 MiB")),
+    }
+}
+
+/// Shortens the `len`-byte log to `to` bytes, durably, if it is longer.
+fn cut(f: &File, len: u64, to: u64) -> std::io::Result<()> {
+    if to < len {
+        f.set_len(to)?;
         f.sync_all()?;
     }
-    let start = tail[..last_nl].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    Ok(Some(tail[start..last_nl].to_vec()))
+    Ok(())
+}
+
+/// Where a batch torn by a power loss begins in `lines` (whole lines, the first one whole only
+/// if `starts_at_line`), if there is one. A batch overwrites padding, so a torn one holds a
+/// stretch of it (a sector not written: spaces, or zeros where the padding itself was lost)
+/// between lines that were; it is the last batch, and no larger than a batch can be. The first
+/// line that is not a record of the chain starts it, if that line holds such a stretch and the
+/// rest fits in a batch. A bad line without one is not a torn write and stays, for opening to
+/// refuse and `broker audit verify` to report.
+fn torn_from(lines: &[u8], starts_at_line: bool) -> Option<usize> {
+    let mut at = if starts_at_line {
+        0
+    } else {
+        lines.iter().position(|b| *b == b'\n')? + 1
+    };
+    let mut last_seq = None;
+    while let Some(len) = lines.get(at..).and_then(|rest| rest.iter().position(|b| *b == b'\n')) {
+        let line = lines.get(at..at + len)?;
+        let next = match head_of(line) {
+            Ok((seq, _, _)) if last_seq.is_none_or(|s: u64| seq == s + 1) => Some(seq),
+            _ => None,
+        };
+        if next.is_none() {
+            let rest = lines.len() - at;
+            return (rest <= 2 * MAX_BATCH_BYTES && holds_lost_sector(line)).then_some(at);
+        }
+        last_seq = next;
+        at += len + 1;
+    }
+    None
+}
+
+/// Whether `line` holds a sector's worth (512 bytes) of padding or zeros in a row.
+fn holds_lost_sector(line: &[u8]) -> bool {
+    let mut run = 0;
+    line.iter().any(|b| {
+        run = if *b == PAD || *b == 0 { run + 1 } else { 0 };
+        run >= 512
+    })
+}
+
+/// Keeps the bytes of a torn batch beside the log (`<log>.torn-<offset>`) before they are cut
+/// off: nothing is destroyed on the broker's own judgement.
+fn keep_torn(path: &Path, offset: u64, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".torn-{offset}"));
+    let kept = path.with_file_name(name);
+    crate::fsutil::write_atomic(&kept, bytes, 0o600)?;
+    Ok(kept)
 }
 
 /// The chain head after `line`.
@@ -209,7 +286,8 @@ fn rewrite_without_prefix(path: &Path, before: OffsetDateTime, signer: &Signer) 
     let mut removed = 0u64;
     for line in reader.split(b'\n') {
         let line = line?;
-        if line.is_empty() {
+        // Empty, or the padding after the last line.
+        if line.iter().all(|b| *b == PAD) {
             continue;
         }
         if !kept.is_empty() {
@@ -371,15 +449,84 @@ mod tests {
         let log = FileAuditLog::open(&path, signer.clone()).expect("open");
         log.append(admin("2026-01-01T00:00:00Z", 1)).expect("a");
         drop(log);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("f");
-        f.write_all(b"{\"hash\":\"00").expect("torn");
-        drop(f);
+        // The crash came while the next line was written over the padding.
+        let text = std::fs::read(&path).expect("read");
+        let end = text.iter().rposition(|b| *b != PAD).map_or(0, |i| i + 1);
+        overwrite(&path, end, b"{\"hash\":\"00");
         let log = FileAuditLog::open(&path, signer.clone()).expect("reopen");
         log.append(admin("2026-01-01T00:00:01Z", 2)).expect("b");
         log.checkpoint().expect("cp");
         let report = check(&log, &signer);
         assert!(report.ok(), "{report:?}");
         assert_eq!((report.records, report.torn_tail_bytes), (3, 0));
+    }
+
+    /// A log of six records of about 1.7 KB each and where each line starts.
+    fn six_records(dir: &Path, signer: &Arc<Signer>) -> (PathBuf, Vec<usize>) {
+        let path = dir.join("audit.jsonl");
+        let log = FileAuditLog::open(&path, signer.clone()).expect("open");
+        for n in 1..=6 {
+            let detail = serde_json::json!({ "note": "x".repeat(1500) });
+            log.append(Event::Admin(AdminRecord::by_broker("test", format!("record {n}"), detail)))
+                .expect("append");
+        }
+        drop(log);
+        let text = std::fs::read(&path).expect("read");
+        let data = &text[..text.iter().rposition(|b| *b != PAD).map_or(0, |i| i + 1)];
+        let starts = std::iter::once(0)
+            .chain(data.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1))
+            .collect();
+        (path, starts)
+    }
+
+    fn overwrite(path: &Path, at: usize, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(path).expect("open");
+        f.write_all_at(bytes, at as u64).expect("write");
+    }
+
+    #[test]
+    fn a_batch_torn_inside_the_padding_is_cut_off_kept_beside_the_log_and_the_chain_continues() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let signer = Arc::new(Signer::open_or_create(dir.path()).expect("key"));
+        let (path, starts) = six_records(dir.path(), &signer);
+        // A power loss: records 5 and 6 were one batch, and a sector in record 5 was never
+        // written (it still holds padding); the sector with record 6's end was.
+        let five = starts[4];
+        overwrite(&path, five + 700, &[PAD; 600]);
+        let log = FileAuditLog::open(&path, signer.clone()).expect("opens after cutting the torn batch");
+        let seqs: Vec<u64> = log.entries().expect("entries").iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4]);
+        let kept = std::fs::read(dir.path().join(format!("audit.jsonl.torn-{five}"))).expect("the torn bytes are kept");
+        assert_eq!(kept.len(), starts[6] - five);
+        log.append(admin("2026-01-01T00:00:00Z", 7)).expect("append");
+        log.checkpoint().expect("checkpoint");
+        let report = check(&log, &signer);
+        assert!(report.ok(), "{report:?}");
+        assert_eq!(
+            (report.last_seq, report.torn_tail_bytes),
+            (Some(6), 0),
+            "records 5 (new) and 6 (the checkpoint)"
+        );
+    }
+
+    #[test]
+    fn a_bad_line_without_lost_padding_in_it_is_not_cut_as_a_torn_batch() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let signer = Arc::new(Signer::open_or_create(dir.path()).expect("key"));
+        let (path, starts) = six_records(dir.path(), &signer);
+        // Record 5 altered (its hash's first digit), not torn: left for verification to report.
+        overwrite(&path, starts[4] + 9, b"x");
+        let before = std::fs::read(&path).expect("read");
+        let log = FileAuditLog::open(&path, signer.clone()).expect("the last line is a record");
+        drop(log);
+        let after = std::fs::read(&path).expect("read");
+        assert_eq!(after[..starts[6]], before[..starts[6]], "nothing cut");
+        assert!(
+            std::fs::read_dir(dir.path())
+                .expect("dir")
+                .all(|e| !e.expect("entry").file_name().to_string_lossy().contains(".torn-"))
+        );
     }
 
     #[test]
