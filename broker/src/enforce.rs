@@ -223,9 +223,10 @@ enum Out<'p> {
         fields: Vec<&'p str>,
         slots: Vec<Vec<u8>>,
         min: u32,
-        /// Keyed by the JSON of the values, one per line (JSON text has no raw newline, so keys
-        /// cannot run into each other), which orders groups as the values' texts would.
-        groups: BTreeMap<Vec<u8>, (Vec<Value>, u32)>,
+        /// Group sizes keyed by the JSON of the values, one per line (JSON text has no raw
+        /// newline, so keys cannot run into each other), which orders groups as the values'
+        /// texts would. The values become `Value`s only for the groups delivered.
+        groups: BTreeMap<Vec<u8>, u32>,
         key: Vec<u8>,
     },
 }
@@ -329,14 +330,13 @@ impl<'p> Enforcer<'p> {
             return;
         };
         slot.clear();
-        // Writing a string into a Vec cannot fail.
-        let _ = match rule.generalise {
-            None => serde_json::to_writer(slot, text),
+        match rule.generalise {
+            None => push_json_text(slot, text),
             Some(g) => match generalise_text(text, g, self.today) {
-                Some(coarse) => serde_json::to_writer(slot, coarse.as_ref()),
-                None => serde_json::to_writer(slot, &Value::Null),
+                Some(coarse) => push_json_text(slot, &coarse),
+                None => slot.extend_from_slice(b"null"),
             },
-        };
+        }
     }
 
     fn end_record(&mut self) {
@@ -351,11 +351,9 @@ impl<'p> Enforcer<'p> {
                     key.push(b'\n');
                 }
                 match groups.get_mut(key.as_slice()) {
-                    Some(group) => group.1 += 1,
+                    Some(n) => *n += 1,
                     None => {
-                        // The slots hold JSON this enforcer wrote; null is only a formality.
-                        let values = slots.iter().map(|s| serde_json::from_slice(s).unwrap_or(Value::Null)).collect();
-                        groups.insert(key.clone(), (values, 1));
+                        groups.insert(key.clone(), 1);
                     }
                 }
                 slots.iter_mut().for_each(Vec::clear);
@@ -369,9 +367,12 @@ impl<'p> Enforcer<'p> {
         let records = match self.out {
             Out::Records { done, .. } => done,
             Out::Groups { fields, min, groups, .. } => groups
-                .into_values()
+                .into_iter()
                 .filter(|(_, n)| *n >= min)
-                .map(|(values, n)| {
+                .map(|(key, n)| {
+                    // The key holds JSON this enforcer wrote, a line per field; null is only a
+                    // formality.
+                    let values = key.split(|b| *b == b'\n').map(|v| serde_json::from_slice(v).unwrap_or(Value::Null));
                     let mut group: Record = fields.iter().map(|f| (*f).to_owned()).zip(values).collect();
                     group.insert("count".into(), Value::from(n));
                     group
@@ -389,7 +390,7 @@ impl<'p> Enforcer<'p> {
 pub fn generalise(v: &Value, g: Granularity, today: Date) -> Value {
     let coarse = match v {
         Value::String(s) => generalise_text(s, g, today),
-        Value::Number(n) => n.as_f64().and_then(|age| band(age, g)).map(Cow::Owned),
+        Value::Number(n) => n.as_f64().and_then(|age| band(age, g)).map(Cow::Borrowed),
         _ => None,
     };
     coarse.map_or(Value::Null, |c| Value::String(c.into_owned()))
@@ -402,22 +403,49 @@ fn generalise_text(text: &str, g: Granularity, today: Date) -> Option<Cow<'_, st
         // A date read here starts with `YYYY-MM-DD`, which makes these its month and year.
         (Granularity::Month, Some(_)) => text.get(..7).map(Cow::Borrowed),
         (Granularity::Year, Some(_)) => text.get(..4).map(Cow::Borrowed),
-        (Granularity::AgeBand5 | Granularity::AgeBand10, Some(birth)) => band(f64::from(age_on(birth, today)), g).map(Cow::Owned),
+        (Granularity::AgeBand5 | Granularity::AgeBand10, Some(birth)) => band(f64::from(age_on(birth, today)), g).map(Cow::Borrowed),
         (Granularity::AgeBand5 | Granularity::AgeBand10, None) => {
-            text.trim().parse::<f64>().ok().and_then(|age| band(age, g)).map(Cow::Owned)
+            text.trim().parse::<f64>().ok().and_then(|age| band(age, g)).map(Cow::Borrowed)
         }
         _ => None,
     }
 }
 
-fn band(age: f64, g: Granularity) -> Option<String> {
-    let width = if g == Granularity::AgeBand5 { 5 } else { 10 };
+/// Age bands for ages 0 to 149, five and ten years wide: written out once, not formatted per
+/// value.
+const BANDS_5: [&str; 30] = [
+    "0-4", "5-9", "10-14", "15-19", "20-24", "25-29", "30-34", "35-39", "40-44", "45-49", "50-54", "55-59", "60-64", "65-69", "70-74",
+    "75-79", "80-84", "85-89", "90-94", "95-99", "100-104", "105-109", "110-114", "115-119", "120-124", "125-129", "130-134", "135-139",
+    "140-144", "145-149",
+];
+const BANDS_10: [&str; 15] = [
+    "0-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70-79", "80-89", "90-99", "100-109", "110-119", "120-129", "130-139",
+    "140-149",
+];
+
+fn band(age: f64, g: Granularity) -> Option<&'static str> {
     if !(0.0..150.0).contains(&age) {
         return None;
     }
     // Ages are small non-negative numbers here (checked above).
-    let low = (age as u32 / width) * width;
-    Some(format!("{low}-{}", low + width - 1))
+    let years = age as usize;
+    match g {
+        Granularity::AgeBand5 => BANDS_5.get(years / 5).copied(),
+        _ => BANDS_10.get(years / 10).copied(),
+    }
+}
+
+/// Appends `text` as a JSON string: as it is between quotes when nothing in it needs escaping
+/// (text read from JSON without escapes, dates, bands), else escaped by serde_json.
+fn push_json_text(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(out, text);
+    }
 }
 
 /// `YYYY-MM-DD` (four, two and two digits), optionally followed by a time (`T...` or ` ...`).
@@ -792,6 +820,42 @@ mod tests {
             a1[0]["name"],
             "unlinkable across consumers"
         );
+    }
+
+    #[test]
+    fn the_written_out_age_bands_are_the_bands() {
+        for age in 0..150u32 {
+            for (g, width) in [(Granularity::AgeBand5, 5), (Granularity::AgeBand10, 10)] {
+                let low = age / width * width;
+                assert_eq!(band(f64::from(age), g), Some(format!("{low}-{}", low + width - 1).as_str()));
+            }
+        }
+        assert_eq!(band(150.0, Granularity::AgeBand10), None);
+        assert_eq!(band(-1.0, Granularity::AgeBand5), None);
+    }
+
+    #[test]
+    fn text_is_written_as_serde_json_writes_it() {
+        for text in [
+            "Innenstadt",
+            "",
+            "2026-10",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "line\nbreak",
+            "\u{1}",
+            "Straße ✓",
+            "del\u{7f}",
+        ] {
+            let mut out = Vec::new();
+            push_json_text(&mut out, text);
+            assert_eq!(
+                String::from_utf8(out).expect("utf8"),
+                serde_json::to_string(text).expect("json"),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
