@@ -84,9 +84,11 @@ pub struct GroupCommit<F: Framing> {
     work: Condvar,
 }
 
-/// The open file: where the data ends and how far the padding reaches.
+/// The open file: which file it is (device, inode), where the data ends and how far the
+/// padding reaches.
 struct Tail {
     file: File,
+    id: (u64, u64),
     end: u64,
     padded_to: u64,
 }
@@ -299,7 +301,7 @@ impl<F: Framing> GroupCommit<F> {
 
     /// Writes `batch` after the data and returns where the data ends once it is durable.
     fn write(&self, file: &mut Option<Tail>, mut good_len: Option<u64>, batch: &[u8]) -> std::io::Result<u64> {
-        if file.as_ref().is_some_and(|t| !still_at(&t.file, &self.path)) {
+        if file.as_ref().is_some_and(|t| !still_at(t.id, &self.path)) {
             // Moved, deleted or replaced under us: writing on would append to a file nobody
             // reads. Open what is at the path now (or fail if nothing usable is there).
             tracing::warn!(path = %self.path.display(), "the log file was replaced or removed; reopening");
@@ -323,7 +325,8 @@ impl<F: Framing> GroupCommit<F> {
 /// begins. The padding goes too, and is written again with the next batch.
 fn open_tail(path: &Path, good_len: Option<u64>) -> std::io::Result<Tail> {
     let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?;
-    let len = file.metadata()?.len();
+    let meta = file.metadata()?;
+    let len = meta.len();
     let end = match good_len {
         Some(good) => good.min(len),
         None => data_end(&file, len)?,
@@ -331,7 +334,12 @@ fn open_tail(path: &Path, good_len: Option<u64>) -> std::io::Result<Tail> {
     if len > end {
         file.set_len(end)?;
     }
-    Ok(Tail { file, end, padded_to: end })
+    Ok(Tail {
+        file,
+        id: file_id(&meta),
+        end,
+        padded_to: end,
+    })
 }
 
 /// Writes `batch` at the end of the data (and fresh padding where it runs out), then syncs.
@@ -385,13 +393,16 @@ fn write_queued<F: Framing>(weak: &Weak<GroupCommit<F>>) {
     }
 }
 
-/// Whether `f` is still the file at `path`.
-fn still_at(f: &File, path: &Path) -> bool {
+/// A file's identity: its device and inode.
+fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
-    match (f.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
+    (meta.dev(), meta.ino())
+}
+
+/// Whether the file `id` is still the one at `path` (the open file's identity is taken once,
+/// at open: one `statx` per batch, not two).
+fn still_at(id: (u64, u64), path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| file_id(&m) == id)
 }
 
 #[cfg(test)]
@@ -508,6 +519,18 @@ mod tests {
         }
         let expected: String = (0..=600).map(|i| String::from_utf8(record(i)).expect("utf8")).collect();
         assert!(data(&path) == expected, "all records, in order, nothing between them");
+    }
+
+    #[test]
+    fn a_log_moved_away_is_noticed_and_the_next_append_goes_to_a_new_file_at_the_path() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("log");
+        let f = AppendFile::new(&path);
+        f.append(b"before\n").expect("append");
+        let moved = dir.path().join("log.1");
+        std::fs::rename(&path, &moved).expect("rotate");
+        f.append(b"after\n").expect("append");
+        assert_eq!((data(&moved), data(&path)), ("before\n".to_owned(), "after\n".to_owned()));
     }
 
     #[test]
