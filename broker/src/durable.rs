@@ -28,11 +28,13 @@
 //! ([`MAX_BATCH_BYTES`]).
 
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
+use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
 use tokio::sync::oneshot;
 
 /// The outcome of an asynchronous append: `Err` carries the write error's text.
@@ -84,11 +86,10 @@ pub struct GroupCommit<F: Framing> {
     work: Condvar,
 }
 
-/// The open file: which file it is (device, inode), where the data ends and how far the
-/// padding reaches.
+/// The open file: which file it is, where the data ends and how far the padding reaches.
 struct Tail {
     file: File,
-    id: (u64, u64),
+    id: FileId,
     end: u64,
     padded_to: u64,
 }
@@ -325,8 +326,8 @@ impl<F: Framing> GroupCommit<F> {
 /// begins. The padding goes too, and is written again with the next batch.
 fn open_tail(path: &Path, good_len: Option<u64>) -> std::io::Result<Tail> {
     let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?;
-    let meta = file.metadata()?;
-    let len = meta.len();
+    let id = file_id(&file, "", AtFlags::EMPTY_PATH)?;
+    let len = file.metadata()?.len();
     let end = match good_len {
         Some(good) => good.min(len),
         None => data_end(&file, len)?,
@@ -336,7 +337,7 @@ fn open_tail(path: &Path, good_len: Option<u64>) -> std::io::Result<Tail> {
     }
     Ok(Tail {
         file,
-        id: file_id(&meta),
+        id,
         end,
         padded_to: end,
     })
@@ -393,16 +394,25 @@ fn write_queued<F: Framing>(weak: &Weak<GroupCommit<F>>) {
     }
 }
 
-/// A file's identity: its device and inode.
-fn file_id(meta: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
+/// A file's identity: device (major, minor) and inode.
+type FileId = (u32, u32, u64);
+
+/// The identity of the file at `path` (relative to `dir`), asking `statx` for nothing else.
+///
+/// Only for nothing else: on Linux ≥ 6.13 asking for a file's timestamps (as `std::fs::metadata`
+/// does) marks them queried, so that the next write stamps a fine-grained new time, which dirties
+/// the inode, which the next `fdatasync` then writes (on ext4 without a journal, always; with
+/// one, as a journal commit). A write+sync loop on this VM: 145 µs and 42 µs CPU a sync without
+/// a stat in between, 198 and 65 with one.
+fn file_id(dir: impl AsFd, path: impl AsRef<Path>, flags: AtFlags) -> std::io::Result<FileId> {
+    let st = statx(dir, path.as_ref(), flags, StatxFlags::INO)?;
+    Ok((st.stx_dev_major, st.stx_dev_minor, st.stx_ino))
 }
 
 /// Whether the file `id` is still the one at `path` (the open file's identity is taken once,
-/// at open: one `statx` per batch, not two).
-fn still_at(id: (u64, u64), path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| file_id(&m) == id)
+/// at open: one `statx` per batch, and one that leaves the timestamps alone).
+fn still_at(id: FileId, path: &Path) -> bool {
+    file_id(CWD, path, AtFlags::empty()).is_ok_and(|now| now == id)
 }
 
 #[cfg(test)]
