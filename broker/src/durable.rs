@@ -17,11 +17,10 @@
 //!
 //! **Space padding.** The file is kept padded with spaces ([`PAD`]) to the next MiB past its data,
 //! the padding written and synced along with the batch that first needs it. A batch then
-//! overwrites blocks the file already has, so its `fdatasync` writes only the data and a cache
-//! flush: no inode (size) update and no block allocation per batch. That is one device round
-//! trip of three on this project's VM (a sync 180 → 124 µs in a write+sync loop), and spares a
-//! journaling filesystem its journal commit per sync: the reason write-ahead logs (PostgreSQL's
-//! WAL, etcd's) preallocate their segments. The price is the file's form: readers take the
+//! overwrites blocks the file already has, so its `fdatasync` writes the data and a cache flush,
+//! not the size and block allocation too (nor, see [`identify`], fresh timestamps each time):
+//! fewer device round trips per sync, and no journal commit per sync on a journaling
+//! filesystem. This is why write-ahead logs (PostgreSQL's WAL, etcd's) preallocate segments. The price is the file's form: readers take the
 //! spaces after the last newline for padding ([`data_end`]), and a power loss can leave a batch
 //! torn *inside* the padding (some of its pages written, others still spaces), which opening the
 //! audit log recognises and cuts off (see `audit::file`); batches are therefore bounded
@@ -326,8 +325,7 @@ impl<F: Framing> GroupCommit<F> {
 /// begins. The padding goes too, and is written again with the next batch.
 fn open_tail(path: &Path, good_len: Option<u64>) -> std::io::Result<Tail> {
     let file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path)?;
-    let id = file_id(&file, "", AtFlags::EMPTY_PATH)?;
-    let len = file.metadata()?.len();
+    let (id, len) = identify(&file, "", AtFlags::EMPTY_PATH)?;
     let end = match good_len {
         Some(good) => good.min(len),
         None => data_end(&file, len)?,
@@ -397,22 +395,23 @@ fn write_queued<F: Framing>(weak: &Weak<GroupCommit<F>>) {
 /// A file's identity: device (major, minor) and inode.
 type FileId = (u32, u32, u64);
 
-/// The identity of the file at `path` (relative to `dir`), asking `statx` for nothing else.
+/// The identity and size of the file at `path` (relative to `dir`), asking `statx` for nothing
+/// else.
 ///
-/// Only for nothing else: on Linux ≥ 6.13 asking for a file's timestamps (as `std::fs::metadata`
+/// Nothing else: on Linux ≥ 6.13 asking for a file's timestamps (as `std::fs::metadata`
 /// does) marks them queried, so that the next write stamps a fine-grained new time, which dirties
 /// the inode, which the next `fdatasync` then writes (on ext4 without a journal, always; with
 /// one, as a journal commit). A write+sync loop on this VM: 145 µs and 42 µs CPU a sync without
 /// a stat in between, 198 and 65 with one.
-fn file_id(dir: impl AsFd, path: impl AsRef<Path>, flags: AtFlags) -> std::io::Result<FileId> {
-    let st = statx(dir, path.as_ref(), flags, StatxFlags::INO)?;
-    Ok((st.stx_dev_major, st.stx_dev_minor, st.stx_ino))
+fn identify(dir: impl AsFd, path: impl AsRef<Path>, flags: AtFlags) -> std::io::Result<(FileId, u64)> {
+    let st = statx(dir, path.as_ref(), flags, StatxFlags::INO | StatxFlags::SIZE)?;
+    Ok(((st.stx_dev_major, st.stx_dev_minor, st.stx_ino), st.stx_size))
 }
 
 /// Whether the file `id` is still the one at `path` (the open file's identity is taken once,
 /// at open: one `statx` per batch, and one that leaves the timestamps alone).
 fn still_at(id: FileId, path: &Path) -> bool {
-    file_id(CWD, path, AtFlags::empty()).is_ok_and(|now| now == id)
+    identify(CWD, path, AtFlags::empty()).is_ok_and(|(now, _)| now == id)
 }
 
 #[cfg(test)]
