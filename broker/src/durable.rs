@@ -356,6 +356,12 @@ fn write_padded(tail: &mut Tail, batch: &[u8]) -> std::io::Result<u64> {
     Ok(end)
 }
 
+/// `bytes` without the padding at their end.
+pub fn unpadded(bytes: &[u8]) -> &[u8] {
+    let data = bytes.iter().rposition(|b| *b != PAD).map_or(0, |i| i + 1);
+    bytes.get(..data).unwrap_or_default()
+}
+
 /// Where the data of a `len`-byte log ends: before the padding (spaces) at its end.
 pub fn data_end(file: &File, len: u64) -> std::io::Result<u64> {
     let mut end = len;
@@ -366,9 +372,9 @@ pub fn data_end(file: &File, len: u64) -> std::io::Result<u64> {
             .get_mut(..usize::try_from(end - from).map_err(std::io::Error::other)?)
             .unwrap_or_default();
         file.read_exact_at(chunk, from)?;
-        match chunk.iter().rposition(|b| *b != PAD) {
-            Some(i) => return Ok(from + i as u64 + 1),
-            None => end = from,
+        match unpadded(chunk).len() {
+            0 => end = from,
+            data => return Ok(from + data as u64),
         }
     }
     Ok(0)

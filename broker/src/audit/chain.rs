@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use super::Signed;
 use super::signing::{CheckpointFile, PublicKey, Signer};
-use crate::durable::{Framing, PAD};
+use crate::durable::{Framing, unpadded};
 use policy_compiler::wasm::hex;
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -341,8 +341,7 @@ pub fn verify(log: impl BufRead, key: &PublicKey, checkpoint: Option<&Checkpoint
         walk.line += 1;
         if buf.last() != Some(&b'\n') {
             // The padding after the last line is not part of the chain (see `durable`).
-            let unfinished = buf.iter().rposition(|b| *b != PAD).map_or(0, |i| i + 1);
-            walk.report.torn_tail_bytes = unfinished as u64;
+            walk.report.torn_tail_bytes = unpadded(&buf).len() as u64;
             break;
         }
         if !walk.step(&buf) || walk.report.breach.is_some() {

@@ -368,6 +368,7 @@ mod tests {
     use super::*;
     use crate::audit::AdminRecord;
     use crate::audit::chain::verify;
+    use crate::durable::unpadded;
 
     fn admin(time: &str, n: u32) -> Event {
         let mut r = AdminRecord::by_broker("test", format!("record {n}"), serde_json::Value::Null);
@@ -451,8 +452,7 @@ mod tests {
         drop(log);
         // The crash came while the next line was written over the padding.
         let text = std::fs::read(&path).expect("read");
-        let end = text.iter().rposition(|b| *b != PAD).map_or(0, |i| i + 1);
-        overwrite(&path, end, b"{\"hash\":\"00");
+        overwrite(&path, unpadded(&text).len(), b"{\"hash\":\"00");
         let log = FileAuditLog::open(&path, signer.clone()).expect("reopen");
         log.append(admin("2026-01-01T00:00:01Z", 2)).expect("b");
         log.checkpoint().expect("cp");
@@ -472,7 +472,7 @@ mod tests {
         }
         drop(log);
         let text = std::fs::read(&path).expect("read");
-        let data = &text[..text.iter().rposition(|b| *b != PAD).map_or(0, |i| i + 1)];
+        let data = unpadded(&text);
         let starts = std::iter::once(0)
             .chain(data.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1))
             .collect();
