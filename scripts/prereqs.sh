@@ -3,15 +3,22 @@
 # RocksDB (under oxigraph) is C++ and its Rust bindings are generated with bindgen, which needs
 # libclang at build time. Nothing else beyond Rust and a C/C++ compiler is required.
 
+# libclang itself, as bindgen loads it (libclang.so.N or libclang-N.so.N); not libclang-cpp,
+# which LLVM's other packages install alone. One match is enough (`ls` over all the patterns
+# failed whenever one of them matched nothing, and so reinstalled it on every run).
+have_libclang() {
+  local f
+  for f in /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
+    /usr/lib/x86_64-linux-gnu/libclang.so* /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so*; do
+    [ -e "$f" ] && return 0
+  done
+  return 1
+}
+
 ensure_prereqs() {
   local missing=()
   command -v c++ >/dev/null 2>&1 || missing+=(g++)
-  # libclang itself, as bindgen loads it (libclang.so.N or libclang-N.so.N); not libclang-cpp,
-  # which LLVM's other packages install alone.
-  if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* \
-    /usr/lib/x86_64-linux-gnu/libclang.so* /usr/lib/x86_64-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1; then
-    missing+=(libclang-dev)
-  fi
+  have_libclang || missing+=(libclang-dev)
   if [ ${#missing[@]} -eq 0 ]; then
     return 0
   fi
