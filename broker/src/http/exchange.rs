@@ -118,7 +118,7 @@ pub async fn data(
         .as_deref()
         .map(|f| f.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect());
     pending.record.fields_requested = requested.clone().unwrap_or_default();
-    let Some(policy) = snapshot.policy.clone() else {
+    let Some(policy) = snapshot.policy.as_ref() else {
         let p = Problem::new(
             StatusCode::FORBIDDEN,
             "no-policy",
@@ -129,7 +129,7 @@ pub async fn data(
     };
     pending.record.policy_version = Some(policy.version);
     pending.record.module_hash = Some(policy.module_hash.clone());
-    let compiled = match state.exchange.module(&policy, &state.vocab) {
+    let compiled = match state.exchange.module(policy, &state.vocab) {
         Ok(m) => m,
         Err(e) => {
             return Err(pending
@@ -162,7 +162,7 @@ pub async fn data(
     pending.record.input = Some(input);
     if !decision.permits() {
         drop(guard);
-        return Err(deny(pending, &state, &policy, &compiled.policy, &decision).await);
+        return Err(deny(pending, &state, policy, &compiled.policy, &decision).await);
     }
     pending.record.decision = "permit".into();
     // Counted now, made durable by the permit record written before any data leaves.
@@ -174,7 +174,7 @@ pub async fn data(
         dataset,
         &purpose,
         &decision,
-        &policy,
+        policy,
         requested.as_deref(),
         format,
     )
