@@ -5,9 +5,11 @@
 #
 #   bash scripts/bench-exchange.sh [connections] [seconds] [rounds]
 #
-# Needs nginx (as root: apt-get install -y nginx-light). Builds the release profile, as the
-# broker is deployed (nginx is a release build too): the first run builds the release
-# dependencies once (about as long as the first test build), later runs only the broker.
+# Needs nginx (as root: apt-get install -y nginx-light). Builds the broker with the production
+# profile, as it is deployed (link-time optimised; nginx is an optimised build too), and the load
+# generator, the same instrument for both servers, with the release profile. The first run builds
+# the dependencies once per profile (each about as long as the first test build); later runs
+# relink the broker, which with link-time optimisation takes several minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
@@ -16,8 +18,10 @@ conns=${1:-16}
 secs=${2:-15}
 rounds=${3:-3}
 command -v nginx >/dev/null || { echo "bench-exchange: needs nginx (apt-get install -y nginx-light)" >&2; exit 1; }
-cargo build --release -q -p broker --bin broker --example loadgen
-bin="$CARGO_TARGET_DIR/release"
+cargo build --profile production -q -p broker --bin broker
+cargo build --release -q -p broker --example loadgen
+broker="$CARGO_TARGET_DIR/production/broker"
+loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -28,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The demo data space: broker on :8543, Aalen's provider on :9441, the example policy attached.
-"$bin/broker" demo --dir "$work/demo" --listen 127.0.0.1:8543 >"$work/demo.log" 2>&1 &
+"$broker" demo --dir "$work/demo" --listen 127.0.0.1:8543 >"$work/demo.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 120); do grep -q "Two cross-city" "$work/demo.log" && break; sleep 0.5; done
 grep -q "Two cross-city" "$work/demo.log" || { cat "$work/demo.log"; exit 1; }
@@ -77,7 +81,7 @@ http {
 NGINX
 nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
 
-load() { "$bin/examples/loadgen" "$1" --ca "$pki/ca/ca.crt" --cert "$pki/heidenheim-system.crt" --key "$pki/heidenheim-system.key" --connections "$conns" --seconds "$secs"; }
+load() { "$loadgen" "$1" --ca "$pki/ca/ca.crt" --cert "$pki/heidenheim-system.crt" --key "$pki/heidenheim-system.key" --connections "$conns" --seconds "$secs"; }
 # Rounds of one broker run then one nginx run: on a shared (virtual) machine the speed drifts
 # between minutes, so each ratio compares neighbours in time, and the median ratio is the figure.
 : >"$work/runs"
