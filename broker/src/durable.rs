@@ -427,8 +427,8 @@ mod tests {
 
     /// The file's data, without its padding.
     fn data(path: &Path) -> String {
-        let text = std::fs::read_to_string(path).expect("read");
-        text.trim_end_matches(char::from(PAD)).to_owned()
+        let bytes = std::fs::read(path).expect("read");
+        String::from_utf8(unpadded(&bytes).to_vec()).expect("utf8")
     }
 
     #[test]

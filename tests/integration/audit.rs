@@ -179,7 +179,7 @@ async fn a_truncated_log_is_named_by_the_checkpoint_file() {
 async fn an_unfinished_last_line_from_a_crash_is_ignored_and_the_rest_verifies() {
     let b = recorded_traffic().await;
     let text = std::fs::read_to_string(b.audit_log()).expect("log");
-    let data = text.trim_end_matches(' ');
+    let data = &text[..broker::durable::unpadded(text.as_bytes()).len()];
     assert!(text.len() > data.len(), "the log is padded");
     let log = b.state_dir().join("torn.jsonl");
     // Written over the start of the padding when the crash came.

@@ -17,7 +17,7 @@ use time::format_description::well_known::Rfc3339;
 use super::chain::{Chain, GENESIS, Item, Line, sha256_hex};
 use super::signing::Signer;
 use super::{AppendFuture, AuditLog, Entry, Event, LogError};
-use crate::durable::{GroupCommit, MAX_BATCH_BYTES, PAD, data_end};
+use crate::durable::{GroupCommit, MAX_BATCH_BYTES, PAD, data_end, unpadded};
 
 pub struct FileAuditLog {
     /// The log file (its path is the writer's).
@@ -287,7 +287,7 @@ fn rewrite_without_prefix(path: &Path, before: OffsetDateTime, signer: &Signer) 
     for line in reader.split(b'\n') {
         let line = line?;
         // Empty, or the padding after the last line.
-        if line.iter().all(|b| *b == PAD) {
+        if unpadded(&line).is_empty() {
             continue;
         }
         if !kept.is_empty() {
@@ -368,7 +368,6 @@ mod tests {
     use super::*;
     use crate::audit::AdminRecord;
     use crate::audit::chain::verify;
-    use crate::durable::unpadded;
 
     fn admin(time: &str, n: u32) -> Event {
         let mut r = AdminRecord::by_broker("test", format!("record {n}"), serde_json::Value::Null);
