@@ -151,6 +151,20 @@ fn rule(r: &Rule, l: Language) -> String {
         let label = if l == Language::De { "Auflage" } else { "Duty" };
         s.push_str(&format!("\n    {label}: {}", duty(d, l)));
     }
+    let has = |action: &str| r.duties.iter().any(|d| short(&d.action) == action);
+    if has("aggregate") && !has("addNoise") {
+        let label = if l == Language::De { "Achtung" } else { "Note" };
+        let warning = if l == Language::De {
+            "Die Zusammenfassung ist nur durch das Unterdrücken kleiner Gruppen geschützt. Wer zwei Abrufe \
+             eines wachsenden Datenbestands vergleicht, kann erkennen, was eine einzelne hinzugekommene Person \
+             geändert hat; dagegen schützt nur die Auflage, Rauschen hinzuzufügen (Differential Privacy)."
+        } else {
+            "the aggregation is protected only by suppressing small groups. Comparing two releases of a \
+             growing dataset shows what one added person changed; only the duty to add noise (differential \
+             privacy) protects against that."
+        };
+        s.push_str(&format!("\n    {label}: {warning}"));
+    }
     s
 }
 
@@ -187,6 +201,30 @@ fn duty(d: &Duty, l: Language) -> String {
                 format!("Der Empfänger löscht die Daten spätestens nach {after}")
             } else {
                 format!("the recipient deletes the data after {after} at the latest")
+            }
+        }
+        "addNoise" => {
+            let eps = f64::from(d.epsilon_milli.unwrap_or(0)) / 1000.0;
+            let budget = f64::from(d.budget_milli.unwrap_or(0)) / 1000.0;
+            let releases = d.budget_milli.unwrap_or(0).checked_div(d.epsilon_milli.unwrap_or(0)).unwrap_or(0);
+            let factor = (eps.exp() * 100.0).round() / 100.0;
+            if de {
+                format!(
+                    "Die Anzahlen werden mit zufälligem Rauschen veröffentlicht (Differential Privacy, ε = {eps} je Abruf, \
+                     Budget ε = {budget} je Empfänger, Zweck und Monat, also höchstens {releases} Abrufe). Das heißt: \
+                     Ob eine einzelne Person in den Daten ist oder nicht, ändert die Wahrscheinlichkeit jedes \
+                     veröffentlichten Ergebnisses höchstens um den Faktor {factor} (e hoch ε); auch wer zwei Stände \
+                     der Daten vergleicht, erfährt über eine Person kaum mehr. Ist das Budget verbraucht, wird bis \
+                     zum nächsten Monat nichts mehr herausgegeben."
+                )
+            } else {
+                format!(
+                    "counts are released with random noise (differential privacy, ε = {eps} per release, budget \
+                     ε = {budget} per recipient, purpose and month, so at most {releases} releases). That is: \
+                     whether one person is in the data or not changes the probability of any released result \
+                     by at most a factor of {factor} (e to the ε); even comparing two states of the data tells \
+                     little about one person. Once the budget is spent, nothing more is released until next month."
+                )
             }
         }
         "inform" if de => "Der Anbieter wird über jede Nutzung informiert".into(),

@@ -146,6 +146,14 @@ pub struct Duty {
     /// `odrl:informedParty` of an inform duty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub informed_party: Option<String>,
+    /// `kdr:epsilon` of an `kdr:addNoise` duty, in thousandths: the privacy loss ε one release
+    /// may cost. Thousandths, so that budgets add up exactly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epsilon_milli: Option<u32>,
+    /// `kdr:budget` of an `kdr:addNoise` duty, in thousandths: the ε one consumer may spend on
+    /// the dataset for one purpose in a calendar month.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_milli: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -77,8 +77,14 @@ pub fn odrl_context() -> Value {
     json!({ "@context": ctx })
 }
 
-/// Parses a JSON-LD document into a graph.
+/// Parses a JSON-LD document into a graph (a file read locally: within `Limits::LOCAL`).
 pub fn jsonld_graph(text: &str) -> Result<Graph, CompileError> {
+    jsonld_graph_within(text, &crate::parse::Limits::LOCAL)
+}
+
+/// Parses a JSON-LD document into a graph within `limits`.
+pub(crate) fn jsonld_graph_within(text: &str, limits: &crate::parse::Limits) -> Result<Graph, CompileError> {
+    crate::parse::check_document_size(text, limits)?;
     let context = odrl_context().to_string().into_bytes();
     let parser = JsonLdParser::new()
         .for_slice(text.as_bytes())
@@ -99,6 +105,7 @@ pub fn jsonld_graph(text: &str) -> Result<Graph, CompileError> {
             at: "the document".into(),
         })?;
         graph.insert(quad.as_ref());
+        crate::parse::check_triple_count(&graph, limits)?;
     }
     Ok(graph)
 }

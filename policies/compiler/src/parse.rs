@@ -1,6 +1,14 @@
 //! ODRL (RDF) to the rule IR. Strict: an ODRL term this profile does not implement is an error
 //! naming the term and the node it sits on, never silently ignored. Terms outside the ODRL
 //! namespace on policy and rule nodes (descriptions, provenance) are metadata and pass.
+//!
+//! Total: whatever a document holds, the reader answers with a policy or an error, never a
+//! crash or a hang. The [`Limits`] bound its size, and the structures a graph can make endless
+//! (a constraint that is its own operand, an RDF list whose tail points back) are found and
+//! refused, so a steward's 300-byte document cannot take the broker down.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 
 use oxrdf::{Graph, NamedNode, NamedNodeRef, NamedOrBlankNodeRef, Term, TermRef};
 use oxttl::TurtleParser;
@@ -30,18 +38,65 @@ fn err(at: impl std::fmt::Display, message: impl Into<String>) -> CompileError {
     }
 }
 
+/// Bounds on one policy document. Each keeps the compiler's work and memory proportional to what
+/// a real usage policy needs (the demo cities' policies use a tenth of each), whatever is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The document's text (Turtle or JSON-LD), in bytes.
+    pub document_bytes: usize,
+    /// Triples in the document's graph.
+    pub triples: usize,
+    /// Rules (permissions, prohibitions, obligations) of one policy.
+    pub rules: usize,
+    /// Constraints of one policy, nested ones included, counted as often as they are used.
+    pub constraints: usize,
+    /// Duties of one policy.
+    pub duties: usize,
+    /// Nesting of logical constraints (`odrl:and` inside `odrl:or` ...).
+    pub depth: usize,
+    /// Items of one RDF list (logical operands, right operands).
+    pub list: usize,
+}
+
+impl Limits {
+    /// What a steward may submit to the broker (and what the broker reads back).
+    pub const SUBMITTED: Limits = Limits {
+        document_bytes: 256 * 1024,
+        triples: 4096,
+        rules: 64,
+        constraints: 256,
+        duties: 64,
+        depth: 8,
+        list: 256,
+    };
+
+    /// Files an operator or a test harness reads locally (the conformance suite's big policy
+    /// has hundreds of constraints): larger counts, still finite, cycles still refused.
+    pub const LOCAL: Limits = Limits {
+        document_bytes: 64 * 1024 * 1024,
+        triples: 1_000_000,
+        rules: 10_000,
+        constraints: 100_000,
+        duties: 10_000,
+        depth: 32,
+        list: 100_000,
+    };
+}
+
 fn odrl(local: &str) -> NamedNode {
     NamedNode::new_unchecked(format!("{ODRL}{local}"))
 }
 
-/// Parses every policy (`odrl:Set`, `odrl:Offer`, `odrl:Agreement`, `odrl:Policy`) in a Turtle document.
+/// Parses every policy (`odrl:Set`, `odrl:Offer`, `odrl:Agreement`, `odrl:Policy`) in a Turtle
+/// document, within [`Limits::SUBMITTED`].
 pub fn parse_turtle(ttl: &str, vocab: &Vocabulary) -> Result<Vec<Policy>, CompileError> {
-    policies_in_graph(&turtle_graph(ttl)?, vocab)
+    policies_in_graph(&document_graph(ttl, Syntax::Turtle)?, vocab, Limits::SUBMITTED)
 }
 
-/// Parses every policy in a JSON-LD document (ODRL's context is built in).
+/// Parses every policy in a JSON-LD document (ODRL's context is built in), within
+/// [`Limits::SUBMITTED`].
 pub fn parse_jsonld(json: &str, vocab: &Vocabulary) -> Result<Vec<Policy>, CompileError> {
-    policies_in_graph(&crate::jsonld::jsonld_graph(json)?, vocab)
+    policies_in_graph(&document_graph(json, Syntax::JsonLd)?, vocab, Limits::SUBMITTED)
 }
 
 /// The syntaxes a policy document may be written in.
@@ -70,11 +125,12 @@ impl Syntax {
     }
 }
 
-/// The RDF graph of a policy document, in either syntax.
+/// The RDF graph of a policy document, in either syntax, within [`Limits::SUBMITTED`].
 pub fn document_graph(text: &str, syntax: Syntax) -> Result<Graph, CompileError> {
+    let limits = Limits::SUBMITTED;
     match syntax {
-        Syntax::Turtle => turtle_graph(text),
-        Syntax::JsonLd => crate::jsonld::jsonld_graph(text),
+        Syntax::Turtle => turtle_graph_within(text, &limits),
+        Syntax::JsonLd => crate::jsonld::jsonld_graph_within(text, &limits),
     }
 }
 
@@ -90,25 +146,32 @@ pub fn parse_one(text: &str, syntax: Syntax, vocab: &Vocabulary) -> Result<Polic
     }
 }
 
-fn policies_in_graph(graph: &Graph, vocab: &Vocabulary) -> Result<Vec<Policy>, CompileError> {
+fn policies_in_graph(graph: &Graph, vocab: &Vocabulary, limits: Limits) -> Result<Vec<Policy>, CompileError> {
+    policy_nodes(graph)?
+        .iter()
+        .map(|iri| read_policy(&Reader::new(graph, vocab, limits), iri))
+        .collect()
+}
+
+/// The IRIs of the policies (`odrl:Set`, `odrl:Offer`, `odrl:Agreement`, `odrl:Policy`) in
+/// `graph`, sorted; a policy must be named by an IRI.
+fn policy_nodes(graph: &Graph) -> Result<Vec<String>, CompileError> {
     let mut nodes: Vec<String> = Vec::new();
     for class in ["Set", "Offer", "Agreement", "Policy"] {
         let class = odrl(class);
         for s in graph.subjects_for_predicate_object(NamedNodeRef::new_unchecked(RDF_TYPE), class.as_ref()) {
-            nodes.push(s.to_string());
+            match s {
+                NamedOrBlankNodeRef::NamedNode(n) => nodes.push(n.as_str().to_owned()),
+                NamedOrBlankNodeRef::BlankNode(_) => return Err(err(s, "a policy must be named by an IRI (its odrl:uid)")),
+            }
         }
     }
     if nodes.is_empty() {
         return Err(err("the document", "no odrl:Set, odrl:Offer, odrl:Agreement or odrl:Policy found"));
     }
     nodes.sort();
-    nodes
-        .iter()
-        .map(|n| {
-            let iri = n.trim_start_matches('<').trim_end_matches('>');
-            policy_from_graph(graph, iri, vocab)
-        })
-        .collect()
+    nodes.dedup();
+    Ok(nodes)
 }
 
 /// Parses the one policy a Turtle document holds.
@@ -116,22 +179,90 @@ pub fn parse_one_turtle(ttl: &str, vocab: &Vocabulary) -> Result<Policy, Compile
     parse_one(ttl, Syntax::Turtle, vocab)
 }
 
-/// Parses Turtle text into a graph, with the parser's error as a [`CompileError`].
+/// Parses Turtle text into a graph, with the parser's error as a [`CompileError`], within
+/// [`Limits::LOCAL`] (a file read locally; what is submitted goes through [`document_graph`]).
 pub fn turtle_graph(ttl: &str) -> Result<Graph, CompileError> {
+    turtle_graph_within(ttl, &Limits::LOCAL)
+}
+
+fn turtle_graph_within(ttl: &str, limits: &Limits) -> Result<Graph, CompileError> {
+    check_document_size(ttl, limits)?;
     let mut graph = Graph::new();
     for triple in TurtleParser::new().for_slice(ttl.as_bytes()) {
         let t = triple.map_err(|e| err("the Turtle text", e.to_string()))?;
         graph.insert(&t);
+        check_triple_count(&graph, limits)?;
     }
     Ok(graph)
+}
+
+/// Refuses a document longer than the limit before it is parsed.
+pub(crate) fn check_document_size(text: &str, limits: &Limits) -> Result<(), CompileError> {
+    if text.len() > limits.document_bytes {
+        return Err(err(
+            "the document",
+            format!(
+                "is {} bytes long; a policy document may have at most {} bytes",
+                text.len(),
+                limits.document_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a graph with more triples than the limit (checked as it grows).
+pub(crate) fn check_triple_count(graph: &Graph, limits: &Limits) -> Result<(), CompileError> {
+    if graph.len() > limits.triples {
+        return Err(err(
+            "the document",
+            format!(
+                "holds more than {} triples; this is more than one usage policy needs",
+                limits.triples
+            ),
+        ));
+    }
+    Ok(())
 }
 
 struct Reader<'a> {
     graph: &'a Graph,
     vocab: &'a Vocabulary,
+    limits: Limits,
+    /// Constraints and duties read so far (against [`limits`]).
+    constraints: Cell<usize>,
+    duties: Cell<usize>,
+    /// Every node the policy's structure reaches (policy, rules, duties, constraints, list
+    /// cells): the subjects of the policy's own statements.
+    structural: RefCell<HashSet<NamedOrBlankNodeRef<'a>>>,
 }
 
 impl<'a> Reader<'a> {
+    fn new(graph: &'a Graph, vocab: &'a Vocabulary, limits: Limits) -> Self {
+        Self {
+            graph,
+            vocab,
+            limits,
+            constraints: Cell::new(0),
+            duties: Cell::new(0),
+            structural: RefCell::default(),
+        }
+    }
+
+    /// Marks `node` as part of the policy's structure.
+    fn visit(&self, node: NamedOrBlankNodeRef<'a>) {
+        self.structural.borrow_mut().insert(node);
+    }
+
+    /// Counts one more item against a limit.
+    fn count(&self, counter: &Cell<usize>, limit: usize, what: &str, at: NamedOrBlankNodeRef<'a>) -> Result<(), CompileError> {
+        counter.set(counter.get() + 1);
+        if counter.get() > limit {
+            return Err(err(at, format!("the policy has more than {limit} {what}")));
+        }
+        Ok(())
+    }
+
     fn objects(&self, node: NamedOrBlankNodeRef<'a>, local: &str) -> Vec<TermRef<'a>> {
         let p = odrl(local);
         self.graph.objects_for_subject_predicate(node, p.as_ref()).collect()
@@ -208,6 +339,31 @@ impl<'a> Reader<'a> {
             .transpose()
     }
 
+    /// A decimal with at most three places (`"0.5"^^xsd:decimal`, `0.25`), in thousandths.
+    fn profile_milli(&self, node: NamedOrBlankNodeRef<'a>, local: &str) -> Result<Option<u32>, CompileError> {
+        self.profile_single(node, local)?
+            .map(|t| {
+                let bad = || {
+                    err(
+                        node,
+                        format!("kdr:{local} must be a decimal with at most three places, such as \"0.5\", found {t}"),
+                    )
+                };
+                let TermRef::Literal(l) = t else {
+                    return Err(bad());
+                };
+                let (whole, frac) = l.value().split_once('.').unwrap_or((l.value(), ""));
+                let digits = |s: &str| !s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit());
+                if !digits(whole) || (!frac.is_empty() && (frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()))) {
+                    return Err(bad());
+                }
+                let frac_milli: u32 = format!("{frac:0<3}").parse().map_err(|_| bad())?;
+                let whole: u32 = whole.parse().map_err(|_| bad())?;
+                Ok(whole * 1000 + frac_milli)
+            })
+            .transpose()
+    }
+
     fn profile_duration(&self, node: NamedOrBlankNodeRef<'a>, local: &str) -> Result<Option<String>, CompileError> {
         self.profile_single(node, local)?
             .map(|t| match t {
@@ -250,10 +406,50 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Parses the policy `iri` of `graph`.
+/// Parses the policy `iri` of `graph` (a graph read locally: within [`Limits::LOCAL`]).
 pub fn policy_from_graph(graph: &Graph, iri: &str, vocab: &Vocabulary) -> Result<Policy, CompileError> {
-    let r = Reader { graph, vocab };
-    let node: NamedOrBlankNodeRef<'_> = NamedNodeRef::new(iri).map_err(|e| err(iri, e.to_string()))?.into();
+    let r = Reader::new(graph, vocab, Limits::LOCAL);
+    read_policy(&r, iri)
+}
+
+/// Parses the one policy a submitted document holds, and refuses the document if it says
+/// anything that is not the policy's own statement: a triple whose subject is not the policy, one
+/// of its rules, duties, constraints or their lists (say, `<dataset> odrl:hasPolicy <policy>`,
+/// or a title for another city's dataset). What a steward submits is a policy, nothing else.
+pub fn parse_submission(text: &str, syntax: Syntax, vocab: &Vocabulary) -> Result<Policy, CompileError> {
+    let graph = document_graph(text, syntax)?;
+    let nodes = policy_nodes(&graph)?;
+    let [iri] = nodes.as_slice() else {
+        return Err(err(
+            "the document",
+            format!("holds {} policies; give one policy per document", nodes.len()),
+        ));
+    };
+    let r = Reader::new(&graph, vocab, Limits::SUBMITTED);
+    let policy = read_policy(&r, iri)?;
+    let structural = r.structural.borrow();
+    if let Some(foreign) = graph.iter().find(|t| !structural.contains(&t.subject)) {
+        let others = graph.iter().filter(|t| !structural.contains(&t.subject)).count() - 1;
+        let more = if others == 0 {
+            String::new()
+        } else {
+            format!(" (and {others} more)")
+        };
+        return Err(err(
+            foreign.subject,
+            format!("the document may hold only the policy's own statements; `{foreign} .` is about something else{more}"),
+        ));
+    }
+    Ok(policy)
+}
+
+fn read_policy<'a>(r: &Reader<'a>, iri: &str) -> Result<Policy, CompileError> {
+    let named = NamedNodeRef::new(iri).map_err(|e| err(iri, e.to_string()))?;
+    let node: NamedOrBlankNodeRef<'a> = match r.graph.triples_for_subject(named).next() {
+        Some(t) => t.subject,
+        None => return Err(err(iri, "the policy node has no statements")),
+    };
+    r.visit(node);
     r.check_predicates(
         node,
         "policy",
@@ -289,8 +485,11 @@ pub fn policy_from_graph(graph: &Graph, iri: &str, vocab: &Vocabulary) -> Result
         ("obligation", RuleKind::Obligation),
     ] {
         for obj in r.objects(node, local) {
+            if rules.len() == r.limits.rules {
+                return Err(err(node, format!("the policy has more than {} rules", r.limits.rules)));
+            }
             let rule_node = r.node_of(obj, node, "a rule")?;
-            rules.push(parse_rule(&r, rule_node, kind, &inherited)?);
+            rules.push(parse_rule(r, rule_node, kind, &inherited)?);
         }
     }
     canonicalise(iri, &mut rules);
@@ -363,7 +562,8 @@ struct RuleDefaults {
     assignee: Option<String>,
 }
 
-fn parse_rule(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>, kind: RuleKind, inherited: &RuleDefaults) -> Result<Rule, CompileError> {
+fn parse_rule<'a>(r: &Reader<'a>, node: NamedOrBlankNodeRef<'a>, kind: RuleKind, inherited: &RuleDefaults) -> Result<Rule, CompileError> {
+    r.visit(node);
     let allowed: &[&str] = match kind {
         RuleKind::Permission => &["uid", "action", "target", "assignee", "assigner", "constraint", "duty"],
         RuleKind::Prohibition | RuleKind::Obligation => &["uid", "action", "target", "assignee", "assigner", "constraint"],
@@ -391,7 +591,10 @@ fn parse_rule(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>, kind: RuleKind, inh
     let duties = r
         .objects(node, "duty")
         .into_iter()
-        .map(|d| parse_duty(r, r.node_of(d, node, "a duty")?))
+        .map(|d| {
+            r.count(&r.duties, r.limits.duties, "duties", node)?;
+            parse_duty(r, r.node_of(d, node, "a duty")?)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Rule {
         uid: uid_of(r, node),
@@ -404,7 +607,7 @@ fn parse_rule(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>, kind: RuleKind, inh
     })
 }
 
-fn uid_of(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> String {
+fn uid_of<'a>(r: &Reader<'a>, node: NamedOrBlankNodeRef<'a>) -> String {
     match r.single_iri(node, "uid") {
         Ok(Some(uid)) => uid,
         // Blank-node labels differ on every parse; such nodes get a uid from their position in
@@ -416,7 +619,8 @@ fn uid_of(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> String {
     }
 }
 
-fn parse_duty(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Duty, CompileError> {
+fn parse_duty<'a>(r: &Reader<'a>, node: NamedOrBlankNodeRef<'a>) -> Result<Duty, CompileError> {
+    r.visit(node);
     r.check_predicates(node, "duty", &["uid", "action", "constraint", "informedParty"])?;
     let action = r
         .single_iri(node, "action")?
@@ -442,6 +646,8 @@ fn parse_duty(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Duty, Com
         granularity: r.profile_granularity(node)?,
         retention: r.profile_duration(node, "retention")?,
         informed_party: r.single_iri(node, "informedParty")?,
+        epsilon_milli: r.profile_milli(node, "epsilon")?,
+        budget_milli: r.profile_milli(node, "budget")?,
         action,
     };
     duty.fields.sort();
@@ -451,8 +657,13 @@ fn parse_duty(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Duty, Com
 }
 
 /// The duty actions the kdr profile adds to ODRL.
-const PROFILE_ACTIONS: &[&str] = &["minimise", "pseudonymise", "generalise"];
-const PROFILE_TERMS: &[&str] = &["field", "groupBy", "minGroupSize", "granularity", "retention"];
+const PROFILE_ACTIONS: &[&str] = &["minimise", "pseudonymise", "generalise", "addNoise"];
+const PROFILE_TERMS: &[&str] = &["field", "groupBy", "minGroupSize", "granularity", "retention", "epsilon", "budget"];
+
+/// The largest ε the profile admits for one release, and for a month's budget: above that the
+/// noise no longer protects anyone, and the number would only look like protection.
+pub const MAX_EPSILON_MILLI: u32 = 5_000;
+pub const MAX_BUDGET_MILLI: u32 = 50_000;
 
 /// Which profile terms each duty action takes, and which it needs.
 fn check_duty_terms(d: &Duty) -> Result<(), String> {
@@ -469,6 +680,8 @@ fn check_duty_terms(d: &Duty) -> Result<(), String> {
         ("kdr:granularity", d.granularity.is_some()),
         ("kdr:retention", d.retention.is_some()),
         ("odrl:informedParty", d.informed_party.is_some()),
+        ("kdr:epsilon", d.epsilon_milli.is_some()),
+        ("kdr:budget", d.budget_milli.is_some()),
     ];
     let (allowed, required): (&[&str], &[&str]) = match local.as_str() {
         "kdr:minimise" | "kdr:pseudonymise" => (&["kdr:field"], &["kdr:field"]),
@@ -476,6 +689,7 @@ fn check_duty_terms(d: &Duty) -> Result<(), String> {
         "odrl:aggregate" => (&["kdr:groupBy", "kdr:minGroupSize"], &["kdr:minGroupSize"]),
         "odrl:delete" => (&["kdr:retention"], &["kdr:retention"]),
         "odrl:inform" => (&["odrl:informedParty"], &[]),
+        "kdr:addNoise" => (&["kdr:epsilon", "kdr:budget"], &["kdr:epsilon", "kdr:budget"]),
         _ => (&[], &[]),
     };
     for (term, is_set) in present {
@@ -489,18 +703,49 @@ fn check_duty_terms(d: &Duty) -> Result<(), String> {
     if d.min_group_size.is_some_and(|n| n < 2) {
         return Err("kdr:minGroupSize must be at least 2".into());
     }
+    if let (Some(e), Some(b)) = (d.epsilon_milli, d.budget_milli) {
+        if e == 0 || e > MAX_EPSILON_MILLI {
+            return Err(format!(
+                "kdr:epsilon must be above 0 and at most {}",
+                f64::from(MAX_EPSILON_MILLI) / 1000.0
+            ));
+        }
+        if b < e || b > MAX_BUDGET_MILLI {
+            return Err(format!(
+                "kdr:budget must be at least kdr:epsilon and at most {}",
+                f64::from(MAX_BUDGET_MILLI) / 1000.0
+            ));
+        }
+    }
     Ok(())
 }
 
 /// The `odrl:constraint`s of a rule or duty.
-fn parse_constraints(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Vec<Constraint>, CompileError> {
+fn parse_constraints<'a>(r: &Reader<'a>, node: NamedOrBlankNodeRef<'a>) -> Result<Vec<Constraint>, CompileError> {
     r.objects(node, "constraint")
         .into_iter()
-        .map(|c| parse_constraint(r, r.node_of(c, node, "a constraint")?))
+        .map(|c| parse_constraint(r, r.node_of(c, node, "a constraint")?, &mut Vec::new()))
         .collect()
 }
 
-fn parse_constraint(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Constraint, CompileError> {
+/// One constraint; `path` holds the logical constraints it is nested in, so a constraint that
+/// is (directly or through others) its own operand is found instead of read forever.
+fn parse_constraint<'a>(
+    r: &Reader<'a>,
+    node: NamedOrBlankNodeRef<'a>,
+    path: &mut Vec<NamedOrBlankNodeRef<'a>>,
+) -> Result<Constraint, CompileError> {
+    if path.contains(&node) {
+        return Err(err(node, "the logical constraint is one of its own operands (a cycle)"));
+    }
+    if path.len() == r.limits.depth {
+        return Err(err(
+            node,
+            format!("logical constraints are nested more than {} deep", r.limits.depth),
+        ));
+    }
+    r.count(&r.constraints, r.limits.constraints, "constraints", node)?;
+    r.visit(node);
     let uid = uid_of(r, node);
     for (local, make) in [
         (
@@ -514,9 +759,11 @@ fn parse_constraint(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Con
         if !members.is_empty() {
             r.check_predicates(node, "logical constraint", &["uid", local])?;
             let mut operands = Vec::new();
-            for m in list_or_values(r, members) {
-                operands.push(parse_constraint(r, r.node_of(m, node, "a constraint operand")?)?);
+            path.push(node);
+            for m in list_or_values(r, members, node)? {
+                operands.push(parse_constraint(r, r.node_of(m, node, "a constraint operand")?, path)?);
             }
+            path.pop();
             return Ok(make(uid, operands));
         }
     }
@@ -557,11 +804,13 @@ fn parse_constraint(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>) -> Result<Con
     })
 }
 
-/// Logical operands may be given as an RDF list or as repeated values.
-fn list_or_values<'a>(r: &Reader<'a>, values: Vec<TermRef<'a>>) -> Vec<TermRef<'a>> {
+/// Logical operands may be given as an RDF list or as repeated values. A list whose tail points
+/// back into itself, or longer than the limit, is refused.
+fn list_or_values<'a>(r: &Reader<'a>, values: Vec<TermRef<'a>>, at: NamedOrBlankNodeRef<'a>) -> Result<Vec<TermRef<'a>>, CompileError> {
     let first = NamedNodeRef::new_unchecked(RDF_FIRST);
     let rest = NamedNodeRef::new_unchecked(RDF_REST);
     let mut out = Vec::new();
+    let mut cells = HashSet::new();
     for v in values {
         let mut cursor: Option<NamedOrBlankNodeRef<'a>> = match v {
             TermRef::BlankNode(b) if r.graph.object_for_subject_predicate(b, first).is_some() => Some(b.into()),
@@ -571,6 +820,10 @@ fn list_or_values<'a>(r: &Reader<'a>, values: Vec<TermRef<'a>>) -> Vec<TermRef<'
             }
         };
         while let Some(cell) = cursor {
+            if !cells.insert(cell) {
+                return Err(err(at, "an RDF list of its values points back into itself (a cycle)"));
+            }
+            r.visit(cell);
             if let Some(item) = r.graph.object_for_subject_predicate(cell, first) {
                 out.push(item);
             }
@@ -580,12 +833,15 @@ fn list_or_values<'a>(r: &Reader<'a>, values: Vec<TermRef<'a>>) -> Vec<TermRef<'
                 _ => None,
             };
         }
+        if out.len() > r.limits.list {
+            return Err(err(at, format!("a list holds more than {} values", r.limits.list)));
+        }
     }
-    out
+    Ok(out)
 }
 
-fn parse_right(r: &Reader<'_>, node: NamedOrBlankNodeRef<'_>, left: LeftOperand) -> Result<Operand, CompileError> {
-    let values = list_or_values(r, r.objects(node, "rightOperand"));
+fn parse_right<'a>(r: &Reader<'a>, node: NamedOrBlankNodeRef<'a>, left: LeftOperand) -> Result<Operand, CompileError> {
+    let values = list_or_values(r, r.objects(node, "rightOperand"), node)?;
     let one = |t: &TermRef<'_>| -> Result<Operand, CompileError> {
         match t {
             TermRef::NamedNode(n) => Ok(Operand::Iri(n.as_str().to_owned())),
