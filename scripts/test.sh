@@ -11,3 +11,10 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line over all test binaries.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+# A short fuzzing run of everything a member or a provider sends (longer: scripts/fuzz.sh).
+# cargo-fuzz needs the nightly toolchain; without one the run is skipped and says so.
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+else
+  echo "fuzz: SKIPPED, no nightly toolchain (rustup toolchain install nightly)" >&2
+fi

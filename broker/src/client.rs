@@ -36,7 +36,7 @@ impl Connection {
     pub fn call(&self, method: &str, path: &str, body: Option<(Vec<u8>, String)>) -> Result<Answer, ClientError> {
         let tls = crate::tls::client_config(&self.ca, &self.certificate, &self.private_key)?;
         let url = format!("{}{path}", self.broker.trim_end_matches('/'));
-        actix_web::rt::System::new().block_on(async move {
+        actix_rt::System::new().block_on(async move {
             let connector = awc::Connector::new().rustls_0_23(Arc::new(tls));
             let client = awc::Client::builder()
                 .connector(connector)

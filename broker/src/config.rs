@@ -85,6 +85,10 @@ struct RawExchange {
     upstream_timeout_ms: Option<u64>,
     /// Largest response accepted from a provider's API (default 16 MiB).
     upstream_max_bytes: Option<usize>,
+    /// Data requests in progress at once (default 64); more wait up to 5 s, then get 503.
+    max_concurrent_requests: Option<usize>,
+    /// Hosted uploads in progress at once (default 2).
+    max_concurrent_uploads: Option<usize>,
 }
 
 fn default_base_iri() -> String {
@@ -194,6 +198,10 @@ impl Config {
         if oxigraph_iri_ok(&raw.base_iri).is_err() {
             return Err(format!("base_iri '{}' is not an absolute http(s) IRI", raw.base_iri));
         }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = raw.members.iter().find(|m| !seen.insert(&m.ags)) {
+            return Err(format!("member {} is configured twice", twice.ags));
+        }
         let abs = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
         Ok(Self {
             listen: raw.listen,
@@ -215,6 +223,8 @@ impl Config {
                 crate::exchange::UpstreamLimits {
                     timeout: raw.exchange.upstream_timeout_ms.map_or(d.timeout, Duration::from_millis),
                     max_bytes: raw.exchange.upstream_max_bytes.unwrap_or(d.max_bytes),
+                    max_requests: raw.exchange.max_concurrent_requests.unwrap_or(d.max_requests).max(1),
+                    max_uploads: raw.exchange.max_concurrent_uploads.unwrap_or(d.max_uploads).max(1),
                 }
             },
             data_dir: raw.storage.data_dir.map(abs),
@@ -235,6 +245,38 @@ impl Config {
             },
         })
     }
+}
+
+/// Changes the `[[members]]` of the configuration file at `path` with `change`, keeping the rest
+/// of the file (comments and layout included; toml_edit is the format-preserving editor the
+/// `toml` crate itself is built on). The result is checked as a whole configuration and
+/// written atomically, so a failed edit leaves the file as it was.
+pub fn edit_members(path: &Path, change: impl FnOnce(&mut Vec<Member>) -> Result<(), String>) -> Result<(), ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut members = Config::parse(&text, dir).map_err(&invalid)?.members;
+    change(&mut members).map_err(&invalid)?;
+    #[derive(serde::Serialize)]
+    struct Members<'a> {
+        members: &'a [Member],
+    }
+    let rendered = toml::to_string(&Members { members: &members }).map_err(|e| invalid(e.to_string()))?;
+    let rendered: toml_edit::DocumentMut = rendered.parse().map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
+    doc.remove("members");
+    if let Some(item) = rendered.get("members") {
+        doc.insert("members", item.clone());
+    }
+    let edited = doc.to_string();
+    Config::parse(&edited, dir).map_err(&invalid)?;
+    crate::fsutil::write_atomic(path, edited.as_bytes(), 0o644).map_err(|e| invalid(e.to_string()))
 }
 
 fn oxigraph_iri_ok(iri: &str) -> Result<(), ()> {

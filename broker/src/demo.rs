@@ -34,6 +34,14 @@ pub const EXAMPLE_DATASETS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Where the demo cities' own APIs listen (the example datasets' access URLs point there).
+pub const AALEN_PROVIDER: &str = "https://127.0.0.1:9441";
+pub const HEIDENHEIM_PROVIDER: &str = "https://127.0.0.1:9442";
+
+fn origin(s: &str) -> crate::catalog::model::Origin {
+    s.parse().unwrap_or_else(|_| unreachable!("constant origin {s} is malformed"))
+}
+
 fn ags(s: &str) -> Ags {
     // The constants above are well-formed; a failure here is a programming error caught by tests.
     s.parse().unwrap_or_else(|_| unreachable!("constant AGS {s} is malformed"))
@@ -46,12 +54,14 @@ pub fn demo_members() -> Vec<Member> {
             organisation: "Stadt Aalen".into(),
             roles: Role::ALL.to_vec(),
             contact: Some("mailto:digitalisierung@aalen.example".into()),
+            providers: vec![origin(AALEN_PROVIDER)],
         },
         Member {
             ags: ags(HEIDENHEIM),
             organisation: "Stadt Heidenheim an der Brenz".into(),
             roles: Role::ALL.to_vec(),
             contact: Some("mailto:digitalisierung@heidenheim.example".into()),
+            providers: vec![origin(HEIDENHEIM_PROVIDER)],
         },
     ]
 }
@@ -127,6 +137,17 @@ pub const DEMO_PEOPLE: &[(&str, &str, &str, Role, &str)] = &[
     ),
 ];
 
+/// The provider certificates of the demo cities' own APIs: (file stem, organisation, AGS, CN).
+pub const DEMO_PROVIDERS: &[(&str, &str, &str, &str)] = &[
+    ("aalen-provider", "Stadt Aalen", AALEN, "Aalen Bürgerbüro-API"),
+    (
+        "heidenheim-provider",
+        "Stadt Heidenheim an der Brenz",
+        HEIDENHEIM,
+        "Heidenheim Parkraum-API",
+    ),
+];
+
 /// The common name of a demo certificate.
 pub fn person(name: &str) -> &'static str {
     DEMO_PEOPLE.iter().find(|p| p.0 == name).map_or("", |p| p.4)
@@ -142,6 +163,10 @@ pub fn write_demo_pki(dir: &Path) -> Result<PkiLayout, PkiError> {
     for (name, org, city, role, cn) in DEMO_PEOPLE {
         ca.issue_member(&MemberCertSpec::valid_for_days(cn, org, ags(city), *role, 365))?
             .write(dir, name)?;
+    }
+    // The cities' own APIs (`broker example-provider`), each proving whose data it serves.
+    for (name, org, city, cn) in DEMO_PROVIDERS {
+        ca.issue_provider(cn, org, &ags(city), &names, 825)?.write(dir, name)?;
     }
     Ok(layout)
 }
@@ -230,11 +255,12 @@ pub fn demo_config(listen: &str, data_dir: Option<&str>) -> String {
     for m in demo_members() {
         let roles: Vec<String> = m.roles.iter().map(|r| format!("\"{r}\"")).collect();
         out.push_str(&format!(
-            "[[members]]\nags = \"{}\"\norganisation = \"{}\"\nroles = [{}]\ncontact = \"{}\"\n\n",
+            "[[members]]\nags = \"{}\"\norganisation = \"{}\"\nroles = [{}]\ncontact = \"{}\"\nproviders = [{}]\n\n",
             m.ags,
             m.organisation,
             roles.join(", "),
-            m.contact.unwrap_or_default()
+            m.contact.unwrap_or_default(),
+            m.providers.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(", ")
         ));
     }
     out
@@ -381,19 +407,24 @@ fn expect(answer: Result<crate::client::Answer, crate::client::ClientError>, wan
     }
 }
 
-/// Aalen's and Heidenheim's own APIs on the addresses the example datasets name
-/// (127.0.0.1:9441 and :9442), with the broker's demo certificate.
-pub fn start_example_providers(pki_dir: &Path) -> Result<Vec<crate::http::BackgroundServer>, DemoError> {
-    let layout = PkiLayout { dir: pki_dir.to_owned() };
-    let files = crate::tls::ServerTlsFiles {
-        certificate: layout.cert("broker"),
-        private_key: layout.key("broker"),
+/// The TLS files of a demo city's provider API: its provider certificate, and the data space's
+/// CA and CRL to check the broker's certificate with.
+pub fn provider_tls_files(layout: &PkiLayout, city: &str) -> crate::tls::ServerTlsFiles {
+    crate::tls::ServerTlsFiles {
+        certificate: layout.cert(&format!("{city}-provider")),
+        private_key: layout.key(&format!("{city}-provider")),
         client_ca: layout.ca_cert(),
         crl: layout.crl(),
-    };
+    }
+}
+
+/// Aalen's and Heidenheim's own APIs on the addresses the example datasets name
+/// (127.0.0.1:9441 and :9442), each with its provider certificate and admitting only the broker.
+pub fn start_example_providers(pki_dir: &Path) -> Result<Vec<crate::http::BackgroundServer>, DemoError> {
+    let layout = PkiLayout { dir: pki_dir.to_owned() };
     let mut out = Vec::new();
     for (city, port) in [("aalen", 9441), ("heidenheim", 9442)] {
-        let tls = crate::tls::server_config(&files).map_err(|e| DemoError::Example(e.to_string()))?;
+        let tls = crate::tls::provider_server_config(&provider_tls_files(&layout, city)).map_err(|e| DemoError::Example(e.to_string()))?;
         let resources = provider_resources(city).unwrap_or_default();
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         out.push(

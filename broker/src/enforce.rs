@@ -18,7 +18,7 @@ use serde::{Deserialize, de};
 use serde_json::{Map, Value};
 use time::{Date, Month};
 
-use policy_compiler::wasm::hex;
+use crate::hex::encode as hex;
 
 /// One record: field name -> value.
 pub type Record = Map<String, Value>;
@@ -39,10 +39,78 @@ pub struct Duty {
     pub granularity: Option<Granularity>,
     pub retention: Option<String>,
     pub informed_party: Option<String>,
+    pub epsilon_milli: Option<u32>,
+    pub budget_milli: Option<u32>,
 }
 
-const ODRL: &str = "http://www.w3.org/ns/odrl/2/";
-const KDR: &str = "https://w3id.org/kdr/odrl#";
+use crate::ns::{KDR_ODRL as KDR, ODRL};
+
+/// The duties the broker carries out. Anything else is refused when a policy is submitted
+/// (`crate::policy`) and, should one reach a decision anyway, fails the request: a duty is
+/// never silently skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DutyKind {
+    /// `kdr:minimise`: only the listed fields leave.
+    Minimise,
+    /// `kdr:pseudonymise`: the listed fields are replaced by keyed pseudonyms.
+    Pseudonymise,
+    /// `kdr:generalise`: dates and ages coarsened.
+    Generalise,
+    /// `odrl:aggregate`: counts per group, small groups suppressed.
+    Aggregate,
+    /// `odrl:delete`: the consumer's duty to delete after `kdr:retention`, carried to it in the
+    /// usage terms of every response (`X-Usage-Terms`) and recorded with the decision.
+    Delete,
+    /// `kdr:addNoise`: the aggregate's counts get differentially private noise (ε per release,
+    /// a budget per consumer, purpose and month; `crate::privacy`).
+    AddNoise,
+}
+
+impl DutyKind {
+    pub const ALL: [DutyKind; 6] = [
+        Self::Minimise,
+        Self::Pseudonymise,
+        Self::Generalise,
+        Self::Aggregate,
+        Self::Delete,
+        Self::AddNoise,
+    ];
+
+    /// The duty action's IRI.
+    pub fn iri(self) -> String {
+        match self {
+            Self::Minimise | Self::Pseudonymise | Self::Generalise | Self::AddNoise => format!("{KDR}{}", self.local()),
+            Self::Aggregate | Self::Delete => format!("{ODRL}{}", self.local()),
+        }
+    }
+
+    /// The action as a prefixed name (`kdr:minimise`, `odrl:aggregate`).
+    pub fn term(self) -> &'static str {
+        match self {
+            Self::Minimise => "kdr:minimise",
+            Self::Pseudonymise => "kdr:pseudonymise",
+            Self::Generalise => "kdr:generalise",
+            Self::Aggregate => "odrl:aggregate",
+            Self::Delete => "odrl:delete",
+            Self::AddNoise => "kdr:addNoise",
+        }
+    }
+
+    fn local(self) -> &'static str {
+        self.term().split(':').nth(1).unwrap_or_default()
+    }
+
+    /// The kind of a duty action IRI, if the broker carries it out.
+    pub fn of(action: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| {
+            let (ns, local) = match k {
+                Self::Minimise | Self::Pseudonymise | Self::Generalise | Self::AddNoise => (KDR, k.local()),
+                Self::Aggregate | Self::Delete => (ODRL, k.local()),
+            };
+            action.strip_prefix(ns) == Some(local)
+        })
+    }
+}
 
 /// What the broker does to the data, read from the duties.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,7 +123,13 @@ pub struct Plan {
     pub aggregate: Option<(Vec<String>, u32)>,
     /// `xsd:duration` the consumer must delete the data after.
     pub retention: Option<String>,
-    pub inform_provider: bool,
+    /// Of an aggregated release, the columns the consumer asked for (`fields=`): dropped from
+    /// the groups *after* they are formed and suppressed, never before. The policy fixes the
+    /// grouping; a consumer who could change it could merge a suppressed group into a
+    /// delivered one and read its size off the difference.
+    pub deliver: Option<BTreeSet<String>>,
+    /// The aggregate's noise: (ε per release, budget per month), in thousandths.
+    pub noise: Option<(u32, u32)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -64,6 +138,8 @@ pub enum EnforceError {
     Duties(String),
     #[error("the data is not {format}: {reason}")]
     Format { format: &'static str, reason: String },
+    #[error("the data holds more than {0} records, the most one release reads")]
+    TooManyRecords(usize),
 }
 
 impl Plan {
@@ -73,16 +149,18 @@ impl Plan {
     pub fn from_duties(duties: &[Duty], requested: Option<&[String]>) -> Result<Self, EnforceError> {
         let mut plan = Plan::default();
         for d in duties {
-            match (d.action.strip_prefix(KDR), d.action.strip_prefix(ODRL)) {
-                (Some("minimise"), _) => {
+            let kind = DutyKind::of(&d.action)
+                .ok_or_else(|| EnforceError::Duties(format!("the broker cannot carry out the duty <{}> ({})", d.action, d.uid)))?;
+            match kind {
+                DutyKind::Minimise => {
                     let fields: BTreeSet<String> = d.fields.iter().cloned().collect();
                     plan.keep = Some(match plan.keep.take() {
                         Some(k) => k.intersection(&fields).cloned().collect(),
                         None => fields,
                     });
                 }
-                (Some("pseudonymise"), _) => plan.pseudonymise.extend(d.fields.iter().cloned()),
-                (Some("generalise"), _) => {
+                DutyKind::Pseudonymise => plan.pseudonymise.extend(d.fields.iter().cloned()),
+                DutyKind::Generalise => {
                     let g = d
                         .granularity
                         .ok_or_else(|| EnforceError::Duties(format!("{} has no granularity", d.uid)))?;
@@ -90,18 +168,27 @@ impl Plan {
                         plan.generalise.insert(f.clone(), g);
                     }
                 }
-                (_, Some("aggregate")) => {
+                DutyKind::Aggregate => {
                     let n = d
                         .min_group_size
                         .ok_or_else(|| EnforceError::Duties(format!("{} has no minimum group size", d.uid)))?;
                     let strictest = plan.aggregate.as_ref().map_or(n, |(_, m)| n.max(*m));
                     plan.aggregate = Some((d.group_by.clone(), strictest));
                 }
-                (_, Some("delete")) => plan.retention = d.retention.clone(),
-                (_, Some("inform")) => plan.inform_provider = true,
-                // Duties without a data operation (fulfilled elsewhere) do not change the data.
-                _ => {}
+                DutyKind::Delete => plan.retention = d.retention.clone(),
+                DutyKind::AddNoise => {
+                    let (Some(e), Some(b)) = (d.epsilon_milli, d.budget_milli) else {
+                        return Err(EnforceError::Duties(format!("{} has no epsilon or budget", d.uid)));
+                    };
+                    // Several: the smallest ε per release (the most noise) and the smallest budget.
+                    plan.noise = Some(plan.noise.map_or((e, b), |(pe, pb)| (pe.min(e), pb.min(b))));
+                }
             }
+        }
+        if plan.noise.is_some() && plan.aggregate.is_none() {
+            return Err(EnforceError::Duties(
+                "kdr:addNoise applies to an aggregate, and there is none".into(),
+            ));
         }
         if let Some(req) = requested {
             plan = plan.narrowed(req);
@@ -109,9 +196,17 @@ impl Plan {
         Ok(plan)
     }
 
-    /// This plan, keeping only the `requested` fields of those it keeps.
+    /// This plan, delivering only the `requested` fields of those it keeps. Without
+    /// aggregation the other fields are skipped unread; with it, the groups are formed and
+    /// suppressed as the policy says and only then lose the columns not asked for.
     pub fn narrowed(&self, requested: &[String]) -> Self {
         let req: BTreeSet<String> = requested.iter().cloned().collect();
+        if self.aggregate.is_some() {
+            return Self {
+                deliver: Some(req),
+                ..self.clone()
+            };
+        }
         let keep = match &self.keep {
             Some(k) => k.intersection(&req).cloned().collect(),
             None => req,
@@ -165,12 +260,105 @@ pub fn enforce(plan: &Plan, format: Format, bytes: &[u8], key: Option<&hmac::Key
     Ok(run.finish())
 }
 
+/// At most this many records are read from one provider answer or upload: enough for any
+/// dataset a municipality shares through an API, and a bound on the work one request can cause.
+pub const MAX_RECORDS: usize = 2_000_000;
+
+/// What a release is: the bytes to send and what the decision record says of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub body: Vec<u8>,
+    /// The field names delivered, sorted.
+    pub fields: Vec<String>,
+    pub records_in: usize,
+    pub records_out: usize,
+}
+
+/// [`enforce`], writing the result in `out` as it goes: a record is written when it is read and
+/// never kept as values, so a release holds its input, its output and one record at a time,
+/// whatever the size of the data (CSV output is written from the JSON once the columns are
+/// known). What a large upload or answer costs in memory is a small multiple of its size.
+pub fn release(
+    plan: &Plan,
+    format: Format,
+    bytes: &[u8],
+    key: Option<&hmac::Key>,
+    today: Date,
+    out: Format,
+) -> Result<Release, EnforceError> {
+    let mut run = Enforcer::new(plan, key, today);
+    run.stream();
+    read_into(format, bytes, &mut run)?;
+    let records_in = run.records_in;
+    let (records, streamed) = run.finish_streamed();
+    if let Some(Streamed { json, fields, count }) = streamed {
+        let body = match out {
+            Format::Json => json,
+            Format::Csv => json_to_csv(&json, &fields)?,
+        };
+        return Ok(Release {
+            body,
+            fields: fields.into_iter().collect(),
+            records_in,
+            records_out: count,
+        });
+    }
+    let fields: BTreeSet<&String> = records.iter().flat_map(|r| r.keys()).collect();
+    Ok(Release {
+        body: write(out, &records)?,
+        fields: fields.into_iter().cloned().collect(),
+        records_in,
+        records_out: records.len(),
+    })
+}
+
+/// How many records `bytes` hold, read without building one (an upload's check).
+pub fn count_records(format: Format, bytes: &[u8]) -> Result<usize, EnforceError> {
+    let plan = Plan {
+        keep: Some(BTreeSet::new()),
+        ..Plan::default()
+    };
+    let mut run = Enforcer::new(&plan, None, Date::MIN);
+    run.discard();
+    read_into(format, bytes, &mut run)?;
+    Ok(run.records_in)
+}
+
+/// The CSV of a JSON array of records written by [`release`], one record in memory at a time.
+fn json_to_csv(json: &[u8], columns: &BTreeSet<String>) -> Result<Vec<u8>, EnforceError> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(json.len()));
+    let bad = |reason: String| EnforceError::Format { format: "CSV", reason };
+    w.write_record(columns.iter().map(|c| crate::spreadsheet::safe_cell(c).into_owned()))
+        .map_err(|e| bad(csv_reason(&e)))?;
+    let mut de = serde_json::Deserializer::from_slice(json);
+    de::DeserializeSeed::deserialize(json::CsvRows { w: &mut w, columns }, &mut de).map_err(|e| bad(json_reason(&e)))?;
+    w.into_inner().map_err(|e| bad(e.to_string()))
+}
+
 /// What [`enforce`] delivers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Enforced {
     pub records: Vec<Record>,
     /// Records the provider sent.
     pub records_in: usize,
+}
+
+/// Where finished records go.
+enum Sink {
+    /// Kept as values ([`enforce`], [`apply`], [`read`]).
+    Collect(Vec<Record>),
+    /// Written at once into one JSON array ([`release`]).
+    Json(Streamed),
+    /// Only counted ([`count_records`]).
+    Discard,
+}
+
+/// Records written as they ended.
+struct Streamed {
+    /// `[` and the records so far, comma-separated (closed by `finish_streamed`).
+    json: Vec<u8>,
+    fields: BTreeSet<String>,
+    count: usize,
 }
 
 /// What happens to one field's values.
@@ -214,7 +402,7 @@ struct Enforcer<'p> {
 enum Out<'p> {
     Records {
         current: Record,
-        done: Vec<Record>,
+        sink: Sink,
     },
     Groups {
         /// The group-by fields (each once) and the current record's values of them, as JSON
@@ -228,6 +416,10 @@ enum Out<'p> {
         /// texts would. The values become `Value`s only for the groups delivered.
         groups: BTreeMap<Vec<u8>, u32>,
         key: Vec<u8>,
+        /// The columns to deliver (all, if `None`); `count` always.
+        deliver: Option<&'p BTreeSet<String>>,
+        /// ε (thousandths) of the noise added to each count before suppression.
+        noise: Option<u32>,
     },
 }
 
@@ -272,10 +464,12 @@ impl<'p> Enforcer<'p> {
                 min: *min,
                 groups: BTreeMap::new(),
                 key: Vec::new(),
+                deliver: plan.deliver.as_ref(),
+                noise: plan.noise.map(|(e, _)| e),
             },
             None => Out::Records {
                 current: Record::new(),
-                done: Vec::new(),
+                sink: Sink::Collect(Vec::new()),
             },
         };
         Self {
@@ -286,6 +480,29 @@ impl<'p> Enforcer<'p> {
             records_in: 0,
             out,
         }
+    }
+
+    /// Writes records out as they end instead of keeping them ([`release`]).
+    fn stream(&mut self) {
+        if let Out::Records { sink, .. } = &mut self.out {
+            *sink = Sink::Json(Streamed {
+                json: b"[".to_vec(),
+                fields: BTreeSet::new(),
+                count: 0,
+            });
+        }
+    }
+
+    /// Only counts records ([`count_records`]).
+    fn discard(&mut self) {
+        if let Out::Records { sink, .. } = &mut self.out {
+            *sink = Sink::Discard;
+        }
+    }
+
+    /// Whether more than [`MAX_RECORDS`] were read.
+    fn over_limit(&self) -> bool {
+        self.records_in > MAX_RECORDS
     }
 
     /// What to do with a field, or `None` to drop it.
@@ -342,7 +559,24 @@ impl<'p> Enforcer<'p> {
     fn end_record(&mut self) {
         self.records_in += 1;
         match &mut self.out {
-            Out::Records { current, done } => done.push(std::mem::take(current)),
+            Out::Records { current, sink } => match sink {
+                Sink::Collect(done) => done.push(std::mem::take(current)),
+                Sink::Json(s) => {
+                    if s.count > 0 {
+                        s.json.push(b',');
+                    }
+                    // Writing a map of `Value`s into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut s.json, &*current);
+                    for k in current.keys() {
+                        if !s.fields.contains(k) {
+                            s.fields.insert(k.clone());
+                        }
+                    }
+                    s.count += 1;
+                    current.clear();
+                }
+                Sink::Discard => current.clear(),
+            },
             Out::Groups { slots, groups, key, .. } => {
                 key.clear();
                 for slot in slots.iter() {
@@ -361,29 +595,115 @@ impl<'p> Enforcer<'p> {
         }
     }
 
-    /// The records to deliver; with aggregation, one per group of at least the minimum size,
-    /// with its size as `count`.
+    /// The records to deliver; with aggregation, one per group that survives suppression
+    /// ([`suppress`]), with its size as `count`, and only the columns asked for.
     fn finish(self) -> Enforced {
+        let records_in = self.records_in;
+        let (records, streamed) = self.finish_streamed();
+        debug_assert!(streamed.is_none(), "finish is for enforcers that keep their records");
+        Enforced { records, records_in }
+    }
+
+    /// The records kept (or the groups), and what was streamed, its JSON array closed.
+    fn finish_streamed(self) -> (Vec<Record>, Option<Streamed>) {
         let records = match self.out {
-            Out::Records { done, .. } => done,
-            Out::Groups { fields, min, groups, .. } => groups
-                .into_iter()
-                .filter(|(_, n)| *n >= min)
-                .map(|(key, n)| {
-                    // The key holds JSON this enforcer wrote, a line per field; null is only a
-                    // formality.
-                    let values = key.split(|b| *b == b'\n').map(|v| serde_json::from_slice(v).unwrap_or(Value::Null));
-                    let mut group: Record = fields.iter().map(|f| (*f).to_owned()).zip(values).collect();
-                    group.insert("count".into(), Value::from(n));
-                    group
-                })
-                .collect(),
+            Out::Records { sink, .. } => match sink {
+                Sink::Collect(done) => done,
+                Sink::Json(mut s) => {
+                    s.json.push(b']');
+                    return (Vec::new(), Some(s));
+                }
+                Sink::Discard => Vec::new(),
+            },
+            Out::Groups {
+                fields,
+                min,
+                groups,
+                deliver,
+                noise,
+                ..
+            } => {
+                // Noise first (each count its own draw), then suppression on the noisy counts: a
+                // noisy count below the minimum is never shown, and suppression stays
+                // post-processing of the private counts.
+                let cells: Vec<(Vec<u8>, u32)> = groups
+                    .into_iter()
+                    .map(|(k, n)| match noise {
+                        Some(e) => {
+                            let noisy = crate::privacy::noisy_count(u64::from(n), e, &mut rand::rng());
+                            (k, u32::try_from(noisy.max(0)).unwrap_or(u32::MAX))
+                        }
+                        None => (k, n),
+                    })
+                    .collect();
+                let shown = suppress(&cells, fields.len(), min);
+                cells
+                    .into_iter()
+                    .zip(shown)
+                    .filter(|(_, shown)| *shown)
+                    .map(|((key, n), _)| {
+                        // The key holds JSON this enforcer wrote, a line per field; null is only
+                        // a formality.
+                        let values = key.split(|b| *b == b'\n').map(|v| serde_json::from_slice(v).unwrap_or(Value::Null));
+                        let mut group: Record = fields
+                            .iter()
+                            .map(|f| (*f).to_owned())
+                            .zip(values)
+                            .filter(|(f, _)| deliver.is_none_or(|d| d.contains(f)))
+                            .collect();
+                        group.insert("count".into(), Value::from(n));
+                        group
+                    })
+                    .collect()
+            }
         };
-        Enforced {
-            records,
-            records_in: self.records_in,
+        (records, None)
+    }
+}
+
+/// Which cells of an aggregated table are shown: primary suppression hides every cell under
+/// `min`; secondary suppression then makes sure no hidden cell can be recovered by subtraction.
+///
+/// The table has one dimension per group-by field; a *line* is the set of cells that agree on
+/// every field but one (what a marginal total adds up, and the whole table for one field). A
+/// line with exactly one hidden cell gives that cell away to anyone who knows the line's total
+/// (from a population statistic, another release, last month's table): so its smallest shown
+/// cell is hidden too, and this is repeated until every line hides none or at least two. This
+/// is the rule statistical offices apply to published tables (e.g. in τ-ARGUS's hypercube
+/// method); it does not protect against differencing *between* releases of a changing dataset,
+/// which is what the differential-privacy duty is for.
+///
+/// `cells` are (key, count), the key one line of JSON per dimension.
+fn suppress(cells: &[(Vec<u8>, u32)], dimensions: usize, min: u32) -> Vec<bool> {
+    let mut shown: Vec<bool> = cells.iter().map(|(_, n)| *n >= min).collect();
+    let parts: Vec<Vec<&[u8]>> = cells.iter().map(|(k, _)| k.split(|b| *b == b'\n').collect()).collect();
+    // Each pass hides at least one more cell. Real tables settle in a few passes; one that has
+    // not after `MAX_PASSES` (a provider's data made to chain suppressions) is not delivered at all.
+    const MAX_PASSES: usize = 64;
+    for _ in 0..MAX_PASSES {
+        let mut changed = false;
+        for d in 0..dimensions {
+            // Cells by their line along dimension `d`: the key without its `d`th part.
+            let mut lines: BTreeMap<Vec<&[u8]>, Vec<usize>> = BTreeMap::new();
+            for (i, p) in parts.iter().enumerate() {
+                let line: Vec<&[u8]> = p.iter().enumerate().filter(|(j, _)| *j != d).map(|(_, v)| *v).collect();
+                lines.entry(line).or_default().push(i);
+            }
+            for members in lines.values() {
+                let hidden = members.iter().filter(|i| !shown[**i]).count();
+                if hidden == 1
+                    && let Some(smallest) = members.iter().copied().filter(|i| shown[*i]).min_by_key(|i| cells[*i].1)
+                {
+                    shown[smallest] = false;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return shown;
         }
     }
+    vec![false; cells.len()]
 }
 
 /// Coarsens one value; what cannot be read becomes null rather than passing unchanged.
@@ -520,16 +840,18 @@ fn read_into(format: Format, bytes: &[u8], run: &mut Enforcer<'_>) -> Result<(),
                 reason,
             };
             // JSON is UTF-8 (RFC 8259); checked once for the whole text, not per string.
-            let text = std::str::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+            let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 after byte {}", e.valid_up_to())))?;
             let mut de = serde_json::Deserializer::from_str(text);
-            de::DeserializeSeed::deserialize(json::Records(run), &mut de)
-                .and_then(|()| de.end())
-                .map_err(|e| bad(e.to_string()))
+            let read = de::DeserializeSeed::deserialize(json::Records(run), &mut de).and_then(|()| de.end());
+            if run.over_limit() {
+                return Err(EnforceError::TooManyRecords(MAX_RECORDS));
+            }
+            read.map_err(|e| bad(json_reason(&e)))
         }
         Format::Csv => {
             let bad = |e: csv::Error| EnforceError::Format {
                 format: "CSV with a header row",
-                reason: e.to_string(),
+                reason: csv_reason(&e),
             };
             let mut reader = csv::Reader::from_reader(bytes);
             let headers = reader.headers().map_err(bad)?.clone();
@@ -542,10 +864,39 @@ fn read_into(format: Format, bytes: &[u8], run: &mut Enforcer<'_>) -> Result<(),
                     }
                 }
                 run.end_record();
+                if run.over_limit() {
+                    return Err(EnforceError::TooManyRecords(MAX_RECORDS));
+                }
             }
             Ok(())
         }
     }
+}
+
+/// Where and how JSON broke, never what it held: serde's messages quote the offending value
+/// (`invalid type: string "Erika"`), and an error detail or a decision record must not carry
+/// data.
+fn json_reason(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Syntax => "malformed JSON",
+        serde_json::error::Category::Data => "a value of the wrong kind (records must be objects of strings, numbers, booleans or nulls)",
+        serde_json::error::Category::Eof => "the JSON ends too early",
+        serde_json::error::Category::Io => "the JSON cannot be read",
+    };
+    format!("{what} at line {}, column {}", e.line(), e.column())
+}
+
+/// Where and how CSV broke, never what it held.
+fn csv_reason(e: &csv::Error) -> String {
+    let at = e.position().map(|p| format!(" at line {}", p.line())).unwrap_or_default();
+    let what = match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("a row has {len} fields where the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "text that is not UTF-8".to_owned(),
+        _ => "malformed CSV".to_owned(),
+    };
+    format!("{what}{at}")
 }
 
 /// Streaming deserialisation of a JSON array of records into an [`Enforcer`], skipping the
@@ -574,7 +925,11 @@ mod json {
             f.write_str("an array of objects")
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            while seq.next_element_seed(One(&mut *self.0))?.is_some() {}
+            while seq.next_element_seed(One(&mut *self.0))?.is_some() {
+                if self.0.over_limit() {
+                    return Err(de::Error::custom("too many records"));
+                }
+            }
             Ok(())
         }
     }
@@ -663,6 +1018,33 @@ mod json {
         }
     }
 
+    /// A JSON array of records written out as CSV rows with the given columns, one at a time.
+    pub struct CsvRows<'w, 'c> {
+        pub w: &'w mut csv::Writer<Vec<u8>>,
+        pub columns: &'c std::collections::BTreeSet<String>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for CsvRows<'_, '_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for CsvRows<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(record) = seq.next_element::<super::Record>()? {
+                let cells = self.columns.iter().map(|c| super::cell(record.get(c)));
+                self.w.write_record(cells).map_err(de::Error::custom)?;
+            }
+            Ok(())
+        }
+    }
+
     /// A field name, borrowed from the input unless it had escapes.
     struct Key<'de>(Cow<'de, str>);
 
@@ -688,6 +1070,16 @@ mod json {
     }
 }
 
+/// A value as a CSV cell: text as it is (made safe for spreadsheets), null as empty, anything
+/// else as JSON.
+fn cell(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => crate::spreadsheet::safe_cell(s).into_owned(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
 /// Writes records in `format`; CSV columns are the union of the records' fields, sorted.
 pub fn write(format: Format, records: &[Record]) -> Result<Vec<u8>, EnforceError> {
     match format {
@@ -702,14 +1094,10 @@ pub fn write(format: Format, records: &[Record]) -> Result<Vec<u8>, EnforceError
             };
             let columns: BTreeSet<&String> = records.iter().flat_map(|r| r.keys()).collect();
             let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(columns.iter().map(|c| c.as_str())).map_err(bad)?;
-            for r in records {
-                w.write_record(columns.iter().map(|c| match r.get(*c) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Null) | None => String::new(),
-                    Some(other) => other.to_string(),
-                }))
+            w.write_record(columns.iter().map(|c| crate::spreadsheet::safe_cell(c).into_owned()))
                 .map_err(bad)?;
+            for r in records {
+                w.write_record(columns.iter().map(|c| cell(r.get(*c)))).map_err(bad)?;
             }
             w.into_inner().map_err(|e| EnforceError::Format {
                 format: "CSV",
@@ -731,6 +1119,126 @@ mod tests {
 
     fn rec(v: Value) -> Record {
         v.as_object().expect("object").clone()
+    }
+
+    /// Aggregates `rows` of (bezirk, diagnose) by `group_by`, minimum 5, delivering `fields`.
+    fn aggregated(rows: &[(&str, &str, usize)], group_by: &[&str], fields: Option<&[&str]>) -> Vec<Record> {
+        let data: Vec<Value> = rows
+            .iter()
+            .flat_map(|(b, d, n)| std::iter::repeat_n(json!({"name": "x", "bezirk": b, "diagnose": d}), *n))
+            .collect();
+        let agg = duty(json!({"uid": "a", "action": format!("{ODRL}aggregate"), "groupBy": group_by, "minGroupSize": 5}));
+        let requested: Option<Vec<String>> = fields.map(|f| f.iter().map(|s| (*s).to_owned()).collect());
+        let plan = Plan::from_duties(&[agg], requested.as_deref()).expect("plan");
+        let bytes = serde_json::to_vec(&data).expect("json");
+        enforce(&plan, Format::Json, &bytes, None, date!(2026 - 12 - 02))
+            .expect("enforce")
+            .records
+    }
+
+    fn counts(records: &[Record]) -> Vec<u64> {
+        let mut c: Vec<u64> = records.iter().filter_map(|r| r["count"].as_u64()).collect();
+        c.sort_unstable();
+        c
+    }
+
+    #[test]
+    fn fields_cannot_merge_a_suppressed_group_into_a_delivered_one() {
+        // Groups of 7, 5 and 4 (suppressed); the 5 goes too, or 16 - 7 - 5 would give the 4.
+        let rows = [
+            ("Innenstadt", "Grippe", 7),
+            ("Unterkochen", "Grippe", 5),
+            ("Wasseralfingen", "Grippe", 4),
+        ];
+        let normal = aggregated(&rows, &["bezirk"], None);
+        assert_eq!(counts(&normal), vec![7]);
+        for fields in [&[][..], &["count"][..], &["diagnose"][..], &["bezirk"][..]] {
+            let narrowed = aggregated(&rows, &["bezirk"], Some(fields));
+            assert_eq!(counts(&narrowed), vec![7], "fields={fields:?} regrouped the release: {narrowed:?}");
+            for r in &narrowed {
+                assert!(r.keys().all(|k| k == "count" || fields.contains(&k.as_str())), "{r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hidden_diagnosis_cannot_be_recovered_from_its_districts_other_cells() {
+        // 6 x (Innenstadt, Grippe), 1 x (Innenstadt, HIV), 5 x (Hofherrnweiler, Grippe): whoever
+        // knows how many Innenstadt residents are in the table reads the HIV case off
+        // Innenstadt/Grippe, and whoever knows the Grippe total reads Innenstadt/Grippe off
+        // Hofherrnweiler. Secondary suppression hides all three.
+        let rows = [
+            ("Innenstadt", "Grippe", 6),
+            ("Innenstadt", "HIV", 1),
+            ("Hofherrnweiler", "Grippe", 5),
+        ];
+        assert_eq!(aggregated(&rows, &["bezirk", "diagnose"], None), Vec::<Record>::new());
+        assert_eq!(aggregated(&rows, &["bezirk", "diagnose"], Some(&["bezirk"])), Vec::<Record>::new());
+        // A larger table keeps some cells, never the two that give the HIV case away.
+        let rows = [
+            ("Innenstadt", "Grippe", 6),
+            ("Innenstadt", "HIV", 1),
+            ("Hofherrnweiler", "Grippe", 5),
+            ("Unterkochen", "Grippe", 9),
+            ("Unterkochen", "HIV", 8),
+        ];
+        let shown = aggregated(&rows, &["bezirk", "diagnose"], None);
+        let cell = |b: &str, d: &str| {
+            shown
+                .iter()
+                .find(|r| r["bezirk"] == b && r["diagnose"] == d)
+                .map(|r| r["count"].clone())
+        };
+        assert_eq!(cell("Innenstadt", "HIV"), None);
+        assert_eq!(
+            cell("Innenstadt", "Grippe"),
+            None,
+            "the HIV case's district line hides a second cell"
+        );
+        assert_eq!(cell("Unterkochen", "HIV"), None, "the HIV column hides a second cell");
+        assert!(!shown.is_empty(), "the table is not emptied for nothing: {shown:?}");
+    }
+
+    #[test]
+    fn every_line_of_the_table_hides_none_or_at_least_two_cells() {
+        // A property over many small tables: after suppression no line (cells agreeing on all
+        // fields but one) has exactly one hidden cell, and no shown cell is under the minimum.
+        let districts = ["A", "B", "C", "D"];
+        let diagnoses = ["x", "y", "z"];
+        for seed in 0u64..300 {
+            let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let mut rows = Vec::new();
+            for b in districts {
+                for d in diagnoses {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let n = ((state >> 33) % 12) as usize;
+                    if n > 0 {
+                        rows.push((b, d, n));
+                    }
+                }
+            }
+            let shown = aggregated(&rows, &["bezirk", "diagnose"], None);
+            let is_shown = |b: &str, d: &str| shown.iter().any(|r| r["bezirk"] == b && r["diagnose"] == d);
+            assert!(shown.iter().all(|r| r["count"].as_u64().is_some_and(|n| n >= 5)));
+            let present = |b: &str, d: &str| rows.iter().any(|(rb, rd, _)| *rb == b && *rd == d);
+            // A line that shows cells must hide none or at least two; a line of hidden cells
+            // only gives nothing away that its own total would not.
+            let check = |line: Vec<(&str, &str)>, what: String| {
+                let present: Vec<_> = line.into_iter().filter(|(b, d)| present(b, d)).collect();
+                let hidden = present.iter().filter(|(b, d)| !is_shown(b, d)).count();
+                let visible = present.len() - hidden;
+                assert!(
+                    !(hidden == 1 && visible > 0),
+                    "seed {seed}: {what} hides one cell: {rows:?} -> {shown:?}"
+                );
+            };
+            for b in districts {
+                check(diagnoses.iter().map(|d| (b, *d)).collect(), format!("district {b}"));
+            }
+            for d in diagnoses {
+                check(districts.iter().map(|b| (*b, d)).collect(), format!("diagnosis {d}"));
+            }
+        }
     }
 
     fn key(purpose: &str) -> hmac::Key {
@@ -763,7 +1271,8 @@ mod tests {
         .expect("plan");
         let out = apply(
             &plan,
-            appointments(&[("Mitte", 7), ("Nord", 4), ("Süd", 5)]),
+            // Two small groups: neither can be read off the total and the others.
+            appointments(&[("Mitte", 7), ("Nord", 4), ("Ost", 3), ("Süd", 5)]),
             &key("p"),
             date!(2026 - 11 - 23),
         );

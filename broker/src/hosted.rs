@@ -3,9 +3,10 @@
 //! enforce → log path as fetched data.
 //!
 //! Each upload is sealed with AES-256-GCM (ring) under the broker's data key, a fresh random
-//! nonce, and the dataset id and media type as associated data, so a file copied to another
-//! dataset's name does not decrypt. Files are replaced atomically: a reader sees the old upload
-//! or the new one, never a torn one.
+//! nonce, and the dataset id, its publisher's municipality key and the media type as associated
+//! data, so a file copied to another dataset's name, or read for a dataset of another publisher,
+//! does not decrypt. Files are replaced atomically: a reader sees the old upload or the new one,
+//! never a torn one. A withdrawn dataset's upload is deleted ([`HostedStore::remove`]).
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +15,10 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::catalog::DatasetId;
 use crate::enforce::Format;
+use crate::identity::Ags;
 
-const MAGIC: &[u8] = b"KDRH1";
+/// Version 2: the publisher is part of the associated data (version 1 files are not read).
+const MAGIC: &[u8] = b"KDRH2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostedError {
@@ -29,11 +32,14 @@ pub enum HostedError {
     Corrupt(DatasetId),
 }
 
-/// Where hosted uploads live.
+/// Where hosted uploads live, each bound to its dataset and that dataset's publisher.
 pub trait HostedStore: Send + Sync {
-    fn put(&self, dataset: &DatasetId, format: Format, bytes: &[u8]) -> Result<(), HostedError>;
-    /// The latest upload, or `None` if there is none.
-    fn get(&self, dataset: &DatasetId) -> Result<Option<(Format, Vec<u8>)>, HostedError>;
+    fn put(&self, dataset: &DatasetId, publisher: &Ags, format: Format, bytes: &[u8]) -> Result<(), HostedError>;
+    /// The latest upload, or `None` if there is none; [`HostedError::Corrupt`] if the stored one
+    /// was not made for this dataset of this publisher.
+    fn get(&self, dataset: &DatasetId, publisher: &Ags) -> Result<Option<(Format, Vec<u8>)>, HostedError>;
+    /// Deletes the dataset's upload (none is fine).
+    fn remove(&self, dataset: &DatasetId) -> Result<(), HostedError>;
 }
 
 /// Encrypted files in a directory, one per dataset.
@@ -70,13 +76,13 @@ impl FileHostedStore {
         self.dir.join(format!("{dataset}.sealed"))
     }
 
-    fn aad(dataset: &DatasetId, format: Format) -> Vec<u8> {
-        format!("{dataset}\0{}", format.media_type()).into_bytes()
+    fn aad(dataset: &DatasetId, publisher: &Ags, format: Format) -> Vec<u8> {
+        format!("{dataset}\0{publisher}\0{}", format.media_type()).into_bytes()
     }
 }
 
 impl HostedStore for FileHostedStore {
-    fn put(&self, dataset: &DatasetId, format: Format, bytes: &[u8]) -> Result<(), HostedError> {
+    fn put(&self, dataset: &DatasetId, publisher: &Ags, format: Format, bytes: &[u8]) -> Result<(), HostedError> {
         let path = self.path(dataset);
         let io = |reason: String| HostedError::Io {
             action: "stored",
@@ -89,7 +95,7 @@ impl HostedStore for FileHostedStore {
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(Self::aad(dataset, format)),
+                Aad::from(Self::aad(dataset, publisher, format)),
                 &mut sealed,
             )
             .map_err(|_| io("encryption failed".into()))?;
@@ -103,7 +109,7 @@ impl HostedStore for FileHostedStore {
         crate::fsutil::write_atomic(&path, &file, 0o600).map_err(|e| io(e.to_string()))
     }
 
-    fn get(&self, dataset: &DatasetId) -> Result<Option<(Format, Vec<u8>)>, HostedError> {
+    fn get(&self, dataset: &DatasetId, publisher: &Ags) -> Result<Option<(Format, Vec<u8>)>, HostedError> {
         let path = self.path(dataset);
         let file = match std::fs::read(&path) {
             Ok(f) => f,
@@ -131,11 +137,24 @@ impl HostedStore for FileHostedStore {
             .key
             .open_in_place(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(Self::aad(dataset, format)),
+                Aad::from(Self::aad(dataset, publisher, format)),
                 &mut sealed,
             )
             .map_err(|_| corrupt())?;
         Ok(Some((format, plain.to_vec())))
+    }
+
+    fn remove(&self, dataset: &DatasetId) -> Result<(), HostedError> {
+        let path = self.path(dataset);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(HostedError::Io {
+                action: "deleted",
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
     }
 }
 
@@ -149,19 +168,24 @@ mod tests {
         let store = FileHostedStore::new(dir.path(), &[7u8; 32]).expect("store");
         let a: DatasetId = "aalen-kita-plaetze".parse().expect("id");
         let b: DatasetId = "heidenheim-einwohner-stadtteile".parse().expect("id");
+        let (aalen, heidenheim): (Ags, Ags) = ("08136088".parse().expect("ags"), "08135019".parse().expect("ags"));
         let csv = b"kita,plaetze\nSonnenschein,42\n";
-        store.put(&a, Format::Csv, csv).expect("put");
+        store.put(&a, &aalen, Format::Csv, csv).expect("put");
         let on_disk = std::fs::read(dir.path().join("aalen-kita-plaetze.sealed")).expect("file");
         assert!(!on_disk.windows(11).any(|w| w == b"Sonnenschei"), "no plaintext at rest");
-        assert_eq!(store.get(&a).expect("get"), Some((Format::Csv, csv.to_vec())));
-        assert_eq!(store.get(&b).expect("get"), None);
+        assert_eq!(store.get(&a, &aalen).expect("get"), Some((Format::Csv, csv.to_vec())));
+        assert!(
+            matches!(store.get(&a, &heidenheim), Err(HostedError::Corrupt(_))),
+            "an upload is bound to its publisher: the same id under another publisher does not open"
+        );
+        assert_eq!(store.get(&b, &heidenheim).expect("get"), None);
         std::fs::copy(
             dir.path().join("aalen-kita-plaetze.sealed"),
             dir.path().join("heidenheim-einwohner-stadtteile.sealed"),
         )
         .expect("copy");
         assert!(
-            matches!(store.get(&b), Err(HostedError::Corrupt(_))),
+            matches!(store.get(&b, &heidenheim), Err(HostedError::Corrupt(_))),
             "a copied file does not open under another name"
         );
         let mut altered = on_disk.clone();
@@ -169,6 +193,12 @@ mod tests {
             *last ^= 1;
         }
         std::fs::write(dir.path().join("aalen-kita-plaetze.sealed"), altered).expect("write");
-        assert!(matches!(store.get(&a), Err(HostedError::Corrupt(_))), "tampering is detected");
+        assert!(
+            matches!(store.get(&a, &aalen), Err(HostedError::Corrupt(_))),
+            "tampering is detected"
+        );
+        store.remove(&a).expect("remove");
+        assert_eq!(store.get(&a, &aalen).expect("get"), None, "a removed upload is gone");
+        store.remove(&a).expect("removing nothing is fine");
     }
 }

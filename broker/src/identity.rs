@@ -12,12 +12,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-/// DCAT-AP.de's geocoding IRI prefix for municipality keys; the AGS travels in a SAN URI of this form.
-pub const AGS_IRI_PREFIX: &str = "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/";
-/// The project's own namespace for terms the standards lack (roles, problem types, profile terms).
-pub const NS: &str = "https://w3id.org/kdr/";
-/// Role IRIs in certificates are `{NS}role/{name}`.
-pub const ROLE_IRI_PREFIX: &str = "https://w3id.org/kdr/role/";
+pub use crate::ns::{AGS_IRI_PREFIX, KDR as NS, ROLE_IRI_PREFIX};
 
 /// An 8-digit German municipality key (Amtlicher Gemeindeschlüssel), e.g. Aalen `08136088`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -125,6 +120,10 @@ pub struct Identity {
     pub common_name: String,
     /// The certificate serial in lower-case hex without separators.
     pub serial: String,
+    /// When the certificate expires (Unix seconds): checked on every request, not only at the
+    /// handshake, so a kept-alive connection does not outlive its certificate.
+    #[serde(skip)]
+    pub not_after: i64,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -147,6 +146,37 @@ pub enum IdentityError {
     MissingOrganisation,
     #[error("no client certificate was presented")]
     NoCertificate,
+    #[error("the certificate is not a {0} certificate of this data space (no SAN URI {ROLE_IRI_PREFIX}{0})")]
+    NotService(&'static str),
+}
+
+/// The roles of the two kinds of service certificate, beside the member [`Role`]s: the broker's
+/// own (it authenticates to providers with it) and a city's provider API (it proves to the
+/// broker whose data it serves). Neither is a member role, so neither opens the broker's API.
+pub const BROKER_ROLE: &str = "broker";
+pub const PROVIDER_ROLE: &str = "provider";
+
+/// The municipality a provider's server certificate names: it must carry the provider role and
+/// exactly one municipality key.
+pub fn provider_ags(der: &[u8]) -> Result<Ags, IdentityError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| IdentityError::Unparseable(e.to_string()))?;
+    let uris = san_uris(&cert)?;
+    let role = single(&uris, ROLE_IRI_PREFIX, IdentityError::MissingRole, IdentityError::AmbiguousRole)?;
+    if role != PROVIDER_ROLE {
+        return Err(IdentityError::NotService(PROVIDER_ROLE));
+    }
+    single(&uris, AGS_IRI_PREFIX, IdentityError::MissingAgs, IdentityError::AmbiguousAgs)?.parse()
+}
+
+/// Whether a certificate is the broker's own (it carries the broker role and nothing else).
+pub fn is_broker(der: &[u8]) -> bool {
+    X509Certificate::from_der(der)
+        .ok()
+        .and_then(|(_, cert)| san_uris(&cert).ok())
+        .is_some_and(|uris| {
+            single(&uris, ROLE_IRI_PREFIX, IdentityError::MissingRole, IdentityError::AmbiguousRole) == Ok(BROKER_ROLE)
+                && !uris.iter().any(|u| u.starts_with(AGS_IRI_PREFIX))
+        })
 }
 
 impl Identity {
@@ -165,6 +195,7 @@ impl Identity {
             role,
             common_name,
             serial,
+            not_after: cert.validity().not_after.timestamp(),
         })
     }
 }

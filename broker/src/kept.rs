@@ -43,6 +43,11 @@ impl<K: Eq + Hash, V: Clone> Kept<K, V> {
         entries.insert(key, value);
     }
 
+    /// Drops the entries `drop` names (e.g. everything of a withdrawn dataset).
+    pub fn remove_where(&self, drop: impl Fn(&K) -> bool) {
+        self.lock().retain(|k, _| !drop(k));
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod changes;
 pub mod client;
 pub mod config;
 pub mod demo;
@@ -13,14 +14,19 @@ pub mod exchange;
 pub mod fresh;
 pub mod fsutil;
 pub mod governance;
+pub mod hex;
 pub mod hosted;
 pub mod http;
 pub mod identity;
 pub mod kept;
+pub mod ns;
 pub mod pki;
 pub mod policy;
+pub mod privacy;
 pub mod reports;
 pub mod schema;
 pub mod serve;
+pub mod spreadsheet;
 pub mod tls;
+pub mod upstream;
 pub mod usage;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use broker::catalog::{Member, MemberRegistry};
+use broker::catalog::Member;
 use broker::config::Config;
 use broker::identity::{Ags, Role};
 use broker::pki::{self, CertificateAuthority, MemberCertSpec};
@@ -46,7 +46,8 @@ enum Command {
         city: String,
         #[arg(long)]
         listen: SocketAddr,
-        /// The server certificate and key, the CA its clients must come from, and its CRL.
+        /// The city's provider certificate and key (`broker pki issue-provider`), and the CA and
+        /// CRL the broker's certificate is checked against: only the broker is admitted.
         #[arg(long)]
         certificate: PathBuf,
         #[arg(long)]
@@ -59,7 +60,8 @@ enum Command {
     /// The data space's PKI.
     #[command(subcommand)]
     Pki(PkiCommand),
-    /// Members of the data space (operates on the store offline; stop the broker first).
+    /// Members of the data space, in the configuration file (the authority on members): the
+    /// broker applies a change at its next start and records it in the audit trail.
     #[command(subcommand)]
     Member(MemberCommand),
     /// Usage policies (ODRL 2.2 in Turtle, purposes from DPV).
@@ -271,6 +273,24 @@ enum PkiCommand {
         #[arg(long, default_value_t = 365)]
         days: i64,
     },
+    /// Issue a city's provider certificate (its own API, which the broker fetches the city's
+    /// data from) for the given host names and IP addresses, naming the city by its AGS.
+    IssueProvider {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        organisation: String,
+        #[arg(long)]
+        ags: Ags,
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
     /// Issue the broker's own certificate for the given host names and IP addresses.
     IssueServer {
         #[arg(long)]
@@ -307,7 +327,7 @@ enum PkiCommand {
 
 #[derive(Subcommand)]
 enum MemberCommand {
-    /// Add or replace a member in the configured store.
+    /// Add a member to the configuration, or replace the one with the same AGS.
     Add {
         #[arg(long)]
         config: PathBuf,
@@ -319,8 +339,18 @@ enum MemberCommand {
         roles: Vec<Role>,
         #[arg(long)]
         contact: Option<String>,
+        /// An origin of the member's own API (https://host:port); repeat for several.
+        #[arg(long = "provider")]
+        providers: Vec<broker::catalog::model::Origin>,
     },
-    /// List the members in the configured store.
+    /// Remove a member from the configuration.
+    Remove {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        ags: Ags,
+    },
+    /// List the members the configuration names.
     List {
         #[arg(long)]
         config: PathBuf,
@@ -366,7 +396,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let resources =
                 broker::demo::provider_resources(&city).with_context(|| format!("no example provider for '{city}' (aalen, heidenheim)"))?;
-            let tls = broker::tls::server_config(&broker::tls::ServerTlsFiles {
+            let tls = broker::tls::provider_server_config(&broker::tls::ServerTlsFiles {
                 certificate,
                 private_key,
                 client_ca,
@@ -530,6 +560,20 @@ fn run_pki(cmd: PkiCommand) -> Result<()> {
             let (crt, key) = issued.write(&out.unwrap_or_else(|| dir.clone()), &name)?;
             println!("issued {} (serial {}), key {}", crt.display(), issued.serial, key.display());
         }
+        PkiCommand::IssueProvider {
+            dir,
+            name,
+            out,
+            organisation,
+            ags,
+            hosts,
+            days,
+        } => {
+            let ca = CertificateAuthority::open(&dir)?;
+            let issued = ca.issue_provider(&name, &organisation, &ags, &hosts, days)?;
+            let (crt, _) = issued.write(&out.unwrap_or_else(|| dir.clone()), &name)?;
+            println!("issued {} (serial {}) for the provider of {ags}", crt.display(), issued.serial);
+        }
         PkiCommand::IssueServer {
             dir,
             name,
@@ -661,23 +705,48 @@ fn run_member(cmd: MemberCommand) -> Result<()> {
             organisation,
             roles,
             contact,
+            providers,
         } => {
-            let cfg = Config::load(&config)?;
-            let catalog = serve::open_catalog(&cfg)?;
-            catalog.put_member(&Member {
+            let member = Member {
                 ags,
                 organisation,
                 roles,
                 contact,
+                providers,
+            };
+            broker::config::edit_members(&config, |members| {
+                match members.iter_mut().find(|m| m.ags == member.ags) {
+                    Some(m) => *m = member.clone(),
+                    None => members.push(member.clone()),
+                }
+                Ok(())
             })?;
-            println!("member stored");
+            println!(
+                "member {} written to {}; the broker applies it at its next start",
+                member.ags,
+                config.display()
+            );
+        }
+        MemberCommand::Remove { config, ags } => {
+            broker::config::edit_members(&config, |members| {
+                let before = members.len();
+                members.retain(|m| m.ags != ags);
+                if members.len() == before {
+                    return Err(format!("{} names no member {ags}", config.display()));
+                }
+                Ok(())
+            })?;
+            println!(
+                "member {ags} removed from {}; the broker applies it at its next start",
+                config.display()
+            );
         }
         MemberCommand::List { config } => {
             let cfg = Config::load(&config)?;
-            let catalog = serve::open_catalog(&cfg)?;
-            for m in catalog.members()? {
+            for m in &cfg.members {
                 let roles: Vec<&str> = m.roles.iter().map(|r| r.as_str()).collect();
-                println!("{}  {}  [{}]", m.ags, m.organisation, roles.join(", "));
+                let providers: Vec<&str> = m.providers.iter().map(|o| o.as_str()).collect();
+                println!("{}  {}  [{}]  {}", m.ags, m.organisation, roles.join(", "), providers.join(" "));
             }
         }
     }

@@ -8,7 +8,6 @@
 //! Revocation state lives beside the CA (`revoked.json`); every revocation re-signs `ca.crl`
 //! with a higher CRL number and replaces the file atomically, which the running broker notices.
 
-use policy_compiler::wasm::hex;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::fsutil::{FileError, read_named, write_atomic};
-use crate::identity::{Ags, Role};
+use crate::identity::{Ags, BROKER_ROLE, PROVIDER_ROLE, ROLE_IRI_PREFIX, Role};
 
 pub const CA_CERT: &str = "ca.crt";
 pub const CA_KEY: &str = "ca.key";
@@ -189,11 +188,41 @@ impl CertificateAuthority {
     }
 
     /// Issues the broker's own certificate: server authentication for the listed DNS names and
-    /// IP addresses, and client authentication for fetching from the cities' APIs.
+    /// IP addresses, and client authentication for fetching from the cities' APIs. It carries
+    /// the broker role (`https://w3id.org/kdr/role/broker`), by which providers admit the broker
+    /// and no one else.
     pub fn issue_server(&self, common_name: &str, organisation: &str, names: &[String], days: i64) -> Result<Issued, PkiError> {
         let mut params = CertificateParams::new(names.to_vec())?;
         params.distinguished_name = dn(common_name, organisation);
+        params
+            .subject_alt_names
+            .push(SanType::URI(format!("{ROLE_IRI_PREFIX}{BROKER_ROLE}").try_into()?));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = now + Duration::days(days);
+        self.sign_leaf(params)
+    }
+
+    /// Issues a city's provider certificate: server authentication only, for the listed DNS
+    /// names and IP addresses, with the city's municipality key and the provider role
+    /// (`https://w3id.org/kdr/role/provider`). The broker fetches a city's data only from a
+    /// server that presents one with that city's key.
+    pub fn issue_provider(
+        &self,
+        common_name: &str,
+        organisation: &str,
+        ags: &Ags,
+        names: &[String],
+        days: i64,
+    ) -> Result<Issued, PkiError> {
+        let mut params = CertificateParams::new(names.to_vec())?;
+        params.distinguished_name = dn(common_name, organisation);
+        params.subject_alt_names.push(SanType::URI(ags.iri().try_into()?));
+        params
+            .subject_alt_names
+            .push(SanType::URI(format!("{ROLE_IRI_PREFIX}{PROVIDER_ROLE}").try_into()?));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::minutes(5);
         params.not_after = now + Duration::days(days);
@@ -203,7 +232,7 @@ impl CertificateAuthority {
     fn sign_leaf(&self, mut params: CertificateParams) -> Result<Issued, PkiError> {
         let key = KeyPair::generate()?;
         let serial = random_serial();
-        let serial_hex = hex(&serial.to_bytes());
+        let serial_hex = crate::hex::encode(&serial.to_bytes());
         params.serial_number = Some(serial);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
@@ -319,14 +348,11 @@ fn normalise_serial(s: &str) -> Result<String, PkiError> {
     Ok(cleaned)
 }
 
+/// A certificate serial's bytes: 1 to 20 of them (RFC 5280), in hex.
 fn unhex(s: &str) -> Result<Vec<u8>, PkiError> {
-    if s.is_empty() || !s.len().is_multiple_of(2) || s.len() > 40 {
-        return Err(PkiError::BadSerial(s.to_owned()));
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| PkiError::BadSerial(s.to_owned())))
-        .collect()
+    crate::hex::decode(s)
+        .filter(|b| (1..=20).contains(&b.len()))
+        .ok_or_else(|| PkiError::BadSerial(s.to_owned()))
 }
 
 fn read_text(path: &Path, what: &str) -> Result<String, PkiError> {

@@ -53,9 +53,11 @@ pub struct UsageRow {
     pub delivered: u64,
     pub records_delivered: u64,
     pub bytes_delivered: u64,
+    /// The privacy budget spent (ε, in thousandths) by differentially private releases.
+    pub epsilon_spent_milli: u64,
 }
 
-pub const USAGE_COLUMNS: [&str; 10] = [
+pub const USAGE_COLUMNS: [&str; 11] = [
     "bucket",
     "dataset",
     "provider",
@@ -66,6 +68,7 @@ pub const USAGE_COLUMNS: [&str; 10] = [
     "delivered",
     "recordsDelivered",
     "bytesDelivered",
+    "epsilonSpentMilli",
 ];
 
 impl UsageRow {
@@ -81,16 +84,17 @@ impl UsageRow {
             self.delivered.to_string(),
             self.records_delivered.to_string(),
             self.bytes_delivered.to_string(),
+            self.epsilon_spent_milli.to_string(),
         ]
     }
 }
 
-/// Usage in `period` by bucket, dataset, consumer and purpose; only datasets of `provider` if
-/// given (a steward sees their own city's datasets).
-pub fn usage(records: &[DecisionRecord], period: &Period, bucket: Bucket, provider: Option<&str>) -> Vec<UsageRow> {
+/// Usage in `period` by bucket, dataset, consumer and purpose, of the decisions `visible`
+/// admits (the reader's city as provider, or as consumer).
+pub fn usage(records: &[DecisionRecord], period: &Period, bucket: Bucket, visible: impl Fn(&DecisionRecord) -> bool) -> Vec<UsageRow> {
     let mut rows: BTreeMap<(String, String, String, String), UsageRow> = BTreeMap::new();
     for r in records {
-        if !period.contains(&r.time) || provider.is_some_and(|p| p != r.provider) {
+        if !period.contains(&r.time) || !visible(r) {
             continue;
         }
         let b = bucket.of(&r.time);
@@ -108,6 +112,7 @@ pub fn usage(records: &[DecisionRecord], period: &Period, bucket: Bucket, provid
         } else {
             row.denies += 1;
         }
+        row.epsilon_spent_milli += u64::from(r.privacy_spent_milli.unwrap_or(0));
         if r.outcome == "delivered" {
             row.delivered += 1;
             row.records_delivered += r.records_out.unwrap_or(0) as u64;
@@ -313,7 +318,7 @@ pub fn csv(columns: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Res
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(columns)?;
     for r in rows {
-        w.write_record(r)?;
+        w.write_record(r.iter().map(|c| crate::spreadsheet::safe_cell(c).into_owned()))?;
     }
     let bytes = w.into_inner().map_err(|e| csv::Error::from(e.into_error()))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())

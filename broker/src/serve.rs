@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::audit::file::FileAuditLog;
 use crate::audit::keeper::Keeper;
 use crate::audit::signing::Signer;
-use crate::audit::{AdminRecord, AuditLog, Event};
-use crate::exchange::Exchange;
+use crate::audit::{AdminRecord, AuditLog};
+use crate::changes::{ChangeError, audited_blocking};
+use crate::exchange::{Exchange, Parts};
 use crate::hosted::FileHostedStore;
 use crate::usage::TrailUsageCounter;
 
@@ -16,7 +17,6 @@ use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState, BackgroundServer};
 use crate::schema::{SchemaError, Schemas};
 use crate::tls::{self, TlsError};
-use actix_web::web;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -45,39 +45,63 @@ pub fn open_catalog(config: &Config) -> Result<Arc<OxigraphCatalog>, CatalogErro
     Ok(Arc::new(catalog))
 }
 
-/// Everything the server needs, checked: TLS from the files, the audit trail, the catalog with
-/// the configured members seeded into it (each change recorded).
+/// Everything the server needs, checked: TLS from the files, the audit trail, the catalog's
+/// members brought in line with the configuration (each change recorded before it is made).
 pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::ServerConfig, AppState, Keeper), ServeError> {
     let tls = tls::server_config(&config.tls)?;
     let audit = open_audit(config)?;
+    reconcile_members(config, catalog.as_ref(), audit.as_ref())?;
+    let keeper = Keeper::start(audit.clone(), config.audit, config.tls.crl.clone(), &config.state_dir);
+    let vocab = Arc::new(policy_compiler::Vocabulary::standard()?);
+    let upstream_tls = Arc::new(tls::client_config(
+        &config.tls.client_ca,
+        &config.tls.certificate,
+        &config.tls.private_key,
+    )?);
+    let state = AppState {
+        catalog: catalog.clone(),
+        schemas: Schemas::compile()?,
+        sparql_limits: config.sparql,
+        max_body_bytes: config.max_body_bytes,
+        vocab: vocab.clone(),
+        exchange: Arc::new(open_exchange(config, audit, catalog, vocab, upstream_tls)?),
+        revocation: tls.revocation,
+        transparency_minimum: config.transparency.minimum_group,
+        members: crate::fresh::Fresh::new(crate::exchange::SNAPSHOT_TTL),
+    };
+    Ok((tls.config, state, keeper))
+}
+
+/// The configuration is the authority on members: each member it names is added or updated, and
+/// each stored member it no longer names is removed (its certificates open nothing any more,
+/// its datasets are no longer shared). Every change is recorded before it is made.
+pub fn reconcile_members(config: &Config, catalog: &dyn Catalog, audit: &dyn AuditLog) -> Result<(), ServeError> {
     let state_err = |reason: String| ServeError::State {
         path: config.state_dir.display().to_string(),
         reason,
     };
-    for m in &config.members {
-        if catalog.member(&m.ags)?.as_ref() != Some(m) {
-            catalog.put_member(m)?;
-            let record = AdminRecord::by_broker("member-registered", m.ags.to_string(), serde_json::to_value(m).unwrap_or_default());
-            audit.append(Event::Admin(record)).map_err(|e| state_err(e.to_string()))?;
-        }
-    }
-    let keeper = Keeper::start(audit.clone(), config.audit, config.tls.crl.clone(), &config.state_dir);
-    let state = AppState {
-        catalog,
-        schemas: Schemas::compile()?,
-        sparql_limits: config.sparql,
-        max_body_bytes: config.max_body_bytes,
-        vocab: Arc::new(policy_compiler::Vocabulary::standard()?),
-        exchange: Arc::new(open_exchange(config, audit)?),
-        transparency_minimum: config.transparency.minimum_group,
-        members: crate::fresh::Fresh::new(crate::exchange::SNAPSHOT_TTL),
-        upstream_tls: Arc::new(tls::client_config(
-            &config.tls.client_ca,
-            &config.tls.certificate,
-            &config.tls.private_key,
-        )?),
+    let changed = |e: ChangeError<CatalogError>| match e {
+        ChangeError::Failed(e) => ServeError::Catalog(e),
+        other => state_err(other.to_string()),
     };
-    Ok((tls, state, keeper))
+    for m in &config.members {
+        let stored = catalog.member(&m.ags)?;
+        if stored.as_ref() == Some(m) {
+            continue;
+        }
+        let action = if stored.is_some() { "member-changed" } else { "member-registered" };
+        let record = AdminRecord::by_broker(action, m.ags.to_string(), serde_json::to_value(m).unwrap_or_default());
+        audited_blocking(audit, record, || catalog.put_member(m)).map_err(changed)?;
+    }
+    for stored in catalog.members()? {
+        if config.members.iter().any(|m| m.ags == stored.ags) {
+            continue;
+        }
+        let detail = serde_json::json!({ "organisation": stored.organisation, "reason": "no longer in the configuration" });
+        let record = AdminRecord::by_broker("member-removed", stored.ags.to_string(), detail);
+        audited_blocking(audit, record, || catalog.remove_member(&stored.ags)).map_err(changed)?;
+    }
+    Ok(())
 }
 
 /// The audit chain in the state directory, signed with the broker's audit key.
@@ -94,7 +118,13 @@ fn open_audit(config: &Config) -> Result<Arc<FileAuditLog>, ServeError> {
 }
 
 /// The decision log, usage counts (from the log) and pseudonym secret in the state directory.
-fn open_exchange(config: &Config, audit: Arc<FileAuditLog>) -> Result<Exchange, ServeError> {
+fn open_exchange(
+    config: &Config,
+    audit: Arc<FileAuditLog>,
+    catalog: Arc<dyn Catalog>,
+    vocab: Arc<policy_compiler::Vocabulary>,
+    upstream_tls: Arc<rustls::ClientConfig>,
+) -> Result<Exchange, ServeError> {
     let dir = &config.state_dir;
     let err = |reason: String| ServeError::State {
         path: dir.display().to_string(),
@@ -106,15 +136,20 @@ fn open_exchange(config: &Config, audit: Arc<FileAuditLog>) -> Result<Exchange, 
     let hosted = FileHostedStore::new(&dir.join("hosted"), &data_key).map_err(|e| err(e.to_string()))?;
     // The trail is the durable record of every use (see `usage`).
     let usage = TrailUsageCounter::from_trail(audit.as_ref()).map_err(|e| err(e.to_string()))?;
+    let privacy = crate::privacy::PrivacyLedger::from_trail(audit.as_ref()).map_err(|e| err(e.to_string()))?;
     let engine = policy_evaluator::Engine::new(policy_evaluator::Limits::default()).map_err(|e| err(e.to_string()))?;
-    Ok(Exchange::new(
-        policy_evaluator::WorkerPool::new(engine),
-        audit,
-        Arc::new(usage),
-        Arc::new(hosted),
+    Ok(Exchange::new(Parts {
+        catalog,
+        vocab,
+        upstream_tls,
+        pool: policy_evaluator::WorkerPool::new(engine),
+        log: audit,
+        usage: Arc::new(usage),
+        privacy: Arc::new(privacy),
+        hosted: Arc::new(hosted),
         secret,
-        config.upstream,
-    ))
+        upstream: config.upstream,
+    }))
 }
 
 /// 32 random bytes, created once (mode 0600) and kept: pseudonyms stay stable and hosted data
@@ -145,34 +180,8 @@ fn listen_err(addr: std::net::SocketAddr) -> impl FnOnce(std::io::Error) -> Serv
 pub fn run(config: &Config, workers: usize) -> Result<(), ServeError> {
     let catalog = open_catalog(config)?;
     let (tls, state, keeper) = prepare(config, catalog)?;
-    let public_tls = match config.transparency.listen {
-        Some(_) => Some(tls::public_server_config(&config.tls)?),
-        None => None,
-    };
-    let listen = config.listen;
-    let public = config.transparency.listen;
-    let state = web::Data::new(state);
-    let result = actix_web::rt::System::new().block_on(async move {
-        let (server, addrs) = http::bind(listen, tls, state.clone(), workers).map_err(listen_err(listen))?;
-        for a in &addrs {
-            tracing::info!(addr = %a, "broker listening (mutual TLS)");
-        }
-        let public = match (public, public_tls) {
-            (Some(addr), Some(ptls)) => {
-                let (p, addrs) = http::bind_public(addr, ptls, state).map_err(listen_err(addr))?;
-                for a in &addrs {
-                    tracing::info!(addr = %a, "public transparency report listening (TLS, no client certificate)");
-                }
-                Some(p)
-            }
-            _ => None,
-        };
-        let main = server.await.map_err(listen_err(listen));
-        if let Some(p) = public {
-            p.handle().stop(true).await;
-        }
-        main
-    });
+    let public = public_listener(config)?;
+    let result = http::run(config.listen, tls, public, state, workers).map_err(|(addr, source)| listen_err(addr)(source));
     // The final checkpoint, after the last request was answered.
     keeper.stop();
     result
@@ -181,21 +190,15 @@ pub fn run(config: &Config, workers: usize) -> Result<(), ServeError> {
 /// Starts the broker on a background thread with the given catalog.
 pub fn start_background(config: &Config, catalog: Arc<dyn Catalog>, workers: usize) -> Result<BackgroundServer, ServeError> {
     let (tls, state, keeper) = prepare(config, catalog)?;
-    let state = web::Data::new(state);
-    let public = match config.transparency.listen {
-        Some(addr) => {
-            let ptls = tls::public_server_config(&config.tls)?;
-            let st = state.clone();
-            Some(BackgroundServer::spawn(move || http::bind_public(addr, ptls, st)).map_err(listen_err(addr))?)
-        }
-        None => None,
-    };
-    let server = BackgroundServer::start(config.listen, tls, state, workers).map_err(listen_err(config.listen))?;
-    let public_addr = public.as_ref().map(|p| p.addr);
-    Ok(server.with_public(public_addr).on_stop(move || {
-        if let Some(p) = public {
-            p.stop();
-        }
-        keeper.stop();
-    }))
+    let public = public_listener(config)?;
+    let server = http::start(config.listen, tls, public, state, workers).map_err(|(addr, source)| listen_err(addr)(source))?;
+    Ok(server.on_stop(move || keeper.stop()))
+}
+
+/// The public listener's address and TLS, if one is configured.
+fn public_listener(config: &Config) -> Result<Option<(std::net::SocketAddr, rustls::ServerConfig)>, ServeError> {
+    match config.transparency.listen {
+        Some(addr) => Ok(Some((addr, tls::public_server_config(&config.tls)?))),
+        None => Ok(None),
+    }
 }

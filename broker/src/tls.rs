@@ -12,6 +12,16 @@
 //! - **Client certificates are required** and verified against the data space's CA and its CRL;
 //!   the CRL's own expiry is enforced (a stale CRL refuses everyone, rather than letting revoked
 //!   certificates back in), and the CRL file is re-read when it changes, without a restart.
+//! - **No session resumption** on the member listener (no session cache, no tickets): a resumed
+//!   session would skip the certificate check, so a certificate revoked after its first
+//!   handshake would keep working. A full handshake per new connection costs little next to
+//!   the kept-alive connections partner systems use.
+//! - **Revocation and expiry on every request**, not only at the handshake: a kept-alive
+//!   connection is as old as its client wants. [`ReloadingCrlVerifier::check`] answers for a
+//!   serial and an expiry from the same CRL the handshakes use (`http::auth` asks it).
+//! - **Providers admit only the broker**: [`provider_server_config`] accepts a client
+//!   certificate from the data space's CA only if it carries the broker role, so no member's
+//!   system, steward or board certificate reads a provider's raw data past the broker.
 
 use std::fmt;
 use std::fs;
@@ -68,18 +78,51 @@ pub struct ServerTlsFiles {
     pub crl: PathBuf,
 }
 
-/// Builds the server configuration. Every file is read now, so a missing or unreadable one is
-/// reported before the listener opens.
-pub fn server_config(files: &ServerTlsFiles) -> Result<ServerConfig, TlsError> {
+/// The member listener's TLS: its configuration, and the revocation state its handshakes use,
+/// for the checks on every request.
+#[derive(Debug)]
+pub struct MemberTls {
+    pub config: ServerConfig,
+    pub revocation: Arc<ReloadingCrlVerifier>,
+}
+
+/// Builds the member listener's configuration: client certificates required, checked against
+/// the CA and the live CRL, no session resumption. Every file is read now, so a missing or
+/// unreadable one is reported before the listener opens.
+pub fn server_config(files: &ServerTlsFiles) -> Result<MemberTls, TlsError> {
     let provider = Arc::new(bsi_provider());
+    let verifier = Arc::new(ReloadingCrlVerifier::new(&files.client_ca, &files.crl, provider.clone())?);
+    let config = mutual_server_config(files, provider, verifier.clone())?;
+    Ok(MemberTls {
+        config,
+        revocation: verifier,
+    })
+}
+
+/// A provider API's configuration (`broker example-provider`, and the documented setup): its
+/// provider certificate, and of client certificates only the broker's (the CA's, unrevoked,
+/// with the broker role).
+pub fn provider_server_config(files: &ServerTlsFiles) -> Result<ServerConfig, TlsError> {
+    let provider = Arc::new(bsi_provider());
+    let verifier = Arc::new(ReloadingCrlVerifier::new(&files.client_ca, &files.crl, provider.clone())?);
+    mutual_server_config(files, provider, Arc::new(OnlyBroker(verifier)))
+}
+
+fn mutual_server_config(
+    files: &ServerTlsFiles,
+    provider: Arc<CryptoProvider>,
+    verifier: Arc<dyn ClientCertVerifier>,
+) -> Result<ServerConfig, TlsError> {
     let certs = load_certs(&files.certificate, "server certificate")?;
     let key = load_key(&files.private_key)?;
-    let verifier = ReloadingCrlVerifier::new(&files.client_ca, &files.crl, provider.clone())?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)?
-        .with_client_cert_verifier(Arc::new(verifier))
+        .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Resumption would skip the client certificate check (see the module docs).
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(config)
 }
 
@@ -140,21 +183,12 @@ pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static
     Ok(crls)
 }
 
-/// The serials (lower-case hex, as in [`crate::identity::Identity::serial`]) the CRL at `path` revokes.
+/// The serials (lower-case hex, as in [`crate::identity::Identity::serial`]) the CRL at `path`
+/// revokes, sorted.
 pub fn revoked_serials(path: &Path) -> Result<Vec<String>, TlsError> {
-    let mut out = Vec::new();
-    for der in load_crls(path)? {
-        let (_, crl) = x509_parser::parse_x509_crl(der.as_ref()).map_err(|e| TlsError::Pem {
-            what: "CRL",
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        out.extend(
-            crl.iter_revoked_certificates()
-                .map(|r| r.raw_serial_as_string().replace(':', "").to_ascii_lowercase()),
-        );
-    }
-    Ok(out)
+    let mut serials: Vec<String> = crl_facts(path)?.revoked.into_iter().collect();
+    serials.sort();
+    Ok(serials)
 }
 
 pub fn root_store(ca: &Path) -> Result<RootCertStore, TlsError> {
@@ -198,6 +232,26 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 struct Current {
     stamp: Option<FileStamp>,
     verifier: Arc<dyn ClientCertVerifier>,
+    /// What the same CRL says, for the checks on every request; `None` while it is unusable.
+    crl: Option<Arc<CrlFacts>>,
+}
+
+/// The CRL's revoked serials (lower-case hex) and its expiry (Unix seconds).
+#[derive(Debug)]
+struct CrlFacts {
+    revoked: std::collections::HashSet<String>,
+    next_update: Option<i64>,
+}
+
+/// Why a certificate is no longer accepted on an open connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the certificate was revoked")]
+    Revoked,
+    #[error("the certificate has expired")]
+    Expired,
+    #[error("the broker's revocation list is unusable or out of date, so no certificate is accepted until the operator renews it")]
+    CrlUnusable,
 }
 
 /// A client verifier that re-reads the CRL when its file changes. Each handshake costs one
@@ -224,42 +278,98 @@ impl ReloadingCrlVerifier {
         let roots = Arc::new(root_store(ca)?);
         let stamp = stamp(crl);
         let verifier = build_verifier(&roots, crl, &provider)?;
+        let facts = crl_facts(crl)?;
         let hints = verifier.root_hint_subjects().to_vec();
         Ok(Self {
             roots,
             crl_path: crl.to_owned(),
             provider,
             hints,
-            current: RwLock::new(Current { stamp, verifier }),
+            current: RwLock::new(Current {
+                stamp,
+                verifier,
+                crl: Some(Arc::new(facts)),
+            }),
         })
     }
 
     fn verifier(&self) -> Arc<dyn ClientCertVerifier> {
+        self.current().0
+    }
+
+    /// The verifier and the CRL's facts for the CRL file as it is now (re-read if it changed).
+    fn current(&self) -> (Arc<dyn ClientCertVerifier>, Option<Arc<CrlFacts>>) {
         let now = stamp(&self.crl_path);
         {
             let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
             if cur.stamp == now {
-                return cur.verifier.clone();
+                return (cur.verifier.clone(), cur.crl.clone());
             }
         }
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
         if cur.stamp != now {
-            match build_verifier(&self.roots, &self.crl_path, &self.provider) {
-                Ok(v) => {
+            match build_verifier(&self.roots, &self.crl_path, &self.provider).and_then(|v| Ok((v, crl_facts(&self.crl_path)?))) {
+                Ok((v, facts)) => {
                     tracing::info!(crl = %self.crl_path.display(), "client CRL reloaded");
                     cur.verifier = v;
+                    cur.crl = Some(Arc::new(facts));
                 }
                 // A broken or vanished CRL file must not unrevoke anything: refuse every client
                 // until a valid CRL is back.
                 Err(e) => {
                     tracing::error!(crl = %self.crl_path.display(), error = %e, "CRL unusable; refusing all clients");
                     cur.verifier = Arc::new(RefuseAll(self.hints.clone()));
+                    cur.crl = None;
                 }
             }
             cur.stamp = now;
         }
-        cur.verifier.clone()
+        (cur.verifier.clone(), cur.crl.clone())
     }
+
+    /// Whether a certificate accepted at its connection's handshake is still good now: not
+    /// revoked since, not expired since, and the CRL itself usable and in date. Costs one `stat`
+    /// of the CRL file and a set lookup.
+    pub fn check(&self, serial: &str, not_after: i64) -> Result<(), Refusal> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if not_after < now {
+            return Err(Refusal::Expired);
+        }
+        let facts = self.current().1.ok_or(Refusal::CrlUnusable)?;
+        if facts.next_update.is_some_and(|t| t < now) {
+            return Err(Refusal::CrlUnusable);
+        }
+        if facts.revoked.contains(serial) {
+            return Err(Refusal::Revoked);
+        }
+        Ok(())
+    }
+}
+
+/// What the CRL at `path` says, read with x509-parser (the verifier has its own parsed copy).
+fn crl_facts(path: &Path) -> Result<CrlFacts, TlsError> {
+    let bad = |reason: String| TlsError::Pem {
+        what: "CRL",
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut facts = CrlFacts {
+        revoked: std::collections::HashSet::new(),
+        next_update: None,
+    };
+    for der in load_crls(path)? {
+        let (_, crl) = x509_parser::parse_x509_crl(der.as_ref()).map_err(|e| bad(e.to_string()))?;
+        let next = crl
+            .next_update()
+            .map(|t| t.timestamp())
+            .ok_or_else(|| bad("the CRL has no nextUpdate".into()))?;
+        facts.next_update = Some(facts.next_update.map_or(next, |n: i64| n.min(next)));
+        facts.revoked.extend(
+            crl.iter_revoked_certificates()
+                .map(|r| r.raw_serial_as_string().replace(':', "").to_ascii_lowercase()),
+        );
+    }
+    Ok(facts)
 }
 
 fn build_verifier(roots: &Arc<RootCertStore>, crl: &Path, provider: &Arc<CryptoProvider>) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
@@ -340,5 +450,54 @@ impl ClientCertVerifier for RefuseAll {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         vec![SignatureScheme::ECDSA_NISTP256_SHA256]
+    }
+}
+
+/// Admits only the broker's certificate: the inner verifier's checks (CA, CRL, expiry), then the
+/// broker role ([`crate::identity::is_broker`]).
+#[derive(Debug)]
+struct OnlyBroker(Arc<ReloadingCrlVerifier>);
+
+impl ClientCertVerifier for OnlyBroker {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self.0.verify_client_cert(end_entity, intermediates, now)?;
+        if crate::identity::is_broker(end_entity.as_ref()) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }

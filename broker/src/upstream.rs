@@ -1,6 +1,15 @@
 //! The provider leg of an exchange: an HTTP/1.1 `GET` over mutual TLS on kept-alive
 //! connections, one small pool per worker thread.
 //!
+//! **Whose data this is.** A connection is used for a city's data only if the server at the
+//! other end proved, with a certificate from the data space's CA, that it is that city's
+//! provider: its certificate carries the provider role and the publisher's municipality key
+//! ([`crate::identity::provider_ags`]). Checked right after the handshake, before a request is
+//! sent, and kept with the pooled connection, so a connection proven for Aalen never carries a
+//! request for Heidenheim's dataset. Which addresses the broker dials at all is the exchange's
+//! check (the publisher's registered origins); this one holds even if an origin is mistyped or
+//! its name resolves somewhere else.
+//!
 //! Why not awc, which the broker used here before: awc builds a new `h1::ClientCodec::default()`
 //! for every request, and with it a new actix-http `ServiceConfig`, whose date service spawns a
 //! task with a 500 ms interval timer and aborts it when the request is done. Under load that was
@@ -22,16 +31,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_codec::Framed;
+use actix_http::body::BodySize;
 use actix_http::error::ParseError;
 use actix_http::h1::{ClientCodec, Message, MessageType};
 use actix_http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
 use actix_http::uri::Authority;
 use actix_http::{Method, RequestHead, RequestHeadType, ServiceConfig, StatusCode, Uri, Version};
-use actix_web::body::BodySize;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use crate::identity::Ags;
 
 type Connection = Framed<TlsStream<TcpStream>, ClientCodec>;
 
@@ -40,6 +51,8 @@ const IDLE_PER_PROVIDER: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    #[error("is not the provider of {expected}: its certificate says {found}")]
+    WrongProvider { expected: Ags, found: String },
     #[error("did not answer within {0:?}")]
     Timeout(Duration),
     #[error("cannot be reached: {0}")]
@@ -62,13 +75,15 @@ struct Idle {
     /// Which client configuration (certificate, trust) the connection was made with.
     tls: Arc<rustls::ClientConfig>,
     authority: Authority,
+    /// The municipality whose provider certificate the server presented.
+    provider: Ags,
     conn: Connection,
 }
 
 impl Idle {
-    /// Whether a request to `authority` with `tls` may use this connection.
-    fn serves(&self, tls: &Arc<rustls::ClientConfig>, authority: &Authority) -> bool {
-        Arc::ptr_eq(&self.tls, tls) && &self.authority == authority
+    /// Whether a request to `authority` with `tls` for `provider`'s data may use this connection.
+    fn serves(&self, tls: &Arc<rustls::ClientConfig>, authority: &Authority, provider: &Ags) -> bool {
+        Arc::ptr_eq(&self.tls, tls) && &self.authority == authority && &self.provider == provider
     }
 }
 
@@ -82,16 +97,23 @@ fn codec() -> ClientCodec {
     CONFIG.with(|c| ClientCodec::new(c.borrow_mut().get_or_insert_with(ServiceConfig::default).clone()))
 }
 
-/// `GET url` with `Accept: accept`, whole or not at all, within `timeout` and `max_bytes`.
-pub async fn get(
-    tls: &Arc<rustls::ClientConfig>,
-    url: &str,
-    accept: &str,
-    timeout: Duration,
-    max_bytes: usize,
-) -> Result<Response, UpstreamError> {
-    let target = Target::parse(url)?;
-    match tokio::time::timeout(timeout, exchange(tls, &target, accept, max_bytes)).await {
+/// What to fetch and from whom.
+#[derive(Debug, Clone, Copy)]
+pub struct Fetch<'a> {
+    pub url: &'a str,
+    pub accept: &'a str,
+    /// The municipality the answering server must prove to be the provider of.
+    pub provider: &'a Ags,
+    pub timeout: Duration,
+    pub max_bytes: usize,
+}
+
+/// `GET url` with `Accept: accept` from `provider`'s server, whole or not at all, within
+/// `timeout` and `max_bytes`.
+pub async fn get(tls: &Arc<rustls::ClientConfig>, fetch: Fetch<'_>) -> Result<Response, UpstreamError> {
+    let target = Target::parse(fetch.url)?;
+    let timeout = fetch.timeout;
+    match tokio::time::timeout(timeout, exchange(tls, &target, fetch)).await {
         Ok(result) => result,
         Err(_) => Err(UpstreamError::Timeout(timeout)),
     }
@@ -128,39 +150,46 @@ impl Target {
     }
 }
 
-async fn exchange(tls: &Arc<rustls::ClientConfig>, target: &Target, accept: &str, max_bytes: usize) -> Result<Response, UpstreamError> {
-    if let Some(conn) = take_idle(tls, &target.authority) {
+async fn exchange(tls: &Arc<rustls::ClientConfig>, target: &Target, fetch: Fetch<'_>) -> Result<Response, UpstreamError> {
+    let (accept, max_bytes, provider) = (fetch.accept, fetch.max_bytes, fetch.provider);
+    if let Some(conn) = take_idle(tls, &target.authority, provider) {
         match request(conn, target, accept, max_bytes).await {
             Err(Attempt::Closed(_)) => {} // closed while idle: once more on a new connection
             Err(Attempt::Failed(e)) => return Err(e),
-            Ok(r) => return Ok(keep(tls, &target.authority, r)),
+            Ok(r) => return Ok(keep(tls, &target.authority, provider, r)),
         }
     }
-    let conn = connect(tls, target).await?;
+    let conn = connect(tls, target, provider).await?;
     match request(conn, target, accept, max_bytes).await {
-        Ok(r) => Ok(keep(tls, &target.authority, r)),
+        Ok(r) => Ok(keep(tls, &target.authority, provider, r)),
         Err(Attempt::Closed(e) | Attempt::Failed(e)) => Err(e),
     }
 }
 
-fn take_idle(tls: &Arc<rustls::ClientConfig>, authority: &Authority) -> Option<Connection> {
+fn take_idle(tls: &Arc<rustls::ClientConfig>, authority: &Authority, provider: &Ags) -> Option<Connection> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let i = idle.iter().rposition(|c| c.serves(tls, authority))?;
+        let i = idle.iter().rposition(|c| c.serves(tls, authority, provider))?;
         Some(idle.swap_remove(i).conn)
     })
 }
 
 /// Puts a reusable connection back and hands on the response.
-fn keep(tls: &Arc<rustls::ClientConfig>, authority: &Authority, (response, reusable): (Response, Option<Connection>)) -> Response {
+fn keep(
+    tls: &Arc<rustls::ClientConfig>,
+    authority: &Authority,
+    provider: &Ags,
+    (response, reusable): (Response, Option<Connection>),
+) -> Response {
     if let Some(conn) = reusable {
         IDLE.with(|idle| {
             let mut idle = idle.borrow_mut();
-            let same = idle.iter().filter(|c| c.serves(tls, authority)).count();
+            let same = idle.iter().filter(|c| c.serves(tls, authority, provider)).count();
             if same < IDLE_PER_PROVIDER {
                 idle.push(Idle {
                     tls: tls.clone(),
                     authority: authority.clone(),
+                    provider: provider.clone(),
                     conn,
                 });
             }
@@ -169,14 +198,29 @@ fn keep(tls: &Arc<rustls::ClientConfig>, authority: &Authority, (response, reusa
     response
 }
 
-async fn connect(tls: &Arc<rustls::ClientConfig>, target: &Target) -> Result<Connection, UpstreamError> {
+async fn connect(tls: &Arc<rustls::ClientConfig>, target: &Target, provider: &Ags) -> Result<Connection, UpstreamError> {
     let unreachable = |e: std::io::Error| UpstreamError::Unreachable(e.to_string());
     let name = ServerName::try_from(target.host.clone())
         .map_err(|_| UpstreamError::Unreachable(format!("'{}' is not a host name", target.host)))?;
     let tcp = TcpStream::connect((target.host.as_str(), target.port)).await.map_err(unreachable)?;
     tcp.set_nodelay(true).map_err(unreachable)?;
     let stream = TlsConnector::from(tls.clone()).connect(name, tcp).await.map_err(unreachable)?;
-    Ok(Framed::new(stream, codec()))
+    let presented = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
+    match presented.map(|c| crate::identity::provider_ags(c.as_ref())) {
+        Some(Ok(ags)) if &ags == provider => Ok(Framed::new(stream, codec())),
+        Some(Ok(other)) => Err(UpstreamError::WrongProvider {
+            expected: provider.clone(),
+            found: format!("provider of {other}"),
+        }),
+        Some(Err(e)) => Err(UpstreamError::WrongProvider {
+            expected: provider.clone(),
+            found: e.to_string(),
+        }),
+        None => Err(UpstreamError::WrongProvider {
+            expected: provider.clone(),
+            found: "no certificate".into(),
+        }),
+    }
 }
 
 /// How one attempt ended when it did not end with a response.

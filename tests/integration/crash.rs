@@ -98,7 +98,11 @@ async fn a_broker_killed_under_load_leaves_a_log_that_verifies_with_every_answer
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let config = dir.path().join("broker.toml");
-    let text = broker::demo::demo_config(&format!("127.0.0.1:{port}"), Some("data"));
+    let text = broker::demo::demo_config(&format!("127.0.0.1:{port}"), Some("data")).replacen(
+        "providers = [\"https://127.0.0.1:9441\"]",
+        &format!("providers = [\"https://{}\"]", provider.addr),
+        1,
+    );
     std::fs::write(&config, format!("{text}[audit]\ncheckpoint_interval_s = 1\n")).expect("config");
     let log = dir.path().join("data/audit.jsonl");
 

@@ -240,11 +240,9 @@ async fn when_the_decision_log_cannot_be_written_no_data_is_returned() {
 async fn a_provider_that_is_down_slow_or_sends_garbage_gives_502_or_504_and_a_logged_decision() {
     let b = TestBroker::start_with(|c| c.upstream.timeout = std::time::Duration::from_millis(500));
     let provider = b.start_provider();
-    let port = provider.addr.port();
-    set_up(&b, port, "/garbage", Some(POLICY)).await;
+    set_up(&b, provider.addr.port(), "/garbage", Some(POLICY)).await;
     let (status, body, _) = request(&b, "heidenheim-system", "ImprovePublicServices").await;
     assert_eq!(status, 502, "{body}");
-    drop(provider);
 
     let b2 = TestBroker::start_with(|c| c.upstream.timeout = std::time::Duration::from_millis(500));
     let provider = b2.start_provider();
@@ -252,8 +250,13 @@ async fn a_provider_that_is_down_slow_or_sends_garbage_gives_502_or_504_and_a_lo
     let (status, body, _) = request(&b2, "heidenheim-system", "ImprovePublicServices").await;
     assert_eq!(status, 504, "{body}");
 
-    let b3 = TestBroker::start();
-    set_up(&b3, port, "/appointments", Some(POLICY)).await; // the first provider is gone
+    // Aalen's registered provider origin, where nobody listens (any more).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let b3 = TestBroker::start_with(|c| crate::support::register_provider(c, broker::demo::AALEN, dead));
+    set_up(&b3, dead.port(), "/appointments", Some(POLICY)).await;
     let (status, body, _) = request(&b3, "heidenheim-system", "ImprovePublicServices").await;
     assert_eq!(status, 502, "{body}");
     for broker in [&b, &b2, &b3] {
@@ -292,7 +295,7 @@ async fn usage_counts_stay_exact_under_200_concurrent_requests() {
 }
 
 const KITA: &str = "aalen-kita-plaetze";
-const KITA_POLICY: &str = r#"@prefix odrl: <http://www.w3.org/ns/odrl/2/> .
+pub const KITA_POLICY: &str = r#"@prefix odrl: <http://www.w3.org/ns/odrl/2/> .
 @prefix dpv: <https://w3id.org/dpv#> .
 @prefix kdr: <https://w3id.org/kdr/odrl#> .
 <https://broker.kdr.example/policies/aalen-kita-plaetze/1> a odrl:Set ;
@@ -364,7 +367,8 @@ async fn hosted_data_is_uploaded_sealed_at_rest_and_served_minimised() {
 #[actix_rt::test]
 async fn a_dataset_fetched_from_an_api_takes_no_upload() {
     let b = TestBroker::start();
-    set_up(&b, 9, "/appointments", None).await;
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", None).await;
     let (status, body) = upload(&b, "aalen-steward", DATASET, "application/json", "[]").await;
     assert_eq!(status, 409, "{body}");
 }

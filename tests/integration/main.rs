@@ -1,6 +1,8 @@
 //! The broker's integration tests: real TLS handshakes on 127.0.0.1 with certificates from the
 //! test PKI, the real oxigraph store, the real HTTP stack. One binary, a module per area.
 
+mod aggregates;
+mod attacks;
 mod audit;
 mod cli;
 mod crash;
@@ -12,5 +14,6 @@ mod policies;
 mod reports;
 mod sparql;
 mod support;
+mod tidy;
 mod tls;
 mod upstream;

@@ -21,7 +21,15 @@ pub struct TestBroker {
     /// The public transparency listener, if configured.
     pub public_addr: Option<SocketAddr>,
     server: Option<BackgroundServer>,
-    config: Config,
+    /// Aalen's own API (the example provider), registered as Aalen's provider origin.
+    provider: BackgroundServer,
+    pub config: Config,
+}
+
+/// Where a test's provider listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Provider {
+    pub addr: SocketAddr,
 }
 
 impl TestBroker {
@@ -35,8 +43,10 @@ impl TestBroker {
         let pki_dir = dir.path().join("pki");
         std::fs::create_dir_all(&pki_dir).expect("pki dir");
         let pki = demo::write_test_pki(&pki_dir).expect("test PKI");
+        let provider = start_provider(&pki);
         let text = demo::demo_config("127.0.0.1:0", None);
         let mut config = Config::parse(&text, dir.path()).expect("config");
+        register_provider(&mut config, demo::AALEN, provider.addr);
         adjust(&mut config);
         let catalog = Arc::new(OxigraphCatalog::in_memory(&config.base_iri).expect("store"));
         let server = broker::serve::start_background(&config, catalog.clone(), 2).expect("start broker");
@@ -49,6 +59,7 @@ impl TestBroker {
             addr,
             public_addr,
             server: Some(server),
+            provider,
             config,
         }
     }
@@ -82,10 +93,10 @@ impl TestBroker {
         self._dir.path().join("state")
     }
 
-    /// An example provider (`examples/providers/`) behind mutual TLS with the broker's own
-    /// server certificate, serving Aalen's appointments at `/appointments`.
-    pub fn start_provider(&self) -> BackgroundServer {
-        start_provider(&self.pki)
+    /// Aalen's example provider (`examples/providers/`), started with the broker and registered
+    /// as Aalen's provider origin: its appointments at `/appointments`.
+    pub fn start_provider(&self) -> Provider {
+        Provider { addr: self.provider.addr }
     }
     /// Stops the broker (its final audit checkpoint included) and keeps its files.
     pub fn stop(&mut self) {
@@ -229,16 +240,23 @@ pub fn client(pki: &PkiLayout, who: &str) -> Client {
     Client::builder().connector(connector).timeout(Duration::from_secs(30)).finish()
 }
 
-/// An example provider (`examples/providers/`) behind mutual TLS with the broker's own server
-/// certificate, serving Aalen's appointments at `/appointments`.
+/// Registers `https://<addr>` as a further provider origin of member `ags` in `config` (beside
+/// the demo's, where the example datasets point).
+pub fn register_provider(config: &mut Config, ags: &str, addr: SocketAddr) {
+    let origin = format!("https://{addr}").parse().expect("origin");
+    let member = config.members.iter_mut().find(|m| m.ags.as_str() == ags).expect("member");
+    member.providers.push(origin);
+}
+
+/// Aalen's example provider (`examples/providers/`) behind mutual TLS with Aalen's provider
+/// certificate, admitting only the broker, serving the appointments at `/appointments`.
 pub fn start_provider(pki: &PkiLayout) -> BackgroundServer {
-    let files = tls::ServerTlsFiles {
-        certificate: pki.cert("broker"),
-        private_key: pki.key("broker"),
-        client_ca: pki.ca_cert(),
-        crl: pki.crl(),
-    };
-    let tls = tls::server_config(&files).expect("provider TLS");
+    start_provider_as(pki, "aalen")
+}
+
+/// The example provider with `<city>-provider`'s certificate.
+pub fn start_provider_as(pki: &PkiLayout, city: &str) -> BackgroundServer {
+    let tls = tls::provider_server_config(&demo::provider_tls_files(pki, city)).expect("provider TLS");
     let body = std::fs::read(format!(
         "{}/../examples/providers/aalen-buergerbuero-termine.json",
         env!("CARGO_MANIFEST_DIR")

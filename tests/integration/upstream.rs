@@ -1,4 +1,4 @@
-//! The provider leg's client (`broker::http::upstream`) against a scripted provider: real mutual
+//! The provider leg's client (`broker::upstream`) against a scripted provider: real mutual
 //! TLS on 127.0.0.1, answers written byte by byte, so the framing cases a real provider can send
 //! (chunked, length, HTTP/1.0 to the close, cut short, closed while idle) are each exercised.
 
@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use broker::demo::PkiLayout;
-use broker::http::upstream::{self, UpstreamError};
+use broker::identity::Ags;
 use broker::tls;
+use broker::upstream::{self, UpstreamError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{TestBroker, client_config};
@@ -22,13 +23,18 @@ struct Scripted {
 }
 
 async fn scripted(pki: &PkiLayout, answers: Vec<&'static [u8]>) -> Scripted {
+    scripted_as(pki, "aalen-provider", answers).await
+}
+
+/// The scripted provider presenting `<cert>.crt` as its server certificate.
+async fn scripted_as(pki: &PkiLayout, cert: &str, answers: Vec<&'static [u8]>) -> Scripted {
     let files = tls::ServerTlsFiles {
-        certificate: pki.cert("broker"),
-        private_key: pki.key("broker"),
+        certificate: pki.cert(cert),
+        private_key: pki.key(cert),
         client_ca: pki.ca_cert(),
         crl: pki.crl(),
     };
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(&files).expect("provider TLS")));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::provider_server_config(&files).expect("provider TLS")));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -68,8 +74,21 @@ async fn read_head<S: AsyncReadExt + Unpin>(s: &mut S) -> Option<Vec<u8>> {
 }
 
 async fn get(p: &Scripted, tls: &Arc<rustls::ClientConfig>, max: usize) -> Result<upstream::Response, UpstreamError> {
+    get_for(p, tls, max, broker::demo::AALEN).await
+}
+
+/// A fetch of `provider`'s data from the scripted server.
+async fn get_for(p: &Scripted, tls: &Arc<rustls::ClientConfig>, max: usize, provider: &str) -> Result<upstream::Response, UpstreamError> {
     let url = format!("https://127.0.0.1:{}/data", p.addr.port());
-    upstream::get(tls, &url, "application/json", Duration::from_secs(5), max).await
+    let provider: Ags = provider.parse().expect("ags");
+    let fetch = upstream::Fetch {
+        url: &url,
+        accept: "application/json",
+        provider: &provider,
+        timeout: Duration::from_secs(5),
+        max_bytes: max,
+    };
+    upstream::get(tls, fetch).await
 }
 
 const CHUNKED: &[u8] =
@@ -132,4 +151,30 @@ async fn a_body_over_the_limit_is_refused_whole() {
     let tls = Arc::new(client_config(&b.pki, "broker"));
     let err = get(&p, &tls, 6).await.expect_err("7 bytes > 6");
     assert!(matches!(err, UpstreamError::TooLarge(6)), "{err}");
+}
+
+#[actix_rt::test]
+async fn a_server_without_the_publishers_provider_certificate_gets_no_request() {
+    let b = TestBroker::start();
+    let tls = Arc::new(client_config(&b.pki, "broker"));
+    // Heidenheim's provider answering for Aalen's data; the broker's own certificate (no
+    // provider role) as a provider: neither is asked anything.
+    for cert in ["heidenheim-provider", "broker"] {
+        let p = scripted_as(&b.pki, cert, vec![LENGTH]).await;
+        let err = get(&p, &tls, 1 << 20).await.expect_err(cert);
+        assert!(matches!(err, UpstreamError::WrongProvider { .. }), "{cert}: {err}");
+    }
+}
+
+#[actix_rt::test]
+async fn a_connection_proven_for_one_city_never_carries_a_request_for_another() {
+    let b = TestBroker::start();
+    let p = scripted(&b.pki, vec![LENGTH, LENGTH]).await;
+    let tls = Arc::new(client_config(&b.pki, "broker"));
+    get(&p, &tls, 1 << 20).await.expect("Aalen's data from Aalen's provider");
+    let err = get_for(&p, &tls, 1 << 20, broker::demo::HEIDENHEIM)
+        .await
+        .expect_err("the pooled Aalen connection must not serve Heidenheim's data");
+    assert!(matches!(err, UpstreamError::WrongProvider { .. }), "{err}");
+    assert_eq!(p.accepted.load(Ordering::SeqCst), 2, "a new connection was opened and refused");
 }

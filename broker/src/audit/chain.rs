@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use super::Signed;
 use super::signing::{CheckpointFile, PublicKey, Signer};
 use crate::durable::{Framing, unpadded};
-use policy_compiler::wasm::hex;
+use crate::hex::encode as hex;
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 

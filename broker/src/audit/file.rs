@@ -233,6 +233,32 @@ impl FileAuditLog {
     }
 }
 
+impl FileAuditLog {
+    /// The time of the oldest record that is not an anchor (what pruning would remove first).
+    pub fn oldest_time(&self) -> std::io::Result<Option<String>> {
+        let mut reader = match File::open(self.path()) {
+            Ok(file) => BufReader::new(file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line)? > 0 && line.last() == Some(&b'\n') {
+            let text = line.get(..line.len() - 1).unwrap_or_default();
+            if !text.iter().all(u8::is_ascii_whitespace) {
+                let parsed: Line<'_> = serde_json::from_slice(text).map_err(std::io::Error::other)?;
+                let entry: Entry = serde_json::from_str(parsed.entry.get()).map_err(std::io::Error::other)?;
+                match entry.event {
+                    Event::Anchor(_) | Event::Checkpoint(_) => {}
+                    Event::Decision(d) => return Ok(Some(d.time)),
+                    Event::Admin(a) => return Ok(Some(a.time)),
+                }
+            }
+            line.clear();
+        }
+        Ok(None)
+    }
+}
+
 /// The entries of the log at `path` (none if there is no file), without checking the chain.
 pub fn read_entries(path: &Path) -> std::io::Result<Vec<Entry>> {
     let mut entries = Vec::new();

@@ -93,16 +93,33 @@ impl Duties {
         let now = time::OffsetDateTime::now_utc();
         // Never the current counting period: usage counts are rebuilt from its decisions.
         let before = (now - retention).min(crate::usage::period_start(now));
+        // Recorded before it is made (and as aborted if it fails), like every change.
+        match self.log.oldest_time() {
+            Ok(Some(t)) if time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok_and(|t| t < before) => {}
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "audit pruning: the log cannot be read");
+                return;
+            }
+        }
+        let cutoff = before.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let record = AdminRecord::by_broker("audit-pruning", "audit-log", serde_json::json!({ "before": cutoff }));
+        if let Err(e) = self.log.append(Event::Admin(record)) {
+            tracing::error!(error = %e, "cannot record the pruning, so the log is not pruned");
+            return;
+        }
         match self.log.prune(before) {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::info!(records = n, "audit log pruned past the retention period");
-                let record = AdminRecord::by_broker("audit-pruned", "audit-log", serde_json::json!({ "records": n }));
-                if let Err(e) = self.log.append(Event::Admin(record)) {
-                    tracing::error!(error = %e, "cannot record the pruning");
+            Ok(n) => tracing::info!(records = n, "audit log pruned past the retention period"),
+            Err(e) => {
+                tracing::error!(error = %e, "audit pruning failed");
+                let why = serde_json::json!({ "before": cutoff, "reason": e.to_string() });
+                if let Err(e) = self
+                    .log
+                    .append(Event::Admin(AdminRecord::by_broker("audit-pruning-aborted", "audit-log", why)))
+                {
+                    tracing::error!(error = %e, "cannot record the failed pruning");
                 }
             }
-            Err(e) => tracing::error!(error = %e, "audit pruning failed"),
         }
     }
 

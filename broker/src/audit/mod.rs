@@ -57,6 +57,10 @@ pub struct DecisionRecord {
     pub records_in: Option<usize>,
     pub records_out: Option<usize>,
     pub bytes_out: Option<usize>,
+    /// The privacy budget (ε, in thousandths) this release spent: recorded in the decision, the
+    /// durable record of the spend (`privacy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy_spent_milli: Option<u32>,
     /// The policy input the decision was made on (for what-if simulation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<PolicyInput>,

@@ -16,7 +16,7 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
 use super::Signed;
-use policy_compiler::wasm::hex;
+use crate::hex::{decode as unhex, encode as hex};
 
 /// What a checkpoint signs: the record `seq` whose hash is `hash`, at `time`.
 pub fn message(seq: u64, hash: &str, time: &str) -> Vec<u8> {
@@ -101,14 +101,4 @@ impl PublicKey {
             .verify(&message(seq, hash, &signed.time), &sig)
             .is_ok()
     }
-}
-
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
 }

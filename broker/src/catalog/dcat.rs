@@ -11,17 +11,10 @@ use std::collections::BTreeMap;
 use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{GraphName, Literal, NamedNode, NamedOrBlankNode, Quad, Term};
 
-use super::model::{Access, ContactPoint, Dataset, DatasetId, Distribution, Lang, Member, Temporal};
+use super::model::{Access, ContactPoint, Dataset, DatasetId, Distribution, Lang, Member, Temporal, Tombstone};
 use crate::identity::{AGS_IRI_PREFIX, Ags, NS, ROLE_IRI_PREFIX, Role};
 
-pub const DCAT: &str = "http://www.w3.org/ns/dcat#";
-pub const DCT: &str = "http://purl.org/dc/terms/";
-pub const DCATDE: &str = "http://dcat-ap.de/def/dcatde/";
-pub const VCARD: &str = "http://www.w3.org/2006/vcard/ns#";
-pub const FOAF: &str = "http://xmlns.com/foaf/0.1/";
-pub const THEME_PREFIX: &str = "http://publications.europa.eu/resource/authority/data-theme/";
-pub const ACCESS_RIGHT_PREFIX: &str = "http://publications.europa.eu/resource/authority/access-right/";
-pub const MEDIA_TYPE_PREFIX: &str = "https://www.iana.org/assignments/media-types/";
+pub use crate::ns::{ACCESS_RIGHT_PREFIX, DCAT, DCATDE, DCT, FOAF, MEDIA_TYPE_PREFIX, THEME_PREFIX, VCARD};
 const LEVEL_MUNICIPALITY: &str = "http://dcat-ap.de/def/politicalGeocoding/Level/municipality";
 
 /// Where the broker's own resources live; from the configuration's `base_iri`.
@@ -34,6 +27,10 @@ impl Iris {
     pub fn new(base: &str) -> Self {
         let base = if base.ends_with('/') { base.to_owned() } else { format!("{base}/") };
         Self { base }
+    }
+    /// The base IRI, ending in `/`.
+    pub fn base(&self) -> &str {
+        &self.base
     }
     pub fn dataset(&self, id: &DatasetId) -> String {
         format!("{}datasets/{id}", self.base)
@@ -49,6 +46,10 @@ impl Iris {
     }
     pub fn members_graph(&self) -> String {
         format!("{}graphs/members", self.base)
+    }
+    /// Withdrawn datasets: their identifiers, publishers and when (never registered again).
+    pub fn tombstones_graph(&self) -> String {
+        format!("{}graphs/withdrawn", self.base)
     }
 }
 
@@ -141,7 +142,7 @@ fn write_contact(w: &mut Writer, s: &NamedNode, c: &ContactPoint) {
     w.add(&node, rdf::TYPE.into_owned(), p(VCARD, "Kind"));
     w.add(&node, p(VCARD, "fn"), Literal::new_simple_literal(&c.name));
     if let Some(e) = &c.email {
-        w.add(&node, p(VCARD, "hasEmail"), nn(format!("mailto:{e}")));
+        w.add(&node, p(VCARD, "hasEmail"), nn(mailto(e)));
     }
     if let Some(u) = &c.url {
         w.add(&node, p(VCARD, "hasURL"), nn(u.as_str()));
@@ -169,6 +170,40 @@ fn write_distribution(w: &mut Writer, s: &NamedNode, i: usize, d: &Distribution,
     if let Some(l) = license {
         w.add(&node, p(DCT, "license"), nn(l));
     }
+}
+
+/// A `mailto:` IRI for an e-mail address. RFC 5321 allows addresses an IRI cannot hold as they
+/// are (`"Amt Nord"@aalen.example` has a space and quotes); every byte outside the characters
+/// an IRI allows here is percent-encoded (RFC 6068), so the graph stays valid RDF in every
+/// serialisation.
+pub fn mailto(email: &str) -> String {
+    let mut out = String::from("mailto:");
+    for b in email.bytes() {
+        if b.is_ascii_alphanumeric() || b"@.!$&'()*+,;=-_~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The address of a `mailto:` IRI written by [`mailto`].
+fn unmailto(iri: &str) -> Option<String> {
+    let encoded = iri.strip_prefix("mailto:")?.as_bytes();
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut i = 0;
+    while i < encoded.len() {
+        if encoded[i] == b'%' {
+            let hex = std::str::from_utf8(encoded.get(i + 1..i + 3)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            bytes.push(encoded[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// The triples of one graph, indexed by subject and predicate, for reading back.
@@ -273,9 +308,7 @@ pub fn dataset_from_graph(g: &Graph, iri: &str, iris: &Iris) -> Option<Dataset> 
             .and_then(|a| a.strip_prefix(ACCESS_RIGHT_PREFIX).map(str::to_owned)),
         contact_point: ContactPoint {
             name: g.literal(&contact_iri, VCARD, "fn")?,
-            email: g
-                .iri(&contact_iri, VCARD, "hasEmail")
-                .and_then(|m| m.strip_prefix("mailto:").map(str::to_owned)),
+            email: g.iri(&contact_iri, VCARD, "hasEmail").and_then(|m| unmailto(&m)),
             url: g.iri(&contact_iri, VCARD, "hasURL"),
         },
         distributions: read_distributions(g, iri),
@@ -327,6 +360,9 @@ pub fn member_to_quads(m: &Member, iris: &Iris) -> Vec<Quad> {
     if let Some(c) = &m.contact {
         w.add(&s, p(FOAF, "mbox"), nn(c.as_str()));
     }
+    for o in &m.providers {
+        w.add(&s, p(NS, "providerOrigin"), Literal::new_simple_literal(o.as_str()));
+    }
     w.quads
 }
 
@@ -338,10 +374,59 @@ pub fn member_from_graph(g: &Graph, iri: &str) -> Option<Member> {
         .filter_map(|r| r.strip_prefix(ROLE_IRI_PREFIX)?.parse().ok())
         .collect();
     roles.sort();
+    let mut providers: Vec<super::model::Origin> = g
+        .literals(iri, NS, "providerOrigin")
+        .iter()
+        .filter_map(|l| l.value().parse().ok())
+        .collect();
+    providers.sort();
     Some(Member {
         ags,
         organisation: g.literal(iri, FOAF, "name")?,
         roles,
         contact: g.iri(iri, FOAF, "mbox"),
+        providers,
     })
+}
+
+/// The statements that keep a withdrawn identifier from being registered again.
+pub fn tombstone_to_quads(t: &Tombstone, iris: &Iris) -> Vec<Quad> {
+    let s = nn(iris.dataset(&t.id));
+    let mut w = Writer {
+        graph: GraphName::NamedNode(nn(iris.tombstones_graph())),
+        quads: Vec::new(),
+    };
+    w.add(&s, rdf::TYPE.into_owned(), p(NS, "WithdrawnDataset"));
+    w.add(&s, p(DCT, "identifier"), Literal::new_simple_literal(t.id.as_str()));
+    w.add(&s, p(DCT, "publisher"), nn(iris.member(&t.publisher)));
+    w.add(&s, p(NS, "withdrawn"), Literal::new_typed_literal(&t.withdrawn, xsd::DATE_TIME));
+    w.quads
+}
+
+pub fn tombstone_from_graph(g: &Graph, id: &DatasetId, iris: &Iris) -> Option<Tombstone> {
+    let iri = iris.dataset(id);
+    Some(Tombstone {
+        id: id.clone(),
+        publisher: g.iri(&iri, DCT, "publisher")?.strip_prefix(&iris.member_prefix())?.parse().ok()?,
+        withdrawn: g.literal(&iri, NS, "withdrawn")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{mailto, unmailto};
+
+    #[test]
+    fn any_email_address_makes_a_valid_iri_and_reads_back() {
+        for email in [
+            "amt@aalen.example",
+            "\"Amt Nord\"@aalen.example",
+            "bürger<>büro@aalen.example",
+            "a%b@x.example",
+        ] {
+            let iri = mailto(email);
+            assert!(oxigraph::model::NamedNode::new(&iri).is_ok(), "{email} -> {iri}");
+            assert_eq!(unmailto(&iri).as_deref(), Some(email));
+        }
+    }
 }

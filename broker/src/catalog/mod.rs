@@ -12,7 +12,9 @@ pub mod policy;
 pub mod sparql;
 pub mod store;
 
-pub use model::{Access, ContactPoint, Dataset, DatasetDescription, DatasetFilter, DatasetId, Distribution, Lang, Member, Temporal};
+pub use model::{
+    Access, ContactPoint, Dataset, DatasetDescription, DatasetFilter, DatasetId, Distribution, Lang, Member, Temporal, Tombstone,
+};
 pub use policy::{PolicyStatus, PolicyVersion, Review};
 pub use sparql::{QueryLimits, QueryOutput, SparqlError};
 pub use store::OxigraphCatalog;
@@ -27,6 +29,8 @@ pub enum CatalogError {
     DatasetExists(DatasetId),
     #[error("dataset '{0}' does not exist")]
     NoSuchDataset(DatasetId),
+    #[error("dataset '{}' was withdrawn by {} on {}; a withdrawn identifier is never used again", .0.id, .0.publisher, .0.withdrawn)]
+    DatasetWithdrawn(Box<Tombstone>),
     #[error("the policy cannot be stored: {0}")]
     InvalidPolicy(String),
     #[error("dataset '{dataset}' has no policy version {version}")]
@@ -45,18 +49,26 @@ pub enum CatalogError {
 pub trait MemberRegistry: Send + Sync {
     /// Inserts or replaces a member.
     fn put_member(&self, member: &Member) -> Result<(), CatalogError>;
+    /// Removes a member (none is fine): its certificates are refused from then on.
+    fn remove_member(&self, ags: &Ags) -> Result<(), CatalogError>;
     fn member(&self, ags: &Ags) -> Result<Option<Member>, CatalogError>;
     fn members(&self) -> Result<Vec<Member>, CatalogError>;
 }
 
 /// Registered datasets. Every write is all-or-nothing.
 pub trait DatasetCatalog: Send + Sync {
-    /// Adds a dataset; fails with [`CatalogError::DatasetExists`] if its id is taken.
+    /// Adds a dataset; fails with [`CatalogError::DatasetExists`] if its id is taken and with
+    /// [`CatalogError::DatasetWithdrawn`] if it was ever withdrawn.
     fn insert_dataset(&self, dataset: &Dataset) -> Result<(), CatalogError>;
     /// Replaces an existing dataset; fails with [`CatalogError::NoSuchDataset`] otherwise.
     fn replace_dataset(&self, dataset: &Dataset) -> Result<(), CatalogError>;
-    /// Withdraws a dataset; fails with [`CatalogError::NoSuchDataset`] if it is not there.
-    fn remove_dataset(&self, id: &DatasetId) -> Result<(), CatalogError>;
+    /// Withdraws a dataset at `time` (RFC 3339), all in one step: its description goes, its
+    /// active policy version is taken out of force (the versions stay readable as history), and
+    /// a tombstone keeps the identifier from ever being registered again, by anyone.
+    /// [`CatalogError::NoSuchDataset`] if it is not there.
+    fn withdraw_dataset(&self, id: &DatasetId, time: &str) -> Result<Tombstone, CatalogError>;
+    /// The tombstone of a withdrawn dataset.
+    fn tombstone(&self, id: &DatasetId) -> Result<Option<Tombstone>, CatalogError>;
     fn dataset(&self, id: &DatasetId) -> Result<Option<Dataset>, CatalogError>;
     /// The dataset's IRI in the graph (what policies name as their target).
     fn dataset_iri(&self, id: &DatasetId) -> String;
@@ -68,12 +80,13 @@ pub trait DatasetCatalog: Send + Sync {
 /// once; approving it makes it the active one (`odrl:hasPolicy`). Sources are never rewritten
 /// and earlier versions stay readable.
 pub trait PolicyCatalog: Send + Sync {
-    /// Stores `policy` as the dataset's next version, a draft, with the policy's triples
-    /// (N-Triples). `policy.version` must be that next number (the caller records it before the
-    /// change), else [`CatalogError::PolicyVersionTaken`]; [`CatalogError::NoSuchDataset`] for an
-    /// unknown dataset.
-    fn submit_policy(&self, policy: &PolicyVersion, ntriples: &str) -> Result<PolicyVersion, CatalogError>;
-    /// Records the review of a draft; an approval makes it the active version. Fails with
+    /// Stores `policy` as the dataset's next version, a draft, with statements derived from its
+    /// compiled rule IR `ir` (never from the submitted document). `policy.version` must be that
+    /// next number (the caller records it before the change), else
+    /// [`CatalogError::PolicyVersionTaken`]; [`CatalogError::NoSuchDataset`] for an unknown dataset.
+    fn submit_policy(&self, policy: &PolicyVersion, ir: &policy_compiler::ir::Policy) -> Result<PolicyVersion, CatalogError>;
+    /// Records the review of a draft; an approval makes it the active version (and the one before
+    /// it inactive), a rejection changes nothing in force. Fails with
     /// [`CatalogError::NotADraft`] for a version already reviewed. Who may review is the
     /// caller's check (four eyes: `broker::governance`).
     fn review_policy(&self, dataset: &DatasetId, version: u32, review: &policy::Review) -> Result<PolicyVersion, CatalogError>;

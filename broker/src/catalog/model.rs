@@ -22,6 +22,81 @@ pub struct Member {
     /// A contact IRI (`mailto:` or `https:`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
+    /// Where this member's own APIs answer (`https://host:port`): the only places the broker
+    /// fetches this member's data from, and the only addresses it dials at all. Registered by
+    /// the operator in the configuration, never by a member through the API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<Origin>,
+}
+
+/// An `https` origin, `https://<host>:<port>` with the host in lower case and the port always
+/// written out, so two spellings of one origin compare equal.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Origin(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("'{0}' is not an https origin (https://host or https://host:port, no user, path, query or fragment)")]
+pub struct BadOrigin(pub String);
+
+impl Origin {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The origin of an `https` URL, or `None` if it is not one (another scheme, a user part,
+    /// no host, a malformed port).
+    pub fn of_url(url: &str) -> Option<Self> {
+        let rest = url.get(..8).filter(|s| s.eq_ignore_ascii_case("https://")).map(|_| &url[8..])?;
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        if authority.is_empty() || authority.contains('@') || authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return None;
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            // `[::1]:8443`, `example.org:8443`; a bare IPv6 literal's colons are inside brackets.
+            Some((h, p)) if !p.contains(']') => (h, p.parse::<u16>().ok().filter(|p| *p != 0)?),
+            _ => (authority, 443),
+        };
+        let ok_host = !host.is_empty()
+            && (host.starts_with('[') && host.ends_with(']') || host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+        ok_host.then(|| Self(format!("https://{}:{port}", host.to_ascii_lowercase())))
+    }
+}
+
+impl FromStr for Origin {
+    type Err = BadOrigin;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let trimmed = s.strip_suffix('/').unwrap_or(s);
+        let no_path = trimmed.get(8..).is_some_and(|rest| !rest.contains(['/', '?', '#']));
+        Self::of_url(trimmed).filter(|_| no_path).ok_or_else(|| BadOrigin(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Origin {
+    type Error = BadOrigin;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Origin> for String {
+    fn from(o: Origin) -> Self {
+        o.0
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Member {
+    /// Whether `url` is at one of this member's registered provider origins.
+    pub fn serves(&self, url: &str) -> bool {
+        Origin::of_url(url).is_some_and(|o| self.providers.contains(&o))
+    }
 }
 
 /// A dataset identifier: lower-case letters, digits and hyphens, 3 to 63 characters.
@@ -229,6 +304,26 @@ impl Dataset {
     }
 }
 
+/// What is left of a withdrawn dataset: enough to say so, and to keep its identifier from ever
+/// naming another dataset (whose data, policies or history it would otherwise inherit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tombstone {
+    pub id: DatasetId,
+    pub publisher: Ags,
+    /// RFC 3339.
+    pub withdrawn: String,
+}
+
+impl Dataset {
+    /// SHA-256 (hex) over the distributions as stored: what a board approves a policy for. Any
+    /// change of an access URL, media type or title gives another digest.
+    pub fn distributions_digest(&self) -> String {
+        let text = serde_json::to_string(&self.distributions).unwrap_or_default();
+        crate::hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref())
+    }
+}
+
 /// Filters of `GET /v1/datasets`; every given filter must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DatasetFilter {
@@ -248,5 +343,35 @@ impl DatasetFilter {
         let theme = self.theme.as_ref().is_none_or(|t| d.themes.iter().any(|x| x == t));
         let publisher = self.publisher.as_ref().is_none_or(|p| *p == d.publisher);
         kw && theme && publisher
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Origin;
+
+    #[test]
+    fn origins_are_compared_in_one_spelling_and_refuse_confusing_urls() {
+        let o: Origin = "https://Aalen.Example".parse().expect("origin");
+        assert_eq!(o.as_str(), "https://aalen.example:443");
+        assert_eq!(Origin::of_url("https://aalen.example:443/api/termine?x=1"), Some(o.clone()));
+        assert_eq!(Origin::of_url("https://aalen.example/"), Some(o));
+        assert_eq!(
+            "https://127.0.0.1:9441/".parse::<Origin>().expect("ip").as_str(),
+            "https://127.0.0.1:9441"
+        );
+        assert_eq!(Origin::of_url("https://[::1]:8443/x").expect("v6").as_str(), "https://[::1]:8443");
+        for bad in [
+            "http://aalen.example",
+            "https://aalen.example@heidenheim.example/",
+            "https://aalen.example:0/",
+            "https://aalen.example:99999/",
+            "https:///path",
+            "https://aalen example/",
+            "file:///etc/passwd",
+        ] {
+            assert_eq!(Origin::of_url(bad), None, "{bad}");
+        }
+        assert!("https://aalen.example/api".parse::<Origin>().is_err(), "an origin has no path");
     }
 }

@@ -10,12 +10,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad};
-use oxigraph::store::{StorageError, Store};
+use oxigraph::store::{StorageError, Store, Transaction};
+use policy_compiler::ir::Policy;
 
 use super::dcat::{self, Graph, Iris};
 use super::policy::{self as policy_graph, PolicyStatus, PolicyVersion, Review};
 use super::sparql::{self, QueryLimits, QueryOutput, SparqlError};
-use super::{CatalogError, Dataset, DatasetCatalog, DatasetFilter, DatasetId, Member, MemberRegistry, PolicyCatalog, SparqlService};
+use super::{
+    CatalogError, Dataset, DatasetCatalog, DatasetFilter, DatasetId, Member, MemberRegistry, PolicyCatalog, SparqlService, Tombstone,
+};
 use crate::identity::Ags;
 
 pub struct OxigraphCatalog {
@@ -37,8 +40,18 @@ fn storage(e: StorageError) -> CatalogError {
 
 impl OxigraphCatalog {
     /// Opens (or creates) a RocksDB-backed store in `dir`.
+    #[cfg(feature = "rocksdb")]
     pub fn open(dir: &Path, base_iri: &str) -> Result<Self, CatalogError> {
         Ok(Self::with_store(Store::open(dir).map_err(storage)?, base_iri))
+    }
+
+    /// Without the `rocksdb` feature there is no persistent store.
+    #[cfg(not(feature = "rocksdb"))]
+    pub fn open(dir: &Path, _base_iri: &str) -> Result<Self, CatalogError> {
+        Err(CatalogError::Storage(format!(
+            "this broker was built without RocksDB and cannot open the store in {}",
+            dir.display()
+        )))
     }
 
     /// A store that lives only as long as the process.
@@ -94,6 +107,51 @@ impl OxigraphCatalog {
         keys
     }
 
+    /// Replaces everything the members graph says of `ags` with `quads`, in one transaction.
+    fn replace_member(&self, ags: &Ags, quads: Vec<Quad>) -> Result<(), CatalogError> {
+        let subject = NamedNode::new_unchecked(self.iris.member(ags));
+        let graph = NamedNode::new_unchecked(self.iris.members_graph());
+        let _guard = self.lock();
+        let old = self.subject_quads(&subject, &graph)?;
+        let mut tx = self.store.start_transaction().map_err(storage)?;
+        for q in &old {
+            tx.remove(q.as_ref());
+        }
+        for q in &quads {
+            tx.insert(q.as_ref());
+        }
+        tx.commit().map_err(storage)
+    }
+
+    /// The statements about `subject` in `graph`.
+    fn subject_quads(&self, subject: &NamedNode, graph: &NamedNode) -> Result<Vec<Quad>, CatalogError> {
+        self.store
+            .quads_for_pattern(Some(subject.as_ref().into()), None, None, Some(graph.as_ref().into()))
+            .collect::<Result<Vec<Quad>, _>>()
+            .map_err(storage)
+    }
+
+    /// Takes the dataset's active version (if any) out of force, within `tx`.
+    fn deactivate(&self, tx: &mut Transaction<'_>, dataset: &DatasetId) -> Result<(), CatalogError> {
+        let records = NamedNode::new_unchecked(self.iris.policy_records_graph());
+        let dataset_iri = NamedNode::new_unchecked(self.iris.dataset(dataset));
+        let has_policy = NamedNode::new_unchecked(format!("{}hasPolicy", policy_graph::ODRL));
+        for q in self.store.quads_for_pattern(
+            Some(dataset_iri.as_ref().into()),
+            Some(has_policy.as_ref()),
+            None,
+            Some(records.as_ref().into()),
+        ) {
+            tx.remove(q.map_err(storage)?.as_ref());
+        }
+        Ok(())
+    }
+
+    /// The tombstone graph: one statement set per withdrawn dataset.
+    fn tombstones_graph(&self) -> NamedNode {
+        NamedNode::new_unchecked(self.iris.tombstones_graph())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -105,7 +163,12 @@ impl OxigraphCatalog {
         match (must_exist, exists) {
             (true, false) => return Err(CatalogError::NoSuchDataset(dataset.id.clone())),
             (false, true) => return Err(CatalogError::DatasetExists(dataset.id.clone())),
-            _ => {}
+            (false, false) => {
+                if let Some(t) = self.tombstone(&dataset.id)? {
+                    return Err(CatalogError::DatasetWithdrawn(Box::new(t)));
+                }
+            }
+            (true, true) => {}
         }
         let mut tx = self.store.start_transaction().map_err(storage)?;
         if exists {
@@ -121,22 +184,11 @@ impl OxigraphCatalog {
 
 impl MemberRegistry for OxigraphCatalog {
     fn put_member(&self, member: &Member) -> Result<(), CatalogError> {
-        let subject = NamedNode::new_unchecked(self.iris.member(&member.ags));
-        let graph = NamedNode::new_unchecked(self.iris.members_graph());
-        let _guard = self.lock();
-        let old = self
-            .store
-            .quads_for_pattern(Some(subject.as_ref().into()), None, None, Some(graph.as_ref().into()))
-            .collect::<Result<Vec<Quad>, _>>()
-            .map_err(storage)?;
-        let mut tx = self.store.start_transaction().map_err(storage)?;
-        for q in &old {
-            tx.remove(q.as_ref());
-        }
-        for q in dcat::member_to_quads(member, &self.iris) {
-            tx.insert(q.as_ref());
-        }
-        tx.commit().map_err(storage)
+        self.replace_member(&member.ags, dcat::member_to_quads(member, &self.iris))
+    }
+
+    fn remove_member(&self, ags: &Ags) -> Result<(), CatalogError> {
+        self.replace_member(ags, Vec::new())
     }
 
     fn member(&self, ags: &Ags) -> Result<Option<Member>, CatalogError> {
@@ -171,13 +223,38 @@ impl DatasetCatalog for OxigraphCatalog {
         self.write_dataset(dataset, true)
     }
 
-    fn remove_dataset(&self, id: &DatasetId) -> Result<(), CatalogError> {
+    fn withdraw_dataset(&self, id: &DatasetId, time: &str) -> Result<Tombstone, CatalogError> {
         let graph = NamedNode::new_unchecked(self.iris.dataset(id));
         let _guard = self.lock();
         if !self.store.contains_named_graph(graph.as_ref()).map_err(storage)? {
             return Err(CatalogError::NoSuchDataset(id.clone()));
         }
-        self.store.remove_named_graph(graph.as_ref()).map_err(storage)
+        let publisher = self
+            .dataset(id)?
+            .map(|d| d.publisher)
+            .ok_or_else(|| CatalogError::Storage(format!("dataset '{id}' cannot be read back")))?;
+        let tombstone = Tombstone {
+            id: id.clone(),
+            publisher,
+            withdrawn: time.to_owned(),
+        };
+        let mut tx = self.store.start_transaction().map_err(storage)?;
+        tx.remove_named_graph(graph.as_ref()).map_err(storage)?;
+        self.deactivate(&mut tx, id)?;
+        for q in dcat::tombstone_to_quads(&tombstone, &self.iris) {
+            tx.insert(q.as_ref());
+        }
+        tx.commit().map_err(storage)?;
+        Ok(tombstone)
+    }
+
+    fn tombstone(&self, id: &DatasetId) -> Result<Option<Tombstone>, CatalogError> {
+        let subject = NamedNode::new_unchecked(self.iris.dataset(id));
+        let quads = self.subject_quads(&subject, &self.tombstones_graph())?;
+        if quads.is_empty() {
+            return Ok(None);
+        }
+        Ok(dcat::tombstone_from_graph(&Graph::from_quads(quads), id, &self.iris))
     }
 
     fn dataset(&self, id: &DatasetId) -> Result<Option<Dataset>, CatalogError> {
@@ -207,7 +284,7 @@ impl DatasetCatalog for OxigraphCatalog {
 }
 
 impl PolicyCatalog for OxigraphCatalog {
-    fn submit_policy(&self, policy: &PolicyVersion, ntriples: &str) -> Result<PolicyVersion, CatalogError> {
+    fn submit_policy(&self, policy: &PolicyVersion, ir: &Policy) -> Result<PolicyVersion, CatalogError> {
         let _guard = self.lock();
         let dataset_graph = NamedNode::new_unchecked(self.iris.dataset(&policy.dataset));
         if !self.store.contains_named_graph(dataset_graph.as_ref()).map_err(storage)? {
@@ -225,10 +302,11 @@ impl PolicyCatalog for OxigraphCatalog {
         stored.status = PolicyStatus::Draft;
         stored.review = None;
         stored.active = false;
-        let quads = policy_graph::policy_to_quads(&stored, ntriples, &self.iris).map_err(CatalogError::InvalidPolicy)?;
+        let content = policy_graph::content_quads(&stored, ir, &self.iris);
+        let record = policy_graph::record_quads(&stored, &self.iris);
         let mut tx = self.store.start_transaction().map_err(storage)?;
         tx.insert_named_graph(NamedNode::new_unchecked(self.iris.policy_version(&stored.dataset, stored.version)).as_ref());
-        for q in &quads {
+        for q in content.iter().chain(&record) {
             tx.insert(q.as_ref());
         }
         tx.commit().map_err(storage)?;
@@ -266,9 +344,7 @@ impl PolicyCatalog for OxigraphCatalog {
             tx.insert(q.as_ref());
         }
         if review.approved {
-            for old in versions.iter().filter(|p| p.active) {
-                tx.remove(policy_graph::has_policy_quad(old, &self.iris).as_ref());
-            }
+            self.deactivate(&mut tx, dataset)?;
             tx.insert(policy_graph::has_policy_quad(&reviewed, &self.iris).as_ref());
         }
         tx.commit().map_err(storage)?;
@@ -276,15 +352,26 @@ impl PolicyCatalog for OxigraphCatalog {
     }
 
     fn policy_versions(&self, dataset: &DatasetId) -> Result<Vec<PolicyVersion>, CatalogError> {
-        let versions: Vec<u32> = self.graphs_under(&self.iris.policy_versions_prefix(dataset));
+        let records = NamedNode::new_unchecked(self.iris.policy_records_graph());
+        let dataset_iri = NamedNode::new_unchecked(self.iris.dataset(dataset));
+        let of_dataset = NamedNode::new_unchecked(format!("{}dataset", policy_graph::KDR));
         let mut out = Vec::new();
-        for v in versions {
-            let iri = self.iris.policy_version(dataset, v);
-            let graph = self.graph(&NamedNode::new_unchecked(iri.as_str()))?;
-            if let Some(p) = policy_graph::policy_from_graph(&graph, &iri, dataset, &self.iris) {
+        for q in self.store.quads_for_pattern(
+            None,
+            Some(of_dataset.as_ref()),
+            Some(dataset_iri.as_ref().into()),
+            Some(records.as_ref().into()),
+        ) {
+            let NamedOrBlankNode::NamedNode(v) = q.map_err(storage)?.subject else {
+                continue;
+            };
+            let mut quads = self.subject_quads(&v, &records)?;
+            quads.extend(self.subject_quads(&dataset_iri, &records)?);
+            if let Some(p) = policy_graph::policy_from_records(&Graph::from_quads(quads), v.as_str(), dataset, &self.iris) {
                 out.push(p);
             }
         }
+        out.sort_by_key(|p| p.version);
         Ok(out)
     }
 }
@@ -319,8 +406,20 @@ mod tests {
         let all = c.datasets(&DatasetFilter::default()).expect("list");
         assert_eq!(all.len(), demo::EXAMPLE_DATASETS.len());
         let id: DatasetId = "aalen-kita-plaetze".parse().expect("id");
-        c.remove_dataset(&id).expect("remove");
+        c.withdraw_dataset(&id, "2026-12-01T10:00:00Z").expect("withdraw");
         assert_eq!(c.dataset(&id).expect("read"), None);
-        assert!(matches!(c.remove_dataset(&id), Err(CatalogError::NoSuchDataset(_))));
+        assert!(matches!(
+            c.withdraw_dataset(&id, "2026-12-01T10:00:00Z"),
+            Err(CatalogError::NoSuchDataset(_))
+        ));
+        let d = demo::example_datasets()
+            .expect("examples")
+            .into_iter()
+            .find(|d| d.id == id)
+            .expect("kita");
+        assert!(
+            matches!(c.insert_dataset(&d), Err(CatalogError::DatasetWithdrawn(_))),
+            "a withdrawn identifier is never registered again"
+        );
     }
 }

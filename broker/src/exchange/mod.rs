@@ -1,36 +1,53 @@
-//! Cross-city exchange: what the broker needs to decide a data request and account for it. The
-//! HTTP side (`http::exchange`) runs the steps in order: decide → count the use → fetch →
-//! enforce → log → respond; this module holds the state and the steps that need no HTTP.
+//! Cross-city exchange, the broker's reason to exist, in one place: [`pipeline`] runs a data
+//! request (decide → count the use → fetch → enforce → record → deliver) and a hosted upload;
+//! this module holds the state they share. The HTTP layer only maps requests and refusals, so
+//! the promises below hold for every way in (API, console, tests without TLS) and are tested
+//! here.
 //!
 //! **Architecture Invariant:** no data leaves without a decision by the dataset's active,
 //! compiled policy and a durable decision record. A dataset without an active policy is never
 //! shared; an evaluation error is a deny; a log that cannot be written fails the request.
+//!
+//! **Architecture Invariant:** a city's data is fetched only from that city: from an origin its
+//! member record registers, from a server whose certificate names it as the provider
+//! ([`crate::upstream`]), for a dataset it publishes, under a policy version its board approved
+//! for exactly these distributions. The broker dials no other address.
+
+pub mod denial;
+pub mod pipeline;
+
+pub use denial::{Denial, explain_denial};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use policy_compiler::Vocabulary;
 use policy_compiler::input::PolicyInput;
-use policy_compiler::ir::{Constraint, Operand, Policy, RuleKind};
+use policy_compiler::ir::Policy;
 use policy_compiler::parse::Syntax;
 use policy_evaluator::{DecisionDocument, LoadedModule, WorkerPool};
 
 use crate::audit::AuditLog;
-use crate::catalog::{Dataset, DatasetId, PolicyVersion};
+use crate::catalog::{Catalog, Dataset, DatasetId, Member, PolicyVersion};
 use crate::enforce::{Duty, EnforceError, Plan};
 use crate::fresh::Fresh;
 use crate::hosted::HostedStore;
-use crate::identity::{AGS_IRI_PREFIX, Ags};
 use crate::kept::Kept;
 use crate::usage::TrailUsageCounter;
 
-pub const ODRL: &str = "http://www.w3.org/ns/odrl/2/";
+pub use crate::ns::ODRL;
 
 /// The exchange's shared state.
 pub struct Exchange {
+    pub catalog: Arc<dyn Catalog>,
+    pub vocab: Arc<Vocabulary>,
+    /// The broker's own client identity towards providers' APIs.
+    pub upstream_tls: Arc<rustls::ClientConfig>,
     pub pool: WorkerPool,
     pub log: Arc<dyn AuditLog>,
     pub usage: Arc<TrailUsageCounter>,
+    /// The ε each (consumer, dataset, purpose) spent this month.
+    pub privacy: Arc<crate::privacy::PrivacyLedger>,
     /// Pseudonym master secret (32 random bytes kept in the data directory).
     pub secret: Vec<u8>,
     /// Upstream limits.
@@ -43,6 +60,8 @@ pub struct Exchange {
     snapshots: Fresh<DatasetId, Snapshot>,
     /// Read duties by the JSON text a decision carried them in.
     duties: Kept<Box<str>, Arc<Duties>>,
+    requests: Arc<tokio::sync::Semaphore>,
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 /// A decision's duties, read: what the consumer must honour and what the broker does to the
@@ -72,13 +91,25 @@ pub enum DutiesError {
     Unenforceable(#[from] EnforceError),
 }
 
-/// A dataset and its active policy version as a request sees them. Kept for at most
-/// [`SNAPSHOT_TTL`] and dropped at once when this broker changes either, so a new policy version
-/// decides the next request; the TTL bounds what another replica's change can take to arrive.
+async fn slot(semaphore: &Arc<tokio::sync::Semaphore>, limit: usize, what: &'static str) -> Result<Slot, Busy> {
+    match tokio::time::timeout(SLOT_WAIT, semaphore.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(Busy { limit, what }),
+    }
+}
+
+/// A dataset, its active policy version and its publisher's member record as a request sees
+/// them. Kept for at most [`SNAPSHOT_TTL`] and dropped at once when this broker changes either,
+/// so a new policy version decides the next request; the TTL bounds what another replica's
+/// change (or a member removed from the configuration) can take to arrive.
 #[derive(Debug)]
 pub struct Snapshot {
     pub dataset: Dataset,
     pub policy: Option<PolicyVersion>,
+    /// `None` once the publisher is no longer a member.
+    pub publisher: Option<Member>,
+    /// [`Dataset::distributions_digest`], computed once.
+    pub distributions: String,
 }
 
 pub const SNAPSHOT_TTL: Duration = Duration::from_secs(1);
@@ -101,6 +132,12 @@ pub struct UpstreamLimits {
     pub timeout: std::time::Duration,
     /// Largest response from a provider's API, and largest upload of hosted data.
     pub max_bytes: usize,
+    /// Data requests in progress at once; more wait up to [`SLOT_WAIT`] for a slot, then are
+    /// refused as busy. With `max_bytes`, this bounds what data requests can hold in memory
+    /// together (a release holds about three times its input at most).
+    pub max_requests: usize,
+    /// Hosted uploads in progress at once (their bodies are read only once they have a slot).
+    pub max_uploads: usize,
 }
 
 impl Default for UpstreamLimits {
@@ -108,8 +145,24 @@ impl Default for UpstreamLimits {
         Self {
             timeout: std::time::Duration::from_secs(10),
             max_bytes: 16 << 20,
+            max_requests: 64,
+            max_uploads: 2,
         }
     }
+}
+
+/// How long a data request or an upload waits for a slot before it is refused as busy.
+pub const SLOT_WAIT: Duration = Duration::from_secs(5);
+
+/// A slot for one data request or upload; released when dropped.
+pub type Slot = tokio::sync::OwnedSemaphorePermit;
+
+/// All slots of a kind were taken for [`SLOT_WAIT`].
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the broker is handling {limit} {what} at once, the most it takes; try again shortly")]
+pub struct Busy {
+    pub limit: usize,
+    pub what: &'static str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,26 +178,61 @@ pub enum ModuleError {
     },
 }
 
+/// What the exchange is built from.
+pub struct Parts {
+    pub catalog: Arc<dyn Catalog>,
+    pub vocab: Arc<Vocabulary>,
+    pub upstream_tls: Arc<rustls::ClientConfig>,
+    pub pool: WorkerPool,
+    pub log: Arc<dyn AuditLog>,
+    pub usage: Arc<TrailUsageCounter>,
+    pub privacy: Arc<crate::privacy::PrivacyLedger>,
+    pub hosted: Arc<dyn HostedStore>,
+    pub secret: Vec<u8>,
+    pub upstream: UpstreamLimits,
+}
+
 impl Exchange {
-    pub fn new(
-        pool: WorkerPool,
-        log: Arc<dyn AuditLog>,
-        usage: Arc<TrailUsageCounter>,
-        hosted: Arc<dyn HostedStore>,
-        secret: Vec<u8>,
-        upstream: UpstreamLimits,
-    ) -> Self {
-        Self {
+    pub fn new(parts: Parts) -> Self {
+        let Parts {
+            catalog,
+            vocab,
+            upstream_tls,
             pool,
             log,
             usage,
+            privacy,
+            hosted,
+            secret,
+            upstream,
+        } = parts;
+        Self {
+            catalog,
+            vocab,
+            upstream_tls,
+            pool,
+            log,
+            usage,
+            privacy,
             hosted,
             secret,
             upstream,
             modules: Kept::new(MODULES_KEPT),
             snapshots: Fresh::new(SNAPSHOT_TTL),
             duties: Kept::new(DUTIES_KEPT),
+            requests: Arc::new(tokio::sync::Semaphore::new(upstream.max_requests.max(1))),
+            uploads: Arc::new(tokio::sync::Semaphore::new(upstream.max_uploads.max(1))),
         }
+    }
+
+    /// A slot for a data request.
+    pub async fn request_slot(&self) -> Result<Slot, Busy> {
+        slot(&self.requests, self.upstream.max_requests, "data requests").await
+    }
+
+    /// A slot for a hosted upload: taken before its body is read.
+    pub async fn upload_slot(&self) -> Result<Slot, Busy> {
+        slot(&self.uploads, self.upstream.max_uploads, "uploads").await
     }
 
     /// The duties of a decision (its `duties` JSON), read and planned.
@@ -175,9 +263,16 @@ impl Exchange {
         self.snapshots.forget(id);
     }
 
+    /// Drops everything kept of a withdrawn dataset: its snapshot and its compiled versions.
+    pub fn forget_withdrawn(&self, id: &DatasetId) {
+        self.snapshots.forget(id);
+        self.modules.remove_where(|(d, _)| d == id);
+    }
+
     /// The compiled module of a stored version: compiled once, and only if its hash is the one
     /// stored with the version.
-    pub fn module(&self, p: &PolicyVersion, vocab: &Vocabulary) -> Result<CompiledVersion, ModuleError> {
+    pub fn module(&self, p: &PolicyVersion) -> Result<CompiledVersion, ModuleError> {
+        let vocab = self.vocab.as_ref();
         let key = (p.dataset.clone(), p.version);
         if let Some(m) = self.modules.get(&key) {
             return Ok(m);
@@ -212,87 +307,6 @@ impl Exchange {
     pub async fn decide(&self, module: &LoadedModule, input: &PolicyInput) -> DecisionDocument {
         self.pool.decide(module, input).await
     }
-}
-
-/// Why a request was denied, in terms of the policy: the unsatisfied constraints of the
-/// permissions that could have allowed it, and the prohibitions that forbade it. (Unsatisfied
-/// constraints of a prohibition are not reasons: they are why it did not apply.)
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Denial {
-    /// Constraint uid -> a readable form (`purpose isA https://w3id.org/dpv#...`).
-    pub failed_constraints: Vec<(String, String)>,
-    pub prohibited_by: Vec<String>,
-}
-
-impl Denial {
-    /// Each unmet constraint and applying prohibition as a sentence.
-    pub fn reasons(&self) -> Vec<String> {
-        let unmet = self
-            .failed_constraints
-            .iter()
-            .map(|(uid, text)| format!("{text} is not met ({uid})"));
-        unmet
-            .chain(self.prohibited_by.iter().map(|r| format!("prohibited by {r}")))
-            .collect()
-    }
-}
-
-pub fn explain_denial(policy: &Policy, decision: &DecisionDocument) -> Denial {
-    let mut out = Denial::default();
-    for rule in &policy.rules {
-        let active = decision.rules.get(&rule.uid).copied().unwrap_or(false);
-        match rule.kind {
-            RuleKind::Permission if !active => {
-                for c in &rule.constraints {
-                    collect_failed(c, decision, &mut out.failed_constraints);
-                }
-            }
-            RuleKind::Prohibition if active => out.prohibited_by.push(rule.uid.clone()),
-            _ => {}
-        }
-    }
-    out
-}
-
-fn collect_failed(c: &Constraint, decision: &DecisionDocument, out: &mut Vec<(String, String)>) {
-    if decision.constraints.get(c.uid()).copied().unwrap_or(true) {
-        return;
-    }
-    match c {
-        Constraint::Atomic {
-            uid,
-            left,
-            operator,
-            right,
-        } => {
-            let right = match right {
-                Operand::DateTime(d) => d.clone(),
-                Operand::Integer(n) => n.to_string(),
-                Operand::Iri(i) => i.clone(),
-                Operand::Iris(is) => is.join(" "),
-            };
-            out.push((uid.clone(), format!("{} {} {right}", odrl_name(left), odrl_name(operator))));
-        }
-        Constraint::And { operands, .. } | Constraint::Or { operands, .. } | Constraint::Xone { operands, .. } => {
-            out.push((c.uid().to_owned(), "a logical constraint".into()));
-            for o in operands {
-                collect_failed(o, decision, out);
-            }
-        }
-    }
-}
-
-/// An IR term by its ODRL local name (`purpose`, `isA`): how the IR serialises it.
-fn odrl_name(term: &impl serde::Serialize) -> String {
-    serde_json::to_value(term)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// A party's IRI in policies: its municipality's geocoding IRI.
-pub fn party_iri(ags: &Ags) -> String {
-    format!("{AGS_IRI_PREFIX}{ags}")
 }
 
 /// An action given as `read` or as a full IRI.

@@ -53,6 +53,16 @@ impl FromRequest for Caller {
                 Some(PeerIdentity(Err(e))) => return Err(Problem::forbidden(e.to_string())),
                 None => return Err(Problem::forbidden(IdentityError::NoCertificate.to_string())),
             };
+            // The handshake checked the certificate once; a kept-alive connection lives on, so
+            // revocation and expiry are checked again for every request.
+            if let Err(refusal) = state.revocation.check(&identity.serial, identity.not_after) {
+                return Err(Problem::new(
+                    actix_web::http::StatusCode::FORBIDDEN,
+                    "certificate-refused",
+                    "Forbidden",
+                    format!("{refusal}; open a new connection with a valid certificate"),
+                ));
+            }
             let member = match state.members.get(&identity.ags) {
                 Some(m) => m,
                 None => {

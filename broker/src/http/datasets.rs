@@ -54,6 +54,7 @@ pub async fn create(caller: Caller, state: web::Data<AppState>, body: web::Paylo
             caller.member.organisation, caller.identity.ags
         )));
     }
+    check_providers(&caller, &description)?;
     let id = description.identifier.clone().unwrap_or_else(DatasetId::generate);
     let now = now_rfc3339();
     let dataset = Dataset::from_description(id, caller.identity.ags.clone(), description, now.clone(), now);
@@ -90,6 +91,7 @@ pub async fn replace(
     if description.publisher.as_ref().is_some_and(|p| *p != existing.publisher) {
         return Err(Problem::forbidden("the publisher of a dataset cannot be changed"));
     }
+    check_providers(&caller, &description)?;
     let dataset = Dataset::from_description(id, existing.publisher.clone(), description, existing.issued.clone(), now_rfc3339());
     let catalog = state.catalog.clone();
     let stored = dataset.clone();
@@ -109,17 +111,22 @@ pub async fn remove(caller: Caller, state: web::Data<AppState>, id: web::Path<St
     let existing = load(&state, id.clone()).await?;
     check_owner(&caller, &existing, "withdraw")?;
     let catalog = state.catalog.clone();
+    let hosted = state.exchange.hosted.clone();
     let withdrawn = id.clone();
-    super::audited(
-        &state,
-        &caller,
-        "dataset-withdrawn",
-        id.as_str(),
-        serde_json::Value::Null,
-        move || catalog.remove_dataset(&withdrawn),
-    )
+    let detail = serde_json::json!({ "publisher": existing.publisher });
+    // One step: the description, the policy in force and the hosted upload go, a tombstone keeps
+    // the identifier from ever naming another dataset. The upload is deleted after the graph
+    // change, so a failure in between leaves a withdrawn dataset with an unreadable leftover,
+    // never a shared dataset without its data.
+    super::audited(&state, &caller, "dataset-withdrawn", id.as_str(), detail, move || {
+        let tombstone = catalog.withdraw_dataset(&withdrawn, &now_rfc3339())?;
+        hosted
+            .remove(&withdrawn)
+            .map_err(|e| crate::catalog::CatalogError::Storage(e.to_string()))?;
+        Ok(tombstone)
+    })
     .await?;
-    state.exchange.forget(&id);
+    state.exchange.forget_withdrawn(&id);
     tracing::info!(dataset = %existing.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset withdrawn");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -130,12 +137,18 @@ pub(super) fn parse_id(raw: &str) -> Result<DatasetId, Problem> {
         .map_err(|e: crate::catalog::model::BadDatasetId| Problem::not_found("no-such-dataset", e.to_string()))
 }
 
+/// The dataset, or 404 (never registered) or 410 (withdrawn).
 pub(super) async fn load(state: &AppState, id: DatasetId) -> Result<Dataset, Problem> {
     let catalog = state.catalog.clone();
-    let missing = format!("dataset '{id}' does not exist");
-    web::block(move || catalog.dataset(&id))
-        .await??
-        .ok_or_else(|| Problem::not_found("no-such-dataset", missing))
+    let found = web::block(move || match catalog.dataset(&id)? {
+        Some(d) => Ok(Ok(d)),
+        None => catalog.tombstone(&id).map(|t| Err((id, t))),
+    })
+    .await??;
+    found.map_err(|(id, tombstone)| match tombstone {
+        Some(t) => crate::catalog::CatalogError::DatasetWithdrawn(Box::new(t)).into(),
+        None => Problem::not_found("no-such-dataset", format!("dataset '{id}' does not exist")),
+    })
 }
 
 /// Only the publishing city may change a dataset, its policy or its hosted data.
@@ -147,6 +160,41 @@ pub(super) fn check_owner(caller: &Caller, dataset: &Dataset, verb: &str) -> Res
             "dataset '{}' is published by {}; a steward of {} ({}) may not {verb} it",
             dataset.id, dataset.publisher, caller.identity.ags, caller.member.organisation
         )))
+    }
+}
+
+/// A city's data is fetched only from that city: every access URL must be at one of the
+/// provider origins the operator registered for the steward's member (the exchange checks it
+/// again on every request, and the provider's certificate too).
+fn check_providers(caller: &Caller, d: &DatasetDescription) -> Result<(), Problem> {
+    let registered: Vec<&str> = caller.member.providers.iter().map(|o| o.as_str()).collect();
+    let violations: Vec<Violation> = d
+        .distributions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, dist)| match &dist.access_url {
+            crate::catalog::Access::Url(u) if !caller.member.serves(u) => Some(Violation {
+                pointer: format!("/distributions/{i}/accessURL"),
+                message: if registered.is_empty() {
+                    format!(
+                        "{} has no registered provider API, so only 'hosted' distributions are possible; the operator registers provider origins in the configuration",
+                        caller.member.organisation
+                    )
+                } else {
+                    format!(
+                        "must be at a provider origin registered for {} ({}); the broker fetches a city's data only from that city",
+                        caller.member.organisation,
+                        registered.join(", ")
+                    )
+                },
+            }),
+            _ => None,
+        })
+        .collect();
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(unprocessable(violations))
     }
 }
 

@@ -13,7 +13,6 @@ pub mod provider;
 pub mod reports;
 pub mod routes;
 pub mod sparql;
-pub mod upstream;
 
 use std::any::Any;
 use std::net::SocketAddr;
@@ -41,8 +40,8 @@ pub struct AppState {
     /// ODRL actions and DPV purposes, for compiling and explaining policies.
     pub vocab: Arc<policy_compiler::Vocabulary>,
     pub exchange: Arc<crate::exchange::Exchange>,
-    /// The broker's own client identity towards providers' APIs.
-    pub upstream_tls: Arc<rustls::ClientConfig>,
+    /// The revocation state the member listener's handshakes use, asked again on every request.
+    pub revocation: Arc<crate::tls::ReloadingCrlVerifier>,
     /// Groups smaller than this are suppressed in the public transparency report.
     pub transparency_minimum: u64,
     /// Member records as `Caller` reads them on every request, kept for at most
@@ -59,33 +58,8 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// Appends an administrative change by `caller` to the audit trail; durable on return. A change
-/// that cannot be recorded fails the request (fail closed).
-pub async fn record_change(
-    state: &AppState,
-    caller: &auth::Caller,
-    action: &str,
-    subject: &str,
-    detail: serde_json::Value,
-) -> Result<(), Problem> {
-    let record = crate::audit::AdminRecord {
-        time: crate::audit::now_rfc3339(),
-        actor: caller.identity.ags.to_string(),
-        actor_role: Some(caller.identity.role.as_str().to_owned()),
-        actor_serial: Some(caller.identity.serial.clone()),
-        action: action.to_owned(),
-        subject: subject.to_owned(),
-        detail,
-    };
-    let log = state.exchange.log.clone();
-    web::block(move || log.append(crate::audit::Event::Admin(record)))
-        .await?
-        .map_err(|e| Problem::internal("the audit log cannot be written, so the change is not made", e))
-}
-
-/// Runs a change of the catalog's state as an audited step: the change is recorded first (a
-/// change the log cannot hold is not made), then made; if it then fails, that is recorded too
-/// (`<action>-aborted`), so the trail never shows a change that did not happen without saying so.
+/// Runs a change of the catalog's state as an audited step ([`crate::changes`]): recorded
+/// first, then made; a failure after the record leaves an `-aborted` record.
 pub async fn audited<T: Send + 'static>(
     state: &AppState,
     caller: &auth::Caller,
@@ -94,14 +68,21 @@ pub async fn audited<T: Send + 'static>(
     detail: serde_json::Value,
     change: impl FnOnce() -> Result<T, crate::catalog::CatalogError> + Send + 'static,
 ) -> Result<T, Problem> {
-    record_change(state, caller, action, subject, detail).await?;
-    match web::block(change).await? {
-        Ok(v) => Ok(v),
-        Err(e) => {
-            let why = serde_json::json!({ "reason": e.to_string() });
-            record_change(state, caller, &format!("{action}-aborted"), subject, why).await?;
-            Err(e.into())
-        }
+    let record = crate::audit::AdminRecord::by(&caller.identity, action, subject, detail);
+    crate::changes::audited(&state.exchange.log, record, change)
+        .await
+        .map_err(|e| match e {
+            crate::changes::ChangeError::Failed(e) => e.into(),
+            other => change_problem(other, "the change could not be made"),
+        })
+}
+
+/// The problem for a change that was not made.
+pub fn change_problem<E: std::error::Error + 'static>(e: crate::changes::ChangeError<E>, context: &str) -> Problem {
+    match e {
+        crate::changes::ChangeError::NotRecorded(e) => Problem::internal("the audit log cannot be written, so the change is not made", e),
+        crate::changes::ChangeError::Failed(e) => Problem::internal(context, e),
+        crate::changes::ChangeError::Lost => Problem::internal(context, "the change's thread was lost"),
     }
 }
 
@@ -190,6 +171,66 @@ pub fn bind_public(
     Ok((server.run(), addrs))
 }
 
+/// A listener that failed to bind: its address and why.
+pub type ListenError = (SocketAddr, std::io::Error);
+
+/// Runs the member listener (and the public one, if given) on this thread until stopped.
+pub fn run(
+    listen: SocketAddr,
+    tls: rustls::ServerConfig,
+    public: Option<(SocketAddr, rustls::ServerConfig)>,
+    state: AppState,
+    workers: usize,
+) -> Result<(), ListenError> {
+    let state = web::Data::new(state);
+    actix_web::rt::System::new().block_on(async move {
+        let (server, addrs) = bind(listen, tls, state.clone(), workers).map_err(|e| (listen, e))?;
+        for a in &addrs {
+            tracing::info!(addr = %a, "broker listening (mutual TLS)");
+        }
+        let public = match public {
+            Some((addr, ptls)) => {
+                let (p, addrs) = bind_public(addr, ptls, state).map_err(|e| (addr, e))?;
+                for a in &addrs {
+                    tracing::info!(addr = %a, "public transparency report listening (TLS, no client certificate)");
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        let main = server.await.map_err(|e| (listen, e));
+        if let Some(p) = public {
+            p.handle().stop(true).await;
+        }
+        main
+    })
+}
+
+/// Starts the member listener (and the public one, if given) on background threads.
+pub fn start(
+    listen: SocketAddr,
+    tls: rustls::ServerConfig,
+    public: Option<(SocketAddr, rustls::ServerConfig)>,
+    state: AppState,
+    workers: usize,
+) -> Result<BackgroundServer, ListenError> {
+    let state = web::Data::new(state);
+    let public = match public {
+        Some((addr, ptls)) => {
+            let st = state.clone();
+            Some(BackgroundServer::spawn(move || bind_public(addr, ptls, st)).map_err(|e| (addr, e))?)
+        }
+        None => None,
+    };
+    let server = BackgroundServer::start(listen, tls, state, workers).map_err(|e| (listen, e))?;
+    let public_addr = public.as_ref().map(|p| p.addr);
+    Ok(server.with_public(public_addr).on_stop(move || {
+        if let Some(p) = public {
+            p.stop();
+        }
+    }))
+}
+
 /// A server running on its own thread, for tests and the demo.
 pub struct BackgroundServer {
     pub addr: SocketAddr,
@@ -249,10 +290,17 @@ impl BackgroundServer {
         self
     }
 
-    /// Runs `f` once the server has stopped (e.g. the audit trail's final checkpoint).
+    /// Runs `f` once the server has stopped (e.g. the audit trail's final checkpoint), after
+    /// what was registered before.
     #[must_use]
     pub fn on_stop(mut self, f: impl FnOnce() + Send + 'static) -> Self {
-        self.on_stop = Some(Box::new(f));
+        let before = self.on_stop.take();
+        self.on_stop = Some(Box::new(move || {
+            if let Some(b) = before {
+                b();
+            }
+            f();
+        }));
         self
     }
 

@@ -58,6 +58,7 @@ pub async fn submit(
     let compiled = web::block(move || compile_for_dataset(&bytes, syntax, &dataset_iri, &st.vocab))
         .await?
         .map_err(|e| rejected(&e))?;
+    let ir = compiled.policy;
     // The number this version will get, so that its record names it; the catalog refuses it if
     // another submission took it meanwhile.
     let catalog = state.catalog.clone();
@@ -69,7 +70,7 @@ pub async fn submit(
     let version = PolicyVersion {
         dataset: id.clone(),
         version: next,
-        policy: compiled.policy.uid.clone(),
+        policy: ir.uid.clone(),
         source: String::from_utf8_lossy(&source).into_owned(),
         media_type: media_type.split(';').next().unwrap_or_default().trim().to_owned(),
         module_hash: compiled.hash.to_string(),
@@ -81,10 +82,9 @@ pub async fn submit(
         active: false,
     };
     let catalog = state.catalog.clone();
-    let ntriples = compiled.ntriples;
     let detail = json!({ "version": next, "moduleHash": version.module_hash, "policy": version.policy });
     let stored = super::audited(&state, &caller, "policy-submitted", id.as_str(), detail, move || {
-        catalog.submit_policy(&version, &ntriples)
+        catalog.submit_policy(&version, &ir)
     })
     .await?;
     tracing::info!(dataset = %id, version = stored.version, module = %stored.module_hash, by = %caller.identity.ags, "policy submitted");
@@ -165,9 +165,16 @@ async fn review(
         by_name: caller.identity.common_name.clone(),
         time: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
         note,
+        // What the board approves the policy for: these distributions, and no others.
+        distributions: approved.then(|| dataset.distributions_digest()),
     };
     let action = if approved { "policy-approved" } else { "policy-rejected" };
-    let detail = json!({ "version": version.version, "moduleHash": version.module_hash, "note": review.note });
+    let detail = json!({
+        "version": version.version,
+        "moduleHash": version.module_hash,
+        "note": review.note,
+        "distributions": review.distributions,
+    });
     let catalog = state.catalog.clone();
     let (id, n) = (dataset.id.clone(), version.version);
     let reviewed = super::audited(&state, &caller, action, dataset.id.as_str(), detail, move || {
@@ -203,7 +210,7 @@ pub async fn simulate(
         .map_err(|e| Problem::bad_request("bad-period", format!("query parameters 'from'/'to': {e}")))?;
     let compiled = state
         .exchange
-        .module(&version, &state.vocab)
+        .module(&version)
         .map_err(|e| Problem::internal("the version cannot be compiled", e))?;
     let log = state.exchange.log.clone();
     let records = web::block(move || log.decisions_where(&|r| period.contains(&r.time)))

@@ -19,6 +19,8 @@ pub struct Problem {
     pub violations: Vec<Violation>,
     /// RFC 9457 extension members (e.g. `failedConstraints` of a denial).
     pub extensions: serde_json::Map<String, serde_json::Value>,
+    /// Seconds for a `Retry-After` header (busy, rate-limited).
+    pub retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -43,7 +45,15 @@ impl Problem {
             detail: detail.into(),
             violations: Vec::new(),
             extensions: serde_json::Map::new(),
+            retry_after: None,
         }
+    }
+
+    /// A 503 for a limit that is reached: says which, and when to try again.
+    pub fn busy(detail: impl Into<String>, retry_after: u32) -> Self {
+        let mut p = Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "Service Unavailable", detail);
+        p.retry_after = Some(retry_after);
+        p
     }
 
     /// Adds an extension member.
@@ -110,7 +120,11 @@ impl ResponseError for Problem {
             violations: &self.violations,
             extensions: &self.extensions,
         };
-        HttpResponse::build(self.status).content_type(CONTENT_TYPE).json(body)
+        let mut resp = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            resp.insert_header(("Retry-After", secs.to_string()));
+        }
+        resp.content_type(CONTENT_TYPE).json(body)
     }
 }
 
@@ -131,6 +145,7 @@ impl From<crate::catalog::CatalogError> for Problem {
                 format!("dataset '{id}' already exists; use PUT /v1/datasets/{id} to change it"),
             ),
             E::NoSuchDataset(id) => Problem::not_found("no-such-dataset", format!("dataset '{id}' does not exist")),
+            e @ E::DatasetWithdrawn(_) => Problem::new(StatusCode::GONE, "dataset-withdrawn", "Gone", e.to_string()),
             E::Storage(s) => Problem::internal("the metadata store failed", s),
             E::InvalidPolicy(s) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-policy", "Invalid policy", s),
             e @ E::NoSuchPolicyVersion { .. } => Problem::not_found("no-such-policy-version", e.to_string()),

@@ -22,8 +22,28 @@ pub struct ReportQuery {
     bucket: Option<Bucket>,
     /// `json` (default) or `csv`; `Accept: text/csv` works too.
     format: Option<String>,
-    /// Boards: one provider city's datasets only.
+    /// One provider city's datasets only (a board member's own city's use of another city's
+    /// data, or their own city's datasets).
     provider: Option<String>,
+}
+
+/// Whose usage a caller sees. Reports are scoped to the controller: every member sees its own
+/// city's part of the trail and nothing of other cities' dealings with each other.
+#[derive(Debug, Clone)]
+struct Scope {
+    city: Ags,
+    /// A board member sees their city as provider *and* as consumer; a steward only the
+    /// datasets their city provides.
+    as_consumer: bool,
+    provider: Option<Ags>,
+}
+
+impl Scope {
+    fn admits(&self, r: &DecisionRecord) -> bool {
+        let city = self.city.as_str();
+        let mine = r.provider == city || (self.as_consumer && r.consumer == city);
+        mine && self.provider.as_ref().is_none_or(|p| r.provider == p.as_str())
+    }
 }
 
 impl ReportQuery {
@@ -41,26 +61,28 @@ impl ReportQuery {
                 .is_some_and(|a| a.contains("text/csv"))
     }
 
-    /// The provider city whose datasets the caller may see: their own for a steward, any (or
-    /// the one asked for) for a board member.
-    fn scope(&self, caller: &Caller) -> Result<Option<Ags>, Problem> {
+    /// What the caller may see: their own city's part (see [`Scope`]).
+    fn scope(&self, caller: &Caller) -> Result<Scope, Problem> {
         caller.require(&[Role::Board, Role::Steward], "reading usage reports")?;
-        let asked = self
+        let provider = self
             .provider
             .as_deref()
             .map(str::parse::<Ags>)
             .transpose()
             .map_err(|e| Problem::bad_request("bad-query-parameter", format!("query parameter 'provider': {e}")))?;
-        match caller.identity.role {
-            Role::Board => Ok(asked),
-            _ => match asked {
-                Some(a) if a != caller.identity.ags => Err(Problem::forbidden(format!(
-                    "a steward of {} sees the reports of its own datasets, not of {a}",
-                    caller.identity.ags
-                ))),
-                _ => Ok(Some(caller.identity.ags.clone())),
-            },
+        let as_consumer = caller.identity.role == Role::Board;
+        if !as_consumer && provider.as_ref().is_some_and(|p| *p != caller.identity.ags) {
+            return Err(Problem::forbidden(format!(
+                "a steward of {} sees the reports of its own datasets, not of {}",
+                caller.identity.ags,
+                provider.as_ref().map(Ags::as_str).unwrap_or_default()
+            )));
         }
+        Ok(Scope {
+            city: caller.identity.ags.clone(),
+            as_consumer,
+            provider,
+        })
     }
 }
 
@@ -90,8 +112,7 @@ pub async fn usage(
     let scope = q.scope(&caller)?;
     let period = q.period()?;
     let records = decisions(&state, Some(period)).await?;
-    let provider = scope.map(|a| a.to_string());
-    let rows = reports::usage(&records, &period, q.bucket.unwrap_or(Bucket::Day), provider.as_deref());
+    let rows = reports::usage(&records, &period, q.bucket.unwrap_or(Bucket::Day), |r| scope.admits(r));
     if q.csv(&req) {
         return csv_response(reports::csv(&reports::USAGE_COLUMNS, rows.iter().map(reports::UsageRow::cells)));
     }
@@ -107,8 +128,9 @@ pub async fn processing(
     let scope = q.scope(&caller)?;
     let period = q.period()?;
     let catalog = state.catalog.clone();
+    // Art. 30 records are the controller's: the datasets the caller's city publishes.
     let filter = DatasetFilter {
-        publisher: scope,
+        publisher: Some(scope.city),
         ..DatasetFilter::default()
     };
     let datasets = web::block(move || catalog.datasets(&filter)).await??;
@@ -121,7 +143,7 @@ pub async fn processing(
             Some(v) => {
                 let compiled = state
                     .exchange
-                    .module(&v, &state.vocab)
+                    .module(&v)
                     .map_err(|e| Problem::internal("an active policy cannot be read", e))?;
                 Some((v.version, (*compiled.policy).clone()))
             }

@@ -1,0 +1,150 @@
+//! The architecture invariants of `ARCHITECTURE.md` that a test can check by reading the source:
+//! which modules may import which crates, where `unsafe` may appear, that the documents name
+//! every attack test. Each failure names the file and line that broke the rule.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every `.rs` file under `dir`, with its path relative to the repository root.
+fn rust_files(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                if !path.ends_with("target") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                let rel = path.strip_prefix(root()).unwrap_or(&path).display().to_string();
+                out.push((rel.replace("/../", "/"), text));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Lines of `text` that use crate `name` (a `use` or a path), outside comments.
+fn uses(text: &str, name: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let code = l.split("//").next().unwrap_or_default();
+            code.contains(&format!("{name}::")) || code.contains(&format!("use {name}"))
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
+}
+
+/// Fails with every (file, line) where `name` is used outside the modules `allowed` admits.
+fn only_in(name: &str, files: &[(String, String)], allowed: impl Fn(&str) -> bool) {
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|(path, _)| !allowed(path))
+        .flat_map(|(path, text)| uses(text, name).into_iter().map(move |l| format!("{path}:{l}")))
+        .collect();
+    assert!(offenders.is_empty(), "{name} used outside its modules: {offenders:?}");
+}
+
+#[test]
+fn only_the_http_layer_imports_actix_web() {
+    let files = rust_files(&root().join("broker/src"));
+    only_in("actix_web", &files, |p| p.starts_with("broker/src/http/"));
+}
+
+#[test]
+fn only_the_catalog_imports_oxigraph() {
+    let files = rust_files(&root().join("broker/src"));
+    only_in("oxigraph", &files, |p| p.starts_with("broker/src/catalog/"));
+}
+
+#[test]
+fn only_the_policy_evaluator_imports_wasmtime_and_opa_wasm() {
+    let mut files = rust_files(&root().join("broker/src"));
+    files.extend(rust_files(&root().join("policies/compiler/src")));
+    files.extend(rust_files(&root().join("policies/evaluator/src")));
+    for name in ["wasmtime", "opa_wasm"] {
+        only_in(name, &files, |p| p.starts_with("policies/evaluator/"));
+    }
+}
+
+#[test]
+fn the_exchange_pipeline_lives_outside_the_http_layer() {
+    // The HTTP face of the exchange maps requests and refusals; deciding, fetching, enforcing and
+    // recording are the exchange's. A handler that reached for them directly would be a second
+    // pipeline with promises of its own.
+    let files = rust_files(&root().join("broker/src/http"));
+    for (path, text) in &files {
+        for forbidden in ["upstream::get", "enforce::enforce", ".decide(", "append_async(Event::Decision"] {
+            assert!(!text.contains(forbidden), "{path} runs `{forbidden}`: that belongs to the exchange");
+        }
+    }
+}
+
+#[test]
+fn unsafe_code_only_in_the_no_std_wasm_runtime() {
+    let mut files = rust_files(&root().join("broker"));
+    files.extend(rust_files(&root().join("policies/compiler")));
+    files.extend(rust_files(&root().join("policies/evaluator")));
+    files.extend(rust_files(&root().join("tests")));
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|(path, _)| !path.ends_with("tidy.rs"))
+        .flat_map(|(path, text)| {
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| {
+                    let code = l.split("//").next().unwrap_or_default();
+                    code.contains("unsafe ") || code.contains("unsafe{")
+                })
+                .map(move |(i, _)| format!("{path}:{}", i + 1))
+        })
+        .collect();
+    assert!(offenders.is_empty(), "unsafe outside policies/runtime: {offenders:?}");
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("manifest");
+    assert!(manifest.contains("unsafe_code = \"forbid\""), "the workspace forbids unsafe code");
+}
+
+#[test]
+fn security_md_names_only_tests_that_exist() {
+    let security = std::fs::read_to_string(root().join("SECURITY.md")).expect("SECURITY.md");
+    let mut sources = String::new();
+    for (_, text) in rust_files(&root().join("tests"))
+        .iter()
+        .chain(&rust_files(&root().join("broker/src")))
+    {
+        sources.push_str(text);
+    }
+    let named: Vec<&str> = security
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .flat_map(|code| code.split(", "))
+        .map(|t| t.rsplit("::").next().unwrap_or(t))
+        .filter(|t| t.contains('_') && t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+        .filter(|t| t.split('_').count() >= 4)
+        .collect();
+    assert!(named.len() >= 20, "SECURITY.md names its tests ({} found)", named.len());
+    let missing: Vec<&&str> = named.iter().filter(|t| !sources.contains(&format!("fn {t}("))).collect();
+    assert!(missing.is_empty(), "SECURITY.md names tests that do not exist: {missing:?}");
+}
+
+#[test]
+fn every_attack_test_is_in_security_md() {
+    let security = std::fs::read_to_string(root().join("SECURITY.md")).expect("SECURITY.md");
+    let attacks = std::fs::read_to_string(root().join("tests/integration/attacks.rs")).expect("attacks");
+    let tests: Vec<&str> = attacks
+        .split("#[actix_rt::test]")
+        .skip(1)
+        .filter_map(|t| t.split("async fn ").nth(1)?.split('(').next())
+        .collect();
+    assert!(tests.len() >= 10);
+    let missing: Vec<&&str> = tests.iter().filter(|t| !security.contains(**t)).collect();
+    assert!(missing.is_empty(), "attack tests SECURITY.md does not name: {missing:?}");
+}
