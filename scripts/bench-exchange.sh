@@ -18,9 +18,15 @@ conns=${1:-16}
 secs=${2:-15}
 rounds=${3:-3}
 command -v nginx >/dev/null || { echo "bench-exchange: needs nginx (apt-get install -y nginx-light)" >&2; exit 1; }
-cargo build --profile production -q -p broker --bin broker
+# BROKER_BIN measures another build (say, the main a change started from) with the same script;
+# DEMO_ARGS replaces the demo's extra arguments (an older broker does not know them).
+if [ -z "${BROKER_BIN:-}" ]; then
+  cargo build --profile production -q -p broker --bin broker
+fi
 cargo build --release -q -p broker --example loadgen
-broker="$CARGO_TARGET_DIR/production/broker"
+broker="${BROKER_BIN:-$CARGO_TARGET_DIR/production/broker}"
+# The demo's members may make 1000 requests a second each; the load generator is one member.
+demo_args=${DEMO_ARGS---requests-per-second 1000000}
 loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
 work=$(mktemp -d)
 pids=()
@@ -32,7 +38,8 @@ cleanup() {
 trap cleanup EXIT
 
 # The demo data space: broker on :8543, Aalen's provider on :9441, the example policy attached.
-"$broker" demo --dir "$work/demo" --listen 127.0.0.1:8543 >"$work/demo.log" 2>&1 &
+# shellcheck disable=SC2086
+"$broker" demo --dir "$work/demo" --listen 127.0.0.1:8543 $demo_args >"$work/demo.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 120); do grep -q "Two cross-city" "$work/demo.log" && break; sleep 0.5; done
 grep -q "Two cross-city" "$work/demo.log" || { cat "$work/demo.log"; exit 1; }

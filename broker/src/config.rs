@@ -120,6 +120,12 @@ struct RawSparql {
     max_results: usize,
     #[serde(default = "default_max_concurrent")]
     max_concurrent: usize,
+    /// Queries one member may have running at once (default: half of max_concurrent).
+    max_concurrent_per_member: Option<usize>,
+    /// Address space of one query worker process, in MiB (default 1024).
+    worker_memory_mb: Option<u64>,
+    /// The program the query workers run (default: this broker's own executable).
+    worker: Option<PathBuf>,
 }
 
 impl Default for RawSparql {
@@ -128,6 +134,9 @@ impl Default for RawSparql {
             timeout_ms: default_timeout_ms(),
             max_results: default_max_results(),
             max_concurrent: default_max_concurrent(),
+            max_concurrent_per_member: None,
+            worker_memory_mb: None,
+            worker: None,
         }
     }
 }
@@ -147,12 +156,50 @@ fn default_max_concurrent() -> usize {
 struct RawLimits {
     #[serde(default = "default_max_body")]
     max_body_bytes: usize,
+    /// Requests per second one member may make, all its certificates together (default 1000;
+    /// bursts of twice that). Over it: 429 with Retry-After.
+    requests_per_second: Option<u32>,
+    /// Connections one certificate may hold open at once (default 64).
+    connections_per_certificate: Option<usize>,
+    /// Requests per second one address may make of the public listener (default 5).
+    public_requests_per_second: Option<u32>,
+    /// How long a request body may take to arrive, whole, in ms (default 20000).
+    body_timeout_ms: Option<u64>,
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
         Self {
             max_body_bytes: default_max_body(),
+            requests_per_second: None,
+            connections_per_certificate: None,
+            public_requests_per_second: None,
+            body_timeout_ms: None,
+        }
+    }
+}
+
+/// Limits per caller (`[limits]`), enforced by `http::limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// Requests per second one member may make (bursts of twice that).
+    pub member_per_second: u32,
+    /// Connections one certificate may hold open at once.
+    pub connections_per_certificate: usize,
+    /// Requests per second one address may make of the public listener (bursts of twice that).
+    pub public_per_second: u32,
+    /// How long a request body may take to arrive, whole: a client that sends a byte now and
+    /// then (slowloris) holds a connection and a buffer for at most this long.
+    pub body_timeout: Duration,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            member_per_second: 1000,
+            connections_per_certificate: 64,
+            public_per_second: 5,
+            body_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -169,7 +216,12 @@ pub struct Config {
     pub tls: ServerTlsFiles,
     pub data_dir: Option<PathBuf>,
     pub sparql: QueryLimits,
+    /// Address space of one SPARQL worker process, in bytes.
+    pub sparql_worker_memory: u64,
+    /// The SPARQL worker program (`None`: this executable).
+    pub sparql_worker: Option<PathBuf>,
     pub max_body_bytes: usize,
+    pub limits: LimitSettings,
     pub state_dir: PathBuf,
     pub upstream: crate::exchange::UpstreamLimits,
     pub members: Vec<Member>,
@@ -232,8 +284,28 @@ impl Config {
                 timeout: Duration::from_millis(raw.sparql.timeout_ms),
                 max_results: raw.sparql.max_results,
                 max_concurrent: raw.sparql.max_concurrent,
+                max_per_member: raw
+                    .sparql
+                    .max_concurrent_per_member
+                    .unwrap_or(raw.sparql.max_concurrent.div_ceil(2))
+                    .clamp(1, raw.sparql.max_concurrent),
             },
+            sparql_worker_memory: raw.sparql.worker_memory_mb.unwrap_or(1024).max(64) << 20,
+            sparql_worker: raw.sparql.worker.map(abs),
             max_body_bytes: raw.limits.max_body_bytes,
+            limits: {
+                let d = LimitSettings::default();
+                LimitSettings {
+                    member_per_second: raw.limits.requests_per_second.unwrap_or(d.member_per_second).max(1),
+                    connections_per_certificate: raw
+                        .limits
+                        .connections_per_certificate
+                        .unwrap_or(d.connections_per_certificate)
+                        .max(1),
+                    public_per_second: raw.limits.public_requests_per_second.unwrap_or(d.public_per_second).max(1),
+                    body_timeout: raw.limits.body_timeout_ms.map_or(d.body_timeout, Duration::from_millis),
+                }
+            },
             members: raw.members,
             transparency: TransparencySettings {
                 listen: raw.transparency.listen,

@@ -247,7 +247,7 @@ pub fn demo_config(listen: &str, data_dir: Option<&str>) -> String {
     let mut out = format!(
         "# Demo configuration written by `broker demo`.\nlisten = \"{listen}\"\nbase_iri = \"https://broker.kdr.example/\"\n\n\
 [tls]\ncertificate = \"pki/broker.crt\"\nprivate_key = \"pki/broker.key\"\nclient_ca = \"pki/ca/ca.crt\"\ncrl = \"pki/ca/ca.crl\"\n\n\
-[sparql]\ntimeout_ms = 5000\nmax_results = 10000\nmax_concurrent = 4\n\n[limits]\nmax_body_bytes = 65536\n\n"
+[sparql]\ntimeout_ms = 5000\nmax_results = 10000\nmax_concurrent = 4\n\n[limits]\nmax_body_bytes = 65536\n# requests a second per member (all its certificates), and connections per certificate\nrequests_per_second = 1000\nconnections_per_certificate = 64\n\n"
     );
     if let Some(d) = data_dir {
         out.push_str(&format!("[storage]\ndata_dir = \"{d}\"\n\n"));

@@ -38,6 +38,9 @@ enum Command {
         dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
+        /// Requests a second per member (the load benchmarks raise it; default 1000).
+        #[arg(long)]
+        requests_per_second: Option<u32>,
     },
     /// Run a demo city's own API (examples/providers) behind mutual TLS, as the broker fetches it.
     ExampleProvider {
@@ -56,6 +59,20 @@ enum Command {
         client_ca: PathBuf,
         #[arg(long)]
         crl: PathBuf,
+        /// More to serve: `PATH=MEDIA-TYPE=FILE` (e.g. `/big=application/json=big.json`), for
+        /// benchmarks with large answers.
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+    },
+    /// A SPARQL query worker (started by the broker itself; reads queries on stdin).
+    #[command(hide = true)]
+    SparqlWorker {
+        #[arg(long, conflicts_with = "nquads")]
+        store: Option<PathBuf>,
+        #[arg(long)]
+        nquads: Option<PathBuf>,
+        #[arg(long)]
+        memory_bytes: u64,
     },
     /// The data space's PKI.
     #[command(subcommand)]
@@ -385,7 +402,11 @@ fn run(cli: Cli) -> Result<()> {
             let cfg = Config::load(&config)?;
             serve::run(&cfg, workers.unwrap_or_else(default_workers))?;
         }
-        Command::Demo { dir, listen } => run_demo(&dir, listen)?,
+        Command::Demo {
+            dir,
+            listen,
+            requests_per_second,
+        } => run_demo(&dir, listen, requests_per_second)?,
         Command::ExampleProvider {
             city,
             listen,
@@ -393,9 +414,22 @@ fn run(cli: Cli) -> Result<()> {
             private_key,
             client_ca,
             crl,
+            resources: extra,
         } => {
-            let resources =
+            let mut resources =
                 broker::demo::provider_resources(&city).with_context(|| format!("no example provider for '{city}' (aalen, heidenheim)"))?;
+            for spec in extra {
+                let mut parts = spec.splitn(3, '=');
+                let (Some(path), Some(content_type), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+                    anyhow::bail!("--resource takes PATH=MEDIA-TYPE=FILE, not '{spec}'");
+                };
+                let body = std::fs::read(file).with_context(|| format!("reading {file}"))?;
+                resources.push(broker::http::provider::Resource {
+                    path: path.to_owned(),
+                    content_type: content_type.to_owned(),
+                    body,
+                });
+            }
             let tls = broker::tls::provider_server_config(&broker::tls::ServerTlsFiles {
                 certificate,
                 private_key,
@@ -410,6 +444,13 @@ fn run(cli: Cli) -> Result<()> {
             loop {
                 std::thread::park();
             }
+        }
+        Command::SparqlWorker {
+            store,
+            nquads,
+            memory_bytes,
+        } => {
+            broker::catalog::isolated::serve_worker(store.as_deref(), nquads.as_deref(), memory_bytes).map_err(anyhow::Error::msg)?;
         }
         Command::Pki(cmd) => run_pki(cmd)?,
         Command::Member(cmd) => run_member(cmd)?,
@@ -753,7 +794,7 @@ fn run_member(cmd: MemberCommand) -> Result<()> {
     Ok(())
 }
 
-fn run_demo(dir: &std::path::Path, listen: SocketAddr) -> Result<()> {
+fn run_demo(dir: &std::path::Path, listen: SocketAddr, requests_per_second: Option<u32>) -> Result<()> {
     let stop = stop_signals()?;
     let pki_dir = dir.join("pki");
     if !pki_dir.join("ca").join(pki::CA_CERT).exists() {
@@ -763,7 +804,10 @@ fn run_demo(dir: &std::path::Path, listen: SocketAddr) -> Result<()> {
     let config_path = dir.join("broker.toml");
     // The next port, or any free one when the broker's is chosen by the system.
     let public = SocketAddr::new(listen.ip(), if listen.port() == 0 { 0 } else { listen.port().saturating_add(1) });
-    let text = demo::demo_config(&listen.to_string(), Some("data")) + &demo::demo_public_config(&public.to_string());
+    let mut text = demo::demo_config(&listen.to_string(), Some("data")) + &demo::demo_public_config(&public.to_string());
+    if let Some(n) = requests_per_second {
+        text = text.replacen("requests_per_second = 1000", &format!("requests_per_second = {n}"), 1);
+    }
     std::fs::write(&config_path, text).with_context(|| format!("writing {}", config_path.display()))?;
     let cfg = Config::load(&config_path)?;
     let catalog = serve::open_catalog(&cfg)?;

@@ -26,7 +26,7 @@ use prio::dp::Rational;
 use prio::dp::distributions::DiscreteLaplace;
 use rand::distr::Distribution;
 
-use crate::audit::{AuditLog, DecisionRecord, Event, LogError};
+use crate::audit::DecisionRecord;
 
 /// `count` plus discrete Laplace noise of scale 1/ε (ε = `epsilon_milli` / 1000).
 pub fn noisy_count<R: rand::Rng + ?Sized>(count: u64, epsilon_milli: u32, rng: &mut R) -> i64 {
@@ -92,26 +92,17 @@ fn milli(m: u32) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-/// The ε spent per key, in memory, rebuilt from the trail's decision records at start (like
-/// the usage counts: the records are the durable spend, no second file).
+/// The ε spent per key, in memory, rebuilt from the trail's decision records at start
+/// (`exchange::Ledgers`; like the usage counts, the records are the durable spend, no second
+/// file).
 #[derive(Debug, Default)]
 pub struct PrivacyLedger {
     spent: Mutex<HashMap<BudgetKey, u32>>,
 }
 
 impl PrivacyLedger {
-    /// The spends the decision records of the trail add up to, read one at a time.
-    pub fn from_trail(trail: &dyn AuditLog) -> Result<Self, LogError> {
-        let ledger = Self::default();
-        trail.each_entry(&mut |e| {
-            if let Event::Decision(r) = &e.event {
-                ledger.add_recorded(r);
-            }
-        })?;
-        Ok(ledger)
-    }
-
-    fn add_recorded(&self, r: &DecisionRecord) {
+    /// Adds the spend a recorded decision made (at start, for each record of the trail).
+    pub fn add_recorded(&self, r: &DecisionRecord) {
         if let (Some(cost), Some(key)) = (r.privacy_spent_milli, BudgetKey::of(r)) {
             let mut spent = self.lock();
             let n = spent.entry(key).or_insert(0);

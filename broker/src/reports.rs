@@ -1,5 +1,8 @@
-//! Reports for governance boards, provider cities and citizens, computed from the audit trail
-//! (and, for the records of processing, the datasets' active policies).
+//! Reports for governance boards, provider cities and citizens, read from a [`Tally`]: counts
+//! per day, dataset, provider, consumer and purpose, kept up to date as decision records are
+//! written and rebuilt from the audit trail when the broker starts. A report costs what the
+//! number of such cells costs, the same with a thousand decisions or ten million; nobody can
+//! make the broker read its whole trail by asking for a report (issue 18).
 //!
 //! - [`usage`]: permits, denies and delivered volumes by dataset, consumer city, purpose and time
 //!   bucket; what a board reviews.
@@ -9,8 +12,10 @@
 //! - [`transparency`]: for the public, which kinds of data went from which city to which for
 //!   which purpose, counted, with every group smaller than the configured minimum suppressed.
 //!
-//! **Architecture Invariant:** reports are computed from decision records only, which hold
-//! field names and counts, never data values; the public report holds no field names either.
+//! **Architecture Invariant:** reports are computed from decision records only (the tally is
+//! their sum, rebuilt from the trail at start), which hold field names and counts, never data
+//! values; the public report holds no field names either. Periods are whole days (UTC): a day is
+//! in a period if its first instant is.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -89,35 +94,137 @@ impl UsageRow {
     }
 }
 
-/// Usage in `period` by bucket, dataset, consumer and purpose, of the decisions `visible`
-/// admits (the reader's city as provider, or as consumer).
-pub fn usage(records: &[DecisionRecord], period: &Period, bucket: Bucket, visible: impl Fn(&DecisionRecord) -> bool) -> Vec<UsageRow> {
-    let mut rows: BTreeMap<(String, String, String, String), UsageRow> = BTreeMap::new();
-    for r in records {
-        if !period.contains(&r.time) || !visible(r) {
-            continue;
+/// One cell of the tally: a day's decisions on one dataset by one consumer for one purpose.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cell {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub dataset: String,
+    pub provider: String,
+    pub consumer: String,
+    pub purpose: String,
+}
+
+/// What a cell counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub permits: u64,
+    pub denies: u64,
+    pub delivered: u64,
+    pub records_delivered: u64,
+    pub bytes_delivered: u64,
+    pub epsilon_spent_milli: u64,
+    /// The fields delivered (names, for the records of processing).
+    pub fields: BTreeSet<String>,
+}
+
+/// The counts every report is read from, per [`Cell`]; see the module documentation.
+#[derive(Debug, Default)]
+pub struct Tally {
+    cells: std::sync::Mutex<BTreeMap<Cell, Counts>>,
+}
+
+/// What one decision record adds to the tally, taken from it before it is written.
+#[derive(Debug)]
+pub struct TallyEntry {
+    cell: Cell,
+    add: Counts,
+}
+
+impl Tally {
+    /// Adds one decision record (for each record of the trail at start).
+    pub fn add(&self, r: &DecisionRecord) {
+        if let Some(entry) = Self::entry(r) {
+            self.apply(entry);
         }
-        let b = bucket.of(&r.time);
-        let key = (b.clone(), r.dataset.clone(), r.consumer.clone(), r.purpose.clone());
+    }
+
+    /// What `r` adds (`None` for a record without a readable time).
+    pub fn entry(r: &DecisionRecord) -> Option<TallyEntry> {
+        let day = r.time.get(..10)?;
+        let delivered = r.outcome == "delivered";
+        let permit = r.decision == "permit";
+        Some(TallyEntry {
+            cell: Cell {
+                day: day.to_owned(),
+                dataset: r.dataset.clone(),
+                provider: r.provider.clone(),
+                consumer: r.consumer.clone(),
+                purpose: r.purpose.clone(),
+            },
+            add: Counts {
+                permits: u64::from(permit),
+                denies: u64::from(!permit),
+                delivered: u64::from(delivered),
+                records_delivered: if delivered { r.records_out.unwrap_or(0) as u64 } else { 0 },
+                bytes_delivered: if delivered { r.bytes_out.unwrap_or(0) as u64 } else { 0 },
+                epsilon_spent_milli: u64::from(r.privacy_spent_milli.unwrap_or(0)),
+                fields: if delivered {
+                    r.fields_delivered.iter().cloned().collect()
+                } else {
+                    BTreeSet::new()
+                },
+            },
+        })
+    }
+
+    /// Adds an entry (once its record is durable).
+    pub fn apply(&self, TallyEntry { cell, add }: TallyEntry) {
+        let mut cells = self.lock();
+        let c = cells.entry(cell).or_default();
+        c.permits += add.permits;
+        c.denies += add.denies;
+        c.delivered += add.delivered;
+        c.records_delivered += add.records_delivered;
+        c.bytes_delivered += add.bytes_delivered;
+        c.epsilon_spent_milli += add.epsilon_spent_milli;
+        c.fields.extend(add.fields);
+    }
+
+    /// The cells of `period` that `keep` admits, with their counts.
+    fn cells_where(&self, period: &Period, keep: impl Fn(&Cell) -> bool) -> Vec<(Cell, Counts)> {
+        self.lock()
+            .iter()
+            .filter(|(cell, _)| keep(cell) && period.contains(&format!("{}T00:00:00Z", cell.day)))
+            .map(|(cell, counts)| (cell.clone(), counts.clone()))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Cell, Counts>> {
+        self.cells.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How many cells the tally holds (what a report's cost grows with).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Usage in `period` by bucket, dataset, consumer and purpose, of the cells `visible` admits
+/// (the reader's city as provider, or as consumer).
+pub fn usage(tally: &Tally, period: &Period, bucket: Bucket, visible: impl Fn(&Cell) -> bool) -> Vec<UsageRow> {
+    let mut rows: BTreeMap<(String, String, String, String), UsageRow> = BTreeMap::new();
+    for (cell, c) in tally.cells_where(period, visible) {
+        let b = bucket.of(&cell.day);
+        let key = (b.clone(), cell.dataset.clone(), cell.consumer.clone(), cell.purpose.clone());
         let row = rows.entry(key).or_insert_with(|| UsageRow {
             bucket: b,
-            dataset: r.dataset.clone(),
-            provider: r.provider.clone(),
-            consumer: r.consumer.clone(),
-            purpose: r.purpose.clone(),
+            dataset: cell.dataset,
+            provider: cell.provider,
+            consumer: cell.consumer,
+            purpose: cell.purpose,
             ..UsageRow::default()
         });
-        if r.decision == "permit" {
-            row.permits += 1;
-        } else {
-            row.denies += 1;
-        }
-        row.epsilon_spent_milli += u64::from(r.privacy_spent_milli.unwrap_or(0));
-        if r.outcome == "delivered" {
-            row.delivered += 1;
-            row.records_delivered += r.records_out.unwrap_or(0) as u64;
-            row.bytes_delivered += r.bytes_out.unwrap_or(0) as u64;
-        }
+        row.permits += c.permits;
+        row.denies += c.denies;
+        row.delivered += c.delivered;
+        row.records_delivered += c.records_delivered;
+        row.bytes_delivered += c.bytes_delivered;
+        row.epsilon_spent_milli += c.epsilon_spent_milli;
     }
     rows.into_values().collect()
 }
@@ -203,20 +310,13 @@ fn measures(policy: &Policy) -> (Vec<String>, Option<String>) {
 }
 
 /// The records of processing of `datasets` (each with its active policy, if any), from the
-/// decisions recorded in `period`.
-pub fn processing_records(
-    datasets: &[(Dataset, Option<(u32, Policy)>)],
-    records: &[DecisionRecord],
-    period: &Period,
-) -> Vec<ProcessingRecord> {
+/// deliveries tallied in `period`.
+pub fn processing_records(datasets: &[(Dataset, Option<(u32, Policy)>)], tally: &Tally, period: &Period) -> Vec<ProcessingRecord> {
     datasets
         .iter()
         .map(|(d, policy)| {
-            let mine = || {
-                records
-                    .iter()
-                    .filter(|r| r.dataset == d.id.as_str() && r.outcome == "delivered" && period.contains(&r.time))
-            };
+            let cells = tally.cells_where(period, |c| c.dataset == d.id.as_str());
+            let delivered = || cells.iter().filter(|(_, c)| c.delivered > 0);
             let mut purposes = BTreeSet::new();
             let (technical_measures, retention) = match policy {
                 Some((_, p)) => {
@@ -227,9 +327,11 @@ pub fn processing_records(
                 }
                 None => (vec!["not shared: no approved usage policy".to_owned()], None),
             };
-            let recipients: BTreeSet<String> = mine().map(|r| format!("{} ({})", r.consumer, r.purpose)).collect();
-            let mut categories: BTreeSet<String> = mine()
-                .flat_map(|r| r.fields_delivered.iter().map(|f| format!("field {f}")))
+            let recipients: BTreeSet<String> = delivered()
+                .map(|(cell, _)| format!("{} ({})", cell.consumer, cell.purpose))
+                .collect();
+            let mut categories: BTreeSet<String> = delivered()
+                .flat_map(|(_, c)| c.fields.iter().map(|f| format!("field {f}")))
                 .collect();
             categories.extend(d.themes.iter().map(|t| format!("theme {t}")));
             ProcessingRecord {
@@ -242,7 +344,7 @@ pub fn processing_records(
                 retention,
                 technical_measures,
                 policy_version: policy.as_ref().map(|(v, _)| *v),
-                deliveries: mine().count() as u64,
+                deliveries: delivered().map(|(_, c)| c.delivered).sum(),
             }
         })
         .collect()
@@ -275,17 +377,20 @@ pub struct TransparencyReport {
 
 /// Deliveries by month, provider, consumer, kind of data (theme of the dataset, looked up with
 /// `theme_of`) and purpose; groups under `minimum` suppressed.
-pub fn transparency(records: &[DecisionRecord], theme_of: impl Fn(&str) -> String, minimum: u64) -> TransparencyReport {
+pub fn transparency(tally: &Tally, theme_of: impl Fn(&str) -> String, minimum: u64) -> TransparencyReport {
     let mut groups: BTreeMap<(String, String, String, String, String), u64> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.outcome == "delivered") {
+    for (cell, c) in tally.cells_where(&Period::default(), |_| true) {
+        if c.delivered == 0 {
+            continue;
+        }
         let key = (
-            Bucket::Month.of(&r.time),
-            r.provider.clone(),
-            r.consumer.clone(),
-            theme_of(&r.dataset),
-            r.purpose.clone(),
+            Bucket::Month.of(&cell.day),
+            cell.provider,
+            cell.consumer,
+            theme_of(&cell.dataset),
+            cell.purpose,
         );
-        *groups.entry(key).or_default() += 1;
+        *groups.entry(key).or_default() += c.delivered;
     }
     let mut report = TransparencyReport {
         minimum_group: minimum,

@@ -10,7 +10,6 @@ use crate::audit::{AdminRecord, AuditLog};
 use crate::changes::{ChangeError, audited_blocking};
 use crate::exchange::{Exchange, Parts};
 use crate::hosted::FileHostedStore;
-use crate::usage::TrailUsageCounter;
 
 use crate::catalog::{Catalog, CatalogError, OxigraphCatalog};
 use crate::config::{Config, ConfigError};
@@ -36,13 +35,29 @@ pub enum ServeError {
     Listen { addr: String, source: std::io::Error },
 }
 
-/// Opens the configured catalog: RocksDB in `data_dir`, or in memory.
+/// Opens the configured catalog: RocksDB in `data_dir`, or in memory; SPARQL queries are
+/// answered by worker processes (`catalog::isolated`).
 pub fn open_catalog(config: &Config) -> Result<Arc<OxigraphCatalog>, CatalogError> {
     let catalog = match &config.data_dir {
         Some(dir) => OxigraphCatalog::open(dir, &config.base_iri)?,
         None => OxigraphCatalog::in_memory(&config.base_iri)?,
     };
-    Ok(Arc::new(catalog))
+    Ok(Arc::new(catalog.with_workers(sparql_workers(config)?)))
+}
+
+/// How the SPARQL workers of `config` are started.
+pub fn sparql_workers(config: &Config) -> Result<crate::catalog::isolated::WorkerSettings, CatalogError> {
+    let executable = match &config.sparql_worker {
+        Some(p) => p.clone(),
+        None => {
+            std::env::current_exe().map_err(|e| CatalogError::Storage(format!("cannot find this program for the query workers: {e}")))?
+        }
+    };
+    Ok(crate::catalog::isolated::WorkerSettings {
+        executable,
+        dir: config.state_dir.join("sparql"),
+        memory_bytes: config.sparql_worker_memory,
+    })
 }
 
 /// Everything the server needs, checked: TLS from the files, the audit trail, the catalog's
@@ -67,6 +82,8 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         exchange: Arc::new(open_exchange(config, audit, catalog, vocab, upstream_tls)?),
         revocation: tls.revocation,
         transparency_minimum: config.transparency.minimum_group,
+        transparency_cache: crate::fresh::Fresh::new(crate::http::reports::TRANSPARENCY_FRESH),
+        limits: Arc::new(crate::http::limits::Limits::new(config.limits)),
         members: crate::fresh::Fresh::new(crate::exchange::SNAPSHOT_TTL),
     };
     Ok((tls.config, state, keeper))
@@ -135,8 +152,7 @@ fn open_exchange(
     let data_key = secret_file(&dir.join("hosted.key")).map_err(|e| err(e.to_string()))?;
     let hosted = FileHostedStore::new(&dir.join("hosted"), &data_key).map_err(|e| err(e.to_string()))?;
     // The trail is the durable record of every use (see `usage`).
-    let usage = TrailUsageCounter::from_trail(audit.as_ref()).map_err(|e| err(e.to_string()))?;
-    let privacy = crate::privacy::PrivacyLedger::from_trail(audit.as_ref()).map_err(|e| err(e.to_string()))?;
+    let ledgers = crate::exchange::Ledgers::from_trail(audit.as_ref()).map_err(|e| err(e.to_string()))?;
     let engine = policy_evaluator::Engine::new(policy_evaluator::Limits::default()).map_err(|e| err(e.to_string()))?;
     Ok(Exchange::new(Parts {
         catalog,
@@ -144,8 +160,9 @@ fn open_exchange(
         upstream_tls,
         pool: policy_evaluator::WorkerPool::new(engine),
         log: audit,
-        usage: Arc::new(usage),
-        privacy: Arc::new(privacy),
+        usage: Arc::new(ledgers.usage),
+        privacy: Arc::new(ledgers.privacy),
+        tally: Arc::new(ledgers.tally),
         hosted: Arc::new(hosted),
         secret,
         upstream: config.upstream,

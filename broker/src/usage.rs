@@ -6,7 +6,8 @@
 //! Why there is no usage file: the durable record of a use is the request's `permit` decision
 //! record in the audit trail, which is written (and `fsync`ed) before any data leaves. Counting
 //! happens in memory while the key is held ([`UsageCounter::count_use`], on the request's own
-//! thread), and [`TrailUsageCounter::from_trail`] rebuilds the counts from the trail at start.
+//! thread), and the counts are rebuilt from the trail at start (`exchange::Ledgers::from_trail`,
+//! one pass for every count kept from the trail).
 //! One durable stream instead of two halves the `fsync`s of a request; a second file could also
 //! disagree with the trail, this cannot. A crash before the record is written loses a use that
 //! delivered nothing; a record that cannot be written fails the request and the use stays
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::audit::{AuditLog, DecisionRecord, Event, LogError};
+use crate::audit::DecisionRecord;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UsageKey {
@@ -102,15 +103,9 @@ impl TrailUsageCounter {
         Self::with_counts(counts)
     }
 
-    /// The counts the `permit` decisions of the trail add up to, read one record at a time.
-    pub fn from_trail(trail: &dyn AuditLog) -> Result<Self, LogError> {
-        let mut counts = HashMap::new();
-        trail.each_entry(&mut |e| {
-            if let Event::Decision(r) = &e.event {
-                count_permit(&mut counts, r);
-            }
-        })?;
-        Ok(Self::with_counts(counts))
+    /// Adds a recorded decision: a permit is a use.
+    pub fn add_recorded(&self, r: &DecisionRecord) {
+        count_permit(&mut self.counts(), r);
     }
 
     fn with_counts(counts: HashMap<UsageKey, u64>) -> Self {

@@ -4,6 +4,7 @@
 mod aggregates;
 mod attacks;
 mod audit;
+mod availability;
 mod cli;
 mod crash;
 mod datasets;

@@ -184,10 +184,13 @@ async fn concurrent_query_cap_refuses_extra_queries_as_busy() {
         c.sparql.timeout = std::time::Duration::from_secs(3);
     });
     with_examples(&b).await;
-    let slow = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c OPTIONAL { ?d ?e ?f FILTER(STR(?c) < STR(?f)) \
-        OPTIONAL { ?g ?h ?i FILTER(STR(?f) < STR(?i)) OPTIONAL { ?j ?k ?l FILTER(STR(?i) < STR(?l)) } } } }";
+    let slow = crate::availability::cpu_bomb();
     let client = b.client("aalen-system");
-    let first = client.get(b.url("/v1/sparql")).query(&[("query", slow)]).expect("q").send();
+    let first = client
+        .get(b.url("/v1/sparql"))
+        .query(&[("query", slow.as_str())])
+        .expect("q")
+        .send();
     let second = async {
         // Give the first query time to take the only slot.
         while b.catalog.running_queries() == 0 {

@@ -48,7 +48,11 @@ impl TestBroker {
         let mut config = Config::parse(&text, dir.path()).expect("config");
         register_provider(&mut config, demo::AALEN, provider.addr);
         adjust(&mut config);
-        let catalog = Arc::new(OxigraphCatalog::in_memory(&config.base_iri).expect("store"));
+        let catalog = Arc::new(
+            OxigraphCatalog::in_memory(&config.base_iri)
+                .expect("store")
+                .with_workers(sparql_workers(&config)),
+        );
         let server = broker::serve::start_background(&config, catalog.clone(), 2).expect("start broker");
         let addr = server.addr;
         let public_addr = server.public_addr;
@@ -132,12 +136,22 @@ impl Drop for TestBroker {
     }
 }
 
+/// The SPARQL workers of a test broker: the broker binary cargo built for the tests.
+pub fn sparql_workers(config: &Config) -> broker::catalog::isolated::WorkerSettings {
+    broker::catalog::isolated::WorkerSettings {
+        executable: env!("CARGO_BIN_EXE_broker").into(),
+        dir: config.state_dir.join("sparql"),
+        memory_bytes: 1 << 30,
+    }
+}
+
 /// Limits small enough to trip in a test.
 pub fn tight_sparql(config: &mut Config) {
     config.sparql = QueryLimits {
         timeout: Duration::from_millis(300),
         max_results: 5,
         max_concurrent: 2,
+        max_per_member: 2,
     };
 }
 

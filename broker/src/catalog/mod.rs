@@ -4,9 +4,10 @@
 //! oxigraph directly, so a remote SPARQL endpoint or a replicated store can take the embedded
 //! one's place without touching the HTTP layer.
 //!
-//! **Architecture Invariant:** only `catalog::store` and `catalog::sparql` import oxigraph.
+//! **Architecture Invariant:** only `catalog` imports oxigraph.
 
 pub mod dcat;
+pub mod isolated;
 pub mod model;
 pub mod policy;
 pub mod sparql;
@@ -97,9 +98,10 @@ pub trait PolicyCatalog: Send + Sync {
     }
 }
 
-/// Read-only SPARQL 1.1 queries over the whole graph.
+/// Read-only SPARQL 1.1 queries over the whole graph, for a member (whose share of the query
+/// slots it counts against).
 pub trait SparqlService: Send + Sync {
-    fn query(&self, query: &str, accept: &str, limits: &QueryLimits) -> Result<QueryOutput, SparqlError>;
+    fn query(&self, query: &str, accept: &str, limits: &QueryLimits, member: &str) -> Result<QueryOutput, SparqlError>;
 }
 
 /// Everything the broker needs from its metadata graph.

@@ -19,9 +19,10 @@ pub struct QueryLimits {
     pub timeout: Duration,
     /// Most solutions (SELECT) or triples (CONSTRUCT/DESCRIBE) a query may return.
     pub max_results: usize,
-    /// Most queries evaluated at once; more are refused as busy. This also bounds the CPU that
-    /// queries past their time limit can still hold (see [`evaluate`]).
+    /// Most queries evaluated at once; more are refused as busy.
     pub max_concurrent: usize,
+    /// Most queries one member (all its certificates) may have running at once.
+    pub max_per_member: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +47,10 @@ pub enum SparqlError {
     },
     #[error("{0} queries are already running, the most this endpoint evaluates at once; try again shortly")]
     Busy(usize),
+    #[error("your city has {0} queries running already, the most one member may; try again when one has ended")]
+    MemberBusy(usize),
+    #[error("the query needed more memory than one query may use ({0} MiB) and was stopped")]
+    MemoryLimit(u64),
     #[error("the query failed: {0}")]
     Evaluation(String),
 }
@@ -64,14 +69,15 @@ const GRAPH_FORMATS: &[(&str, RdfFormat)] = &[
     ("application/rdf+xml", RdfFormat::RdfXml),
 ];
 
-/// Runs `query` against `store` within `limits`, serialised for the best type in `accept`.
+/// Runs `query` against `store` within `limits` *in this process*, serialised for the best type in
+/// `accept`: what the catalog does when it has no worker processes (unit tests, a store opened
+/// by the command line). The broker itself answers queries in workers (`isolated`), because:
 ///
 /// The query runs on its own thread; when the time limit passes, the caller gets
 /// [`SparqlError::Timeout`] at once and the query's cancellation token is set. Oxigraph checks
-/// that token whenever it reads the store, which stops most runaway queries promptly.
-// FIXME: a plan that only recombines rows it already read (a cartesian product of hash joins)
-// does not read the store again and runs on after its deadline until it ends. It keeps one of
-// the `max_concurrent` slots while it does, so it cannot starve the broker of threads.
+/// that token whenever it reads the store, which stops most runaway queries promptly, but a plan
+/// that only recombines rows it already read (a cartesian product of hash joins) does not read
+/// the store again and runs on after its deadline until it ends.
 pub fn evaluate(
     store: &Store,
     running: &Arc<AtomicUsize>,
@@ -117,6 +123,29 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// Runs `query` to its end (a worker process, which is killed at the deadline from outside).
+pub fn run_unbounded(store: &Store, query: &str, accept: &str, limits: &QueryLimits) -> Result<QueryOutput, SparqlError> {
+    run(store, query, accept, limits, CancellationToken::new())
+}
+
+/// The offered media type named `m` (what a worker's answer names), or the first one.
+pub fn media_type(m: &str) -> &'static str {
+    SOLUTION_FORMATS
+        .iter()
+        .map(|(t, _)| *t)
+        .chain(GRAPH_FORMATS.iter().map(|(t, _)| *t))
+        .find(|t| *t == m)
+        .unwrap_or(SOLUTION_FORMATS[0].0)
+}
+
+/// The query form named `f` (what a worker's answer names).
+pub fn form_name(f: &str) -> &'static str {
+    ["SELECT", "ASK", "CONSTRUCT/DESCRIBE"]
+        .into_iter()
+        .find(|n| *n == f)
+        .unwrap_or("SELECT")
 }
 
 fn run(store: &Store, query: &str, accept: &str, limits: &QueryLimits, token: CancellationToken) -> Result<QueryOutput, SparqlError> {

@@ -26,6 +26,10 @@ pub struct OxigraphCatalog {
     iris: Iris,
     writes: Mutex<()>,
     running_queries: Arc<AtomicUsize>,
+    /// Bumped by every write: the SPARQL workers' snapshots are of one generation.
+    generation: Arc<std::sync::atomic::AtomicU64>,
+    on_disk: bool,
+    workers: Option<super::isolated::Isolated>,
 }
 
 impl std::fmt::Debug for OxigraphCatalog {
@@ -42,7 +46,26 @@ impl OxigraphCatalog {
     /// Opens (or creates) a RocksDB-backed store in `dir`.
     #[cfg(feature = "rocksdb")]
     pub fn open(dir: &Path, base_iri: &str) -> Result<Self, CatalogError> {
-        Ok(Self::with_store(Store::open(dir).map_err(storage)?, base_iri))
+        let mut catalog = Self::with_store(Store::open(dir).map_err(storage)?, base_iri);
+        catalog.on_disk = true;
+        Ok(catalog)
+    }
+
+    /// Answers SPARQL queries in worker processes ([`super::isolated`]) from now on.
+    #[must_use]
+    pub fn with_workers(mut self, settings: super::isolated::WorkerSettings) -> Self {
+        self.workers = Some(super::isolated::Isolated::new(
+            self.store.clone(),
+            self.on_disk,
+            settings,
+            self.generation.clone(),
+        ));
+        self
+    }
+
+    /// A write was committed: queries from now on see a new generation of the graph.
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Without the `rocksdb` feature there is no persistent store.
@@ -65,6 +88,9 @@ impl OxigraphCatalog {
             iris: Iris::new(base_iri),
             writes: Mutex::new(()),
             running_queries: Arc::new(AtomicUsize::new(0)),
+            generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            on_disk: false,
+            workers: None,
         }
     }
 
@@ -72,10 +98,10 @@ impl OxigraphCatalog {
         &self.iris
     }
 
-    /// SPARQL queries still evaluating, including any that passed their deadline and have not
-    /// noticed their cancellation yet.
+    /// SPARQL queries still evaluating: in workers, or in this process (including any that
+    /// passed their deadline and have not noticed their cancellation yet).
     pub fn running_queries(&self) -> usize {
-        self.running_queries.load(Ordering::SeqCst)
+        self.workers.as_ref().map_or(0, |w| w.running()) + self.running_queries.load(Ordering::SeqCst)
     }
 
     /// Number of quads in the whole store (for tests that check nothing was half-written).
@@ -120,7 +146,9 @@ impl OxigraphCatalog {
         for q in &quads {
             tx.insert(q.as_ref());
         }
-        tx.commit().map_err(storage)
+        tx.commit().map_err(storage)?;
+        self.changed();
+        Ok(())
     }
 
     /// The statements about `subject` in `graph`.
@@ -178,7 +206,9 @@ impl OxigraphCatalog {
         for q in dcat::dataset_to_quads(dataset, &self.iris) {
             tx.insert(q.as_ref());
         }
-        tx.commit().map_err(storage)
+        tx.commit().map_err(storage)?;
+        self.changed();
+        Ok(())
     }
 }
 
@@ -245,6 +275,7 @@ impl DatasetCatalog for OxigraphCatalog {
             tx.insert(q.as_ref());
         }
         tx.commit().map_err(storage)?;
+        self.changed();
         Ok(tombstone)
     }
 
@@ -310,6 +341,7 @@ impl PolicyCatalog for OxigraphCatalog {
             tx.insert(q.as_ref());
         }
         tx.commit().map_err(storage)?;
+        self.changed();
         Ok(stored)
     }
 
@@ -348,6 +380,7 @@ impl PolicyCatalog for OxigraphCatalog {
             tx.insert(policy_graph::has_policy_quad(&reviewed, &self.iris).as_ref());
         }
         tx.commit().map_err(storage)?;
+        self.changed();
         Ok(reviewed)
     }
 
@@ -377,8 +410,11 @@ impl PolicyCatalog for OxigraphCatalog {
 }
 
 impl SparqlService for OxigraphCatalog {
-    fn query(&self, query: &str, accept: &str, limits: &QueryLimits) -> Result<QueryOutput, SparqlError> {
-        sparql::evaluate(&self.store, &self.running_queries, query, accept, limits)
+    fn query(&self, query: &str, accept: &str, limits: &QueryLimits, member: &str) -> Result<QueryOutput, SparqlError> {
+        match &self.workers {
+            Some(w) => w.query(query, accept, limits, member),
+            None => sparql::evaluate(&self.store, &self.running_queries, query, accept, limits),
+        }
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Exchange {
     pub usage: Arc<TrailUsageCounter>,
     /// The ε each (consumer, dataset, purpose) spent this month.
     pub privacy: Arc<crate::privacy::PrivacyLedger>,
+    /// What the reports are read from.
+    pub tally: Arc<crate::reports::Tally>,
     /// Pseudonym master secret (32 random bytes kept in the data directory).
     pub secret: Vec<u8>,
     /// Upstream limits.
@@ -89,6 +91,30 @@ pub enum DutiesError {
     Unreadable(#[from] serde_json::Error),
     #[error("the decision's duties cannot be enforced: {0}")]
     Unenforceable(#[from] EnforceError),
+}
+
+/// Everything kept in memory that the trail's decision records add up to: the usage counts,
+/// the privacy budgets spent, the reports' tally. Rebuilt at start in one pass over the trail.
+#[derive(Debug, Default)]
+pub struct Ledgers {
+    pub usage: TrailUsageCounter,
+    pub privacy: crate::privacy::PrivacyLedger,
+    pub tally: crate::reports::Tally,
+}
+
+impl Ledgers {
+    /// What the decision records of `trail` add up to, read one record at a time.
+    pub fn from_trail(trail: &dyn AuditLog) -> Result<Self, crate::audit::LogError> {
+        let ledgers = Self::default();
+        trail.each_entry(&mut |e| {
+            if let crate::audit::Event::Decision(r) = &e.event {
+                ledgers.usage.add_recorded(r);
+                ledgers.privacy.add_recorded(r);
+                ledgers.tally.add(r);
+            }
+        })?;
+        Ok(ledgers)
+    }
 }
 
 async fn slot(semaphore: &Arc<tokio::sync::Semaphore>, limit: usize, what: &'static str) -> Result<Slot, Busy> {
@@ -187,6 +213,7 @@ pub struct Parts {
     pub log: Arc<dyn AuditLog>,
     pub usage: Arc<TrailUsageCounter>,
     pub privacy: Arc<crate::privacy::PrivacyLedger>,
+    pub tally: Arc<crate::reports::Tally>,
     pub hosted: Arc<dyn HostedStore>,
     pub secret: Vec<u8>,
     pub upstream: UpstreamLimits,
@@ -202,6 +229,7 @@ impl Exchange {
             log,
             usage,
             privacy,
+            tally,
             hosted,
             secret,
             upstream,
@@ -214,6 +242,7 @@ impl Exchange {
             log,
             usage,
             privacy,
+            tally,
             hosted,
             secret,
             upstream,

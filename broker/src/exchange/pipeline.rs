@@ -151,16 +151,22 @@ impl Pending {
         }
     }
 
-    /// Writes the record durably and returns its id; a failure fails the request.
+    /// Writes the record durably, counts it in the reports' tally, and returns its id; a
+    /// failure fails the request.
     async fn log(self, x: &Exchange) -> Result<String, Refusal> {
         let id = self.record.id.clone();
-        x.log.append_async(Event::Decision(Box::new(self.record))).await.map_err(|e| {
+        let record = Box::new(self.record);
+        let tallied = crate::reports::Tally::entry(&record);
+        x.log.append_async(Event::Decision(record)).await.map_err(|e| {
             tracing::error!(error = %e, decision = %id, "the decision log cannot be written");
             Refusal::Internal {
                 context: "the decision log cannot be written, so nothing is delivered",
                 decision: None,
             }
         })?;
+        if let Some(entry) = tallied {
+            x.tally.apply(entry);
+        }
         Ok(id)
     }
 

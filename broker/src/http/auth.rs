@@ -45,6 +45,7 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let peer = req.conn_data::<PeerIdentity>().cloned();
+        let req_connections = req.conn_data::<super::limits::TooManyConnections>().copied();
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| Problem::internal("application state missing", "no AppState"))?;
@@ -53,6 +54,12 @@ impl FromRequest for Caller {
                 Some(PeerIdentity(Err(e))) => return Err(Problem::forbidden(e.to_string())),
                 None => return Err(Problem::forbidden(IdentityError::NoCertificate.to_string())),
             };
+            if let Some(super::limits::TooManyConnections(max)) = req_connections {
+                return Err(Problem::rate_limited(
+                    format!("this certificate holds {max} connections already, the most it may; reuse them"),
+                    1,
+                ));
+            }
             // The handshake checked the certificate once; a kept-alive connection lives on, so
             // revocation and expiry are checked again for every request.
             if let Err(refusal) = state.revocation.check(&identity.serial, identity.not_after) {
@@ -78,6 +85,16 @@ impl FromRequest for Caller {
                     identity.ags, identity.organisation
                 )));
             };
+            if let Err(wait) = state.limits.member(&identity.ags) {
+                return Err(Problem::rate_limited(
+                    format!(
+                        "{} makes more than {} requests a second, the most a member may; try again in {wait} s",
+                        member.organisation,
+                        state.limits.settings().member_per_second
+                    ),
+                    wait,
+                ));
+            }
             if !member.roles.contains(&identity.role) {
                 return Err(Problem::forbidden(format!(
                     "member {} has no '{}' role assignment",

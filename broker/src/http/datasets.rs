@@ -200,7 +200,7 @@ fn check_providers(caller: &Caller, d: &DatasetDescription) -> Result<(), Proble
 
 /// Body -> JSON -> schema check -> typed description. Every step names what was wrong and where.
 async fn parse_description(state: &AppState, body: web::Payload) -> Result<DatasetDescription, Problem> {
-    let bytes = read_body(body, state.max_body_bytes).await?;
+    let bytes = read_body(state, body, state.max_body_bytes).await?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         Problem::bad_request(
             "malformed-json",

@@ -118,7 +118,7 @@ pub async fn upload(
         .ok_or_else(|| Problem::unsupported_media_type(format!("hosted data is text/csv or application/json, not '{media_type}'")))?;
     // The slot first: an upload's body is read only when the broker has room for it.
     let _slot = state.exchange.upload_slot().await.map_err(|e| Problem::busy(e.to_string(), 5))?;
-    let bytes = super::read_body(body, state.exchange.upstream.max_bytes).await?;
+    let bytes = super::read_body(&state, body, state.exchange.upstream.max_bytes).await?;
     let records = state
         .exchange
         .upload(&caller.identity, &dataset, format, bytes.to_vec())

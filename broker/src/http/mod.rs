@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod datasets;
 pub mod exchange;
+pub mod limits;
 pub mod members;
 pub mod policies;
 pub mod problem;
@@ -44,6 +45,10 @@ pub struct AppState {
     pub revocation: Arc<crate::tls::ReloadingCrlVerifier>,
     /// Groups smaller than this are suppressed in the public transparency report.
     pub transparency_minimum: u64,
+    /// The public report as last made (at most a minute old).
+    pub transparency_cache: crate::fresh::Fresh<(), Vec<u8>>,
+    /// Rate and connection limits per caller.
+    pub limits: Arc<limits::Limits>,
     /// Member records as `Caller` reads them on every request, kept for at most
     /// [`crate::exchange::SNAPSHOT_TTL`]: a member removed or a role withdrawn in the store takes
     /// effect within that time (a revoked certificate is refused at once, by the TLS layer).
@@ -93,9 +98,12 @@ pub fn content_type(req: &HttpRequest) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// Reads a request body up to `limit` bytes; a larger one is a 413 problem, whether announced by
-/// `Content-Length` or discovered while streaming.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, Problem> {
+/// Reads a request body up to `limit` bytes within the body deadline (`[limits]
+/// body_timeout_ms`); a larger one is a 413 problem, whether announced by `Content-Length` or
+/// discovered while streaming, a slower one a 408.
+pub async fn read_body(state: &AppState, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, Problem> {
+    let allowed = state.limits.settings().body_timeout;
+    let deadline = tokio::time::Instant::now() + allowed;
     let too_large = || {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -105,7 +113,18 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
         )
     };
     let mut buf = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline, payload.next()).await else {
+            return Err(Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-too-slow",
+                "Request Timeout",
+                format!("the body did not arrive within the limit of {} ms", allowed.as_millis()),
+            ));
+        };
+        let Some(chunk) = next else {
+            break;
+        };
         let chunk = chunk.map_err(|e| match e {
             actix_web::error::PayloadError::Overflow => too_large(),
             other => Problem::bad_request("unreadable-body", other.to_string()),
@@ -118,8 +137,9 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
     Ok(buf.freeze())
 }
 
-/// Parses the peer certificate once per connection.
-fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
+/// Parses the peer certificate once per connection, and counts the connection for its
+/// certificate (a certificate over its connection limit gets 429 on every request).
+fn on_connect(conn: &dyn Any, ext: &mut Extensions, limits: &limits::Limits) {
     let Some(tls) = conn.downcast_ref::<TlsStream<TcpStream>>() else {
         return;
     };
@@ -127,14 +147,49 @@ fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
         Some(cert) => Identity::from_certificate_der(cert.as_ref()),
         None => Err(crate::identity::IdentityError::NoCertificate),
     };
+    if let Ok(id) = &identity {
+        match limits.connect(&id.serial) {
+            Some(permit) => {
+                ext.insert(permit);
+            }
+            None => {
+                ext.insert(limits::TooManyConnections(limits.settings().connections_per_certificate));
+            }
+        }
+    }
     ext.insert(PeerIdentity(identity));
 }
 
+/// What the route table does not serve: 405 with `Allow` if the path exists with other
+/// methods, else 404.
 async fn no_such_route(req: HttpRequest) -> Result<actix_web::HttpResponse, Problem> {
+    let allowed = routes::methods_of(req.path());
+    if !allowed.is_empty() {
+        let allow = allowed.join(", ");
+        return Err(Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method Not Allowed",
+            format!("{} {} is not an endpoint; this path takes {allow}", req.method(), req.path()),
+        )
+        .with_header("Allow", allow));
+    }
     Err(Problem::not_found(
         "no-such-route",
         format!("there is no endpoint {} {}; see /v1/openapi.json", req.method(), req.path()),
     ))
+}
+
+/// The framework's own refusals (a malformed query string, a path segment of the wrong type)
+/// as problems too, naming what was wrong.
+fn extractor_errors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| Problem::bad_request("bad-query-parameter", format!("the query string is not valid: {e}")).into()),
+    )
+    .app_data(
+        web::PathConfig::default().error_handler(|e, req| Problem::not_found("no-such-route", format!("{}: {e}", req.path())).into()),
+    );
 }
 
 /// Binds the listener and returns the server (not yet awaited) and its bound addresses.
@@ -145,13 +200,19 @@ pub fn bind(
     state: web::Data<AppState>,
     workers: usize,
 ) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+    let limits = state.limits.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .configure(extractor_errors)
             .configure(routes::configure)
             .default_service(web::to(no_such_route))
     })
-    .on_connect(on_connect)
+    .on_connect(move |conn, ext| on_connect(conn, ext, &limits))
+    // The request head within 5 s, an idle kept-alive connection closed after 5 s, a TLS
+    // handshake within 3 s (actix-tls): a slow client holds little for long.
+    .client_request_timeout(std::time::Duration::from_secs(5))
+    .keep_alive(std::time::Duration::from_secs(5))
     .workers(workers)
     .bind_rustls_0_23(listen, tls)?;
     let addrs = server.addrs();
@@ -165,6 +226,8 @@ pub fn bind_public(
     state: web::Data<AppState>,
 ) -> std::io::Result<(Server, Vec<SocketAddr>)> {
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(reports::public_routes))
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .keep_alive(std::time::Duration::from_secs(5))
         .workers(1)
         .bind_rustls_0_23(listen, tls)?;
     let addrs = server.addrs();

@@ -23,6 +23,12 @@ use crate::catalog::{PolicyStatus, PolicyVersion, Review};
 use crate::identity::Role;
 use crate::policy::{PolicyRejection, compile_for_dataset};
 
+/// Drafts a dataset may have waiting for review at once.
+const MAX_DRAFTS: usize = 10;
+
+/// How long compiling a submitted policy may take.
+const COMPILE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn rejected(e: &PolicyRejection) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-policy", "Invalid policy", e.to_string())
 }
@@ -51,12 +57,38 @@ pub async fn submit(
     let id = parse_id(&id)?;
     let dataset = load(&state, id.clone()).await?;
     check_owner(&caller, &dataset, "submit a usage policy for")?;
-    let source = read_body(body, state.max_body_bytes).await?;
+    let source = read_body(&state, body, state.max_body_bytes).await?;
+    let catalog = state.catalog.clone();
+    let lookup = id.clone();
+    let drafts = web::block(move || catalog.policy_versions(&lookup))
+        .await??
+        .iter()
+        .filter(|v| v.status == PolicyStatus::Draft)
+        .count();
+    if drafts >= MAX_DRAFTS {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "too-many-drafts",
+            "Conflict",
+            format!("dataset '{id}' has {drafts} drafts waiting for review, the most it may; a board member reviews them first"),
+        ));
+    }
     let dataset_iri = state.catalog.dataset_iri(&id);
     let st = state.clone();
     let bytes = source.clone();
-    let compiled = web::block(move || compile_for_dataset(&bytes, syntax, &dataset_iri, &st.vocab))
-        .await?
+    // On the blocking pool, never an async worker, and within a time limit: the compiler's
+    // input limits bound its work, the deadline bounds what a bug in them would cost.
+    let compiling = web::block(move || compile_for_dataset(&bytes, syntax, &dataset_iri, &st.vocab));
+    let compiled = tokio::time::timeout(COMPILE_DEADLINE, compiling)
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "policy-too-complex",
+                "Invalid policy",
+                format!("the policy did not compile within {} s", COMPILE_DEADLINE.as_secs()),
+            )
+        })??
         .map_err(|e| rejected(&e))?;
     let ir = compiled.policy;
     // The number this version will get, so that its record names it; the catalog refuses it if
@@ -137,7 +169,7 @@ pub async fn reject(
 }
 
 async fn review_note(state: &AppState, body: web::Payload) -> Result<Option<String>, Problem> {
-    let bytes = read_body(body, state.max_body_bytes).await?;
+    let bytes = read_body(state, body, state.max_body_bytes).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -213,7 +245,8 @@ pub async fn simulate(
         .module(&version)
         .map_err(|e| Problem::internal("the version cannot be compiled", e))?;
     let log = state.exchange.log.clone();
-    let records = web::block(move || log.decisions_where(&|r| period.contains(&r.time)))
+    let of = dataset.id.to_string();
+    let records = web::block(move || log.decisions_where(&|r| r.dataset == of && period.contains(&r.time)))
         .await?
         .map_err(|e| Problem::internal("the audit log cannot be read", e))?;
     let sim = crate::governance::simulate(&state.exchange, &compiled.module, &compiled.policy, &version, &records, &period).await;

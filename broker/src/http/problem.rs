@@ -19,8 +19,8 @@ pub struct Problem {
     pub violations: Vec<Violation>,
     /// RFC 9457 extension members (e.g. `failedConstraints` of a denial).
     pub extensions: serde_json::Map<String, serde_json::Value>,
-    /// Seconds for a `Retry-After` header (busy, rate-limited).
-    pub retry_after: Option<u32>,
+    /// Response headers beside the content type (`Retry-After`, `Allow`); rare, so boxed.
+    pub headers: Option<Box<Vec<(&'static str, String)>>>,
 }
 
 #[derive(Serialize)]
@@ -45,15 +45,26 @@ impl Problem {
             detail: detail.into(),
             violations: Vec::new(),
             extensions: serde_json::Map::new(),
-            retry_after: None,
+            headers: None,
         }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.get_or_insert_with(Default::default).push((name, value.into()));
+        self
     }
 
     /// A 503 for a limit that is reached: says which, and when to try again.
     pub fn busy(detail: impl Into<String>, retry_after: u32) -> Self {
-        let mut p = Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "Service Unavailable", detail);
-        p.retry_after = Some(retry_after);
-        p
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "Service Unavailable", detail)
+            .with_header("Retry-After", retry_after.to_string())
+    }
+
+    /// A 429 for a caller over their rate: says the limit, and when to try again.
+    pub fn rate_limited(detail: impl Into<String>, retry_after: u32) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too Many Requests", detail)
+            .with_header("Retry-After", retry_after.to_string())
     }
 
     /// Adds an extension member.
@@ -121,8 +132,8 @@ impl ResponseError for Problem {
             extensions: &self.extensions,
         };
         let mut resp = HttpResponse::build(self.status);
-        if let Some(secs) = self.retry_after {
-            resp.insert_header(("Retry-After", secs.to_string()));
+        for (name, value) in self.headers.iter().flat_map(|h| h.iter()) {
+            resp.insert_header((*name, value.as_str()));
         }
         resp.content_type(CONTENT_TYPE).json(body)
     }

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::Caller;
 use super::problem::Problem;
-use crate::audit::DecisionRecord;
 use crate::audit::export::Period;
 use crate::catalog::DatasetFilter;
 use crate::identity::{Ags, Role};
@@ -39,7 +38,7 @@ struct Scope {
 }
 
 impl Scope {
-    fn admits(&self, r: &DecisionRecord) -> bool {
+    fn admits(&self, r: &crate::reports::Cell) -> bool {
         let city = self.city.as_str();
         let mine = r.provider == city || (self.as_consumer && r.consumer == city);
         mine && self.provider.as_ref().is_none_or(|p| r.provider == p.as_str())
@@ -86,18 +85,6 @@ impl ReportQuery {
     }
 }
 
-/// The decision records of `period` (all of them without one): the trail is read one record at
-/// a time and only those are kept.
-async fn decisions(state: &AppState, period: Option<Period>) -> Result<Vec<DecisionRecord>, Problem> {
-    let log = state.exchange.log.clone();
-    web::block(move || match period {
-        Some(p) => log.decisions_where(&|r| p.contains(&r.time)),
-        None => log.decisions(),
-    })
-    .await?
-    .map_err(|e| Problem::internal("the audit log cannot be read", e))
-}
-
 fn csv_response(text: Result<String, csv::Error>) -> Result<HttpResponse, Problem> {
     let text = text.map_err(|e| Problem::internal("the report cannot be written as CSV", e))?;
     Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(text))
@@ -111,8 +98,7 @@ pub async fn usage(
 ) -> Result<HttpResponse, Problem> {
     let scope = q.scope(&caller)?;
     let period = q.period()?;
-    let records = decisions(&state, Some(period)).await?;
-    let rows = reports::usage(&records, &period, q.bucket.unwrap_or(Bucket::Day), |r| scope.admits(r));
+    let rows = reports::usage(&state.exchange.tally, &period, q.bucket.unwrap_or(Bucket::Day), |c| scope.admits(c));
     if q.csv(&req) {
         return csv_response(reports::csv(&reports::USAGE_COLUMNS, rows.iter().map(reports::UsageRow::cells)));
     }
@@ -151,8 +137,7 @@ pub async fn processing(
         };
         with_policies.push((d, policy));
     }
-    let records = decisions(&state, Some(period)).await?;
-    let out = reports::processing_records(&with_policies, &records, &period);
+    let out = reports::processing_records(&with_policies, &state.exchange.tally, &period);
     if q.csv(&req) {
         let columns = [
             "controller",
@@ -185,22 +170,42 @@ pub async fn processing(
     Ok(HttpResponse::Ok().json(out))
 }
 
-/// The public report: no caller, no client certificate.
-pub async fn transparency(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    let records = decisions(&state, None).await?;
-    let catalog = state.catalog.clone();
-    let datasets = web::block(move || catalog.datasets(&DatasetFilter::default())).await??;
-    let theme_of = |id: &str| {
-        datasets
-            .iter()
-            .find(|d| d.id.as_str() == id)
-            .and_then(|d| d.themes.first().cloned())
-            .unwrap_or_else(|| "unspecified".into())
+/// How long the public report is served from its cache.
+pub const TRANSPARENCY_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The public report: no caller, no client certificate. Made at most once a minute (everyone in
+/// between gets the same bytes), and each address may ask a few times a second.
+pub async fn transparency(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    if let Some(ip) = req.peer_addr().map(|a| a.ip())
+        && let Err(wait) = state.limits.public(ip)
+    {
+        return Err(Problem::rate_limited(
+            format!("too many requests from {ip}; the report changes at most once a minute"),
+            wait,
+        ));
+    }
+    let cached = state.transparency_cache.get(&());
+    let body = match cached {
+        Some(b) => b,
+        None => {
+            let catalog = state.catalog.clone();
+            let datasets = web::block(move || catalog.datasets(&DatasetFilter::default())).await??;
+            let theme_of = |id: &str| {
+                datasets
+                    .iter()
+                    .find(|d| d.id.as_str() == id)
+                    .and_then(|d| d.themes.first().cloned())
+                    .unwrap_or_else(|| "unspecified".into())
+            };
+            let report = reports::transparency(&state.exchange.tally, theme_of, state.transparency_minimum);
+            let bytes = serde_json::to_vec(&report).map_err(|e| Problem::internal("the report cannot be written", e))?;
+            state.transparency_cache.put((), bytes)
+        }
     };
-    let report = reports::transparency(&records, theme_of, state.transparency_minimum);
     Ok(HttpResponse::Ok()
+        .content_type("application/json")
         .insert_header(("Cache-Control", "public, max-age=60"))
-        .json(report))
+        .body(body.as_ref().clone()))
 }
 
 async fn public_not_found(req: HttpRequest) -> HttpResponse {

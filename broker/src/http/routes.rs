@@ -64,8 +64,6 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-const PROBLEMS: &[(u16, &str, Option<&str>)] = &[(403, "Not a member, or the role does not allow it", Some("problem.schema.json"))];
-
 pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: Method::Get,
@@ -376,7 +374,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         operation_id: "sparqlGet",
         summary: "SPARQL 1.1 protocol query (SELECT, ASK, CONSTRUCT, DESCRIBE); updates are refused",
         roles: &[],
-        query: &[("query", "The SPARQL query")],
+        query: &[("query", "Required: the SPARQL query")],
         body: None,
         responses: &[
             (
@@ -431,6 +429,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// The methods (upper case) the route table serves on `path`, matching `{...}` segments to any
+/// one segment.
+pub fn methods_of(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut out: Vec<&'static str> = ENDPOINTS
+        .iter()
+        .filter(|ep| {
+            let pattern: Vec<&str> = ep.path.split('/').collect();
+            pattern.len() == segments.len()
+                && pattern
+                    .iter()
+                    .zip(&segments)
+                    .all(|(p, s)| (p.starts_with('{') && !s.is_empty()) || p == s)
+        })
+        .map(|ep| match ep.method {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 async fn openapi_handler(_caller: super::auth::Caller) -> HttpResponse {
     HttpResponse::Ok().json(openapi())
 }
@@ -455,7 +479,8 @@ pub fn openapi() -> Value {
     }
     let mut schemas = Map::new();
     for (file, text) in schema::ALL {
-        let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        let mut value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        self_contained(&mut value, component_name(file));
         schemas.insert(component_name(file).to_owned(), value);
     }
     json!({
@@ -464,34 +489,116 @@ pub fn openapi() -> Value {
         "info": {
             "title": "Kommunaler Datenraum broker",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Every call needs a client certificate from the data space's CA (mutual TLS); the caller's identity comes from it."
+            "description": "Every call needs a client certificate from the data space's CA (mutual TLS); the caller's identity comes from it. Errors are RFC 9457 problem details."
         },
         "paths": paths,
         "components": { "schemas": schemas },
     })
 }
 
+/// Makes a schema file a component that resolves inside the OpenAPI document alone: no `$id`
+/// (which would make its references resolve against the file's own address), references to
+/// another file (`member.schema.json`) and to its own `$defs` (`#/$defs/langText`) rewritten to
+/// component paths.
+fn self_contained(v: &mut Value, component: &str) {
+    match v {
+        Value::Object(map) => {
+            map.remove("$id");
+            map.remove("$schema");
+            if let Some(Value::String(r)) = map.get_mut("$ref") {
+                *r = if let Some(local) = r.strip_prefix("#/") {
+                    format!("#/components/schemas/{component}/{local}")
+                } else {
+                    format!("#/components/schemas/{}", component_name(r))
+                };
+            }
+            map.values_mut().for_each(|x| self_contained(x, component));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| self_contained(x, component)),
+        _ => {}
+    }
+}
+
+/// Every operation may answer these (the caller, the framework, the broker's limits).
+const COMMON: &[(u16, &str)] = &[
+    (400, "A malformed request (query string, path or body), naming what was wrong"),
+    (
+        403,
+        "Not a member, the role does not allow it, or the certificate was revoked or has expired",
+    ),
+    (429, "Over the member's request rate or the certificate's connections (Retry-After)"),
+    (500, "The broker failed; the operator's log has the details"),
+];
+
+/// Operations with a request body may also answer these.
+const WITH_BODY: &[(u16, &str)] = &[
+    (408, "The body did not arrive in time"),
+    (413, "The body is larger than the limit"),
+    (415, "The body's media type is not one this operation takes"),
+];
+
+/// A parameter's schema, by its name: what the broker accepts.
+fn parameter_schema(name: &str) -> Value {
+    match name {
+        "id" => json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9-]{2,62}$" }),
+        "version" => json!({ "type": "integer", "minimum": 1, "maximum": 4294967295u64 }),
+        "ags" | "provider" | "publisher" => json!({ "type": "string", "pattern": "^[0-9]{8}$" }),
+        "bucket" => json!({ "type": "string", "enum": ["day", "month"] }),
+        "format" => json!({ "type": "string", "enum": ["json", "csv"] }),
+        "purpose" => json!({ "type": "string", "format": "iri", "minLength": 1 }),
+        "from" | "to" => json!({ "type": "string", "description": "RFC 3339 date-time or YYYY-MM-DD" }),
+        _ => json!({ "type": "string" }),
+    }
+}
+
+/// The media types a successful answer of `ep` comes in.
+fn success_media(ep: &Endpoint) -> Vec<&'static str> {
+    match ep.operation_id {
+        "requestData" | "usageReport" | "processingRecords" => vec!["application/json", "text/csv"],
+        "sparqlGet" | "sparqlPost" => vec![
+            "application/sparql-results+json",
+            "application/sparql-results+xml",
+            "text/csv",
+            "text/tab-separated-values",
+            "text/turtle",
+            "application/n-triples",
+            "application/rdf+xml",
+        ],
+        _ => vec!["application/json"],
+    }
+}
+
 fn operation(ep: &Endpoint) -> Value {
     let mut responses = Map::new();
-    for (status, description, schema) in ep.responses.iter().chain(PROBLEMS) {
-        let mut r = json!({ "description": description });
-        if let Some(file) = schema {
-            let media = if *file == "problem.schema.json" {
-                super::problem::CONTENT_TYPE
-            } else {
-                "application/json"
-            };
-            r["content"] = json!({ media: { "schema": schema_ref(file) } });
-        }
+    let problem = json!({ super::problem::CONTENT_TYPE: { "schema": schema_ref("problem.schema.json") } });
+    let with_body = ep.body.is_some() || matches!(ep.operation_id, "approvePolicy" | "rejectPolicy");
+    let common = COMMON.iter().chain(if with_body { WITH_BODY } else { &[] });
+    for (status, description) in common {
+        responses.insert(status.to_string(), json!({ "description": description, "content": problem }));
+    }
+    for (status, description, schema) in ep.responses {
+        let r = match (status, schema) {
+            (204, _) => json!({ "description": description }),
+            (_, Some(file)) if *file == "problem.schema.json" => json!({ "description": description, "content": problem }),
+            (_, Some(file)) => json!({ "description": description, "content": { "application/json": { "schema": schema_ref(file) } } }),
+            (s, None) if *s < 300 => {
+                let content: Map<String, Value> = success_media(ep).into_iter().map(|m| (m.to_owned(), json!({}))).collect();
+                json!({ "description": description, "content": content })
+            }
+            (_, None) => json!({ "description": description, "content": problem }),
+        };
         responses.insert(status.to_string(), r);
     }
     let mut params: Vec<Value> = ep
         .query
         .iter()
-        .map(|(name, d)| json!({ "name": name, "in": "query", "description": d, "schema": { "type": "string" } }))
+        .map(|(name, d)| {
+            let required = d.starts_with("Required");
+            json!({ "name": name, "in": "query", "description": d, "required": required, "schema": parameter_schema(name) })
+        })
         .collect();
     for seg in ep.path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')) {
-        params.push(json!({ "name": seg, "in": "path", "required": true, "schema": { "type": "string" } }));
+        params.push(json!({ "name": seg, "in": "path", "required": true, "schema": parameter_schema(seg) }));
     }
     let mut op = json!({
         "operationId": ep.operation_id,

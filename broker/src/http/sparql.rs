@@ -23,18 +23,18 @@ pub struct ProtocolParams {
     named_graph_uri: Option<String>,
 }
 
-pub async fn get(_caller: Caller, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
+pub async fn get(caller: Caller, state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     let params = web::Query::<ProtocolParams>::from_query(req.query_string())
         .map_err(|e| Problem::bad_request("bad-query-parameter", e.to_string()))?
         .into_inner();
     let query = query_of(params)?;
-    run(&state, query, accept(&req)).await
+    run(&state, &caller, query, accept(&req)).await
 }
 
-pub async fn post(_caller: Caller, state: web::Data<AppState>, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, Problem> {
+pub async fn post(caller: Caller, state: web::Data<AppState>, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, Problem> {
     let content_type = super::content_type(&req).unwrap_or("");
     let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let bytes = read_body(body, state.max_body_bytes).await?;
+    let bytes = read_body(&state, body, state.max_body_bytes).await?;
     let text = String::from_utf8(bytes.to_vec()).map_err(|_| Problem::bad_request("bad-encoding", "the body is not UTF-8"))?;
     let query = match media.as_str() {
         "application/sparql-query" => text,
@@ -51,7 +51,7 @@ pub async fn post(_caller: Caller, state: web::Data<AppState>, req: HttpRequest,
             )));
         }
     };
-    run(&state, query, accept(&req)).await
+    run(&state, &caller, query, accept(&req)).await
 }
 
 fn query_of(params: ProtocolParams) -> Result<String, Problem> {
@@ -82,10 +82,11 @@ fn update_refused() -> Problem {
         .with_kind("sparql-update-refused")
 }
 
-async fn run(state: &web::Data<AppState>, query: String, accept: String) -> Result<HttpResponse, Problem> {
+async fn run(state: &web::Data<AppState>, caller: &Caller, query: String, accept: String) -> Result<HttpResponse, Problem> {
     let catalog = state.catalog.clone();
     let limits = state.sparql_limits;
-    let out = web::block(move || catalog.query(&query, &accept, &limits))
+    let member = caller.identity.ags.to_string();
+    let out = web::block(move || catalog.query(&query, &accept, &limits, &member))
         .await?
         .map_err(sparql_problem)?;
     Ok(HttpResponse::Ok().content_type(out.content_type).body(out.body))
@@ -108,7 +109,14 @@ fn sparql_problem(e: SparqlError) -> Problem {
             detail,
         ),
         SparqlError::NotAcceptable { .. } => Problem::new(StatusCode::NOT_ACCEPTABLE, "not-acceptable", "Not acceptable", detail),
-        SparqlError::Busy(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "sparql-busy", "Too many queries", detail),
+        SparqlError::Busy(_) => Problem::busy(detail, 1).with_kind("sparql-busy"),
+        SparqlError::MemberBusy(_) => Problem::rate_limited(detail, 1).with_kind("sparql-member-busy"),
+        SparqlError::MemoryLimit(_) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sparql-memory-limit",
+            "Query memory limit exceeded",
+            detail,
+        ),
         SparqlError::Evaluation(_) => Problem::internal("the SPARQL query failed", detail),
     }
 }

@@ -1,0 +1,433 @@
+//! SPARQL queries in worker processes, where a bomb costs only itself.
+//!
+//! Why processes: oxigraph stops a query at its deadline only when the query next reads the
+//! store. A plan that recombines rows it already holds (a cross product of `VALUES`, a string
+//! doubled by `CONCAT` 26 times) reads nothing and runs on, using a core and gigabytes, long after
+//! its caller was told it timed out; a thread cannot be stopped from outside. Measured on the
+//! demo: four such queries kept the endpoint answering 503 for two and a half minutes at 130 %
+//! CPU, and one doubled string took 1 GB. A process can be stopped: at the deadline the broker
+//! kills the worker (`SIGKILL`), the CPU is free at once, and the slot with it; the operating
+//! system caps each worker's memory (`RLIMIT_AS`), so a bomb dies in the worker, not in the
+//! broker.
+//!
+//! The workers read a *snapshot* of the graph: for the RocksDB store a checkpoint (oxigraph's
+//! `backup`: hard links, milliseconds, opened read-only by the workers and written by no one),
+//! for the in-memory store an N-Quads dump each worker loads. A write to the catalog starts a new
+//! generation; the next query takes a new snapshot, and workers of an older one are replaced as
+//! they come back. Queries see the graph as of the last write before them.
+//!
+//! Slots: at most `max_concurrent` queries run at once, and at most `max_per_member` of them for
+//! one member (all its certificates together), so one member cannot take them all. Idle workers
+//! are kept for the next query (a process start and a store open cost ~0.1 s).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use oxigraph::io::RdfFormat;
+use oxigraph::store::Store;
+use serde::{Deserialize, Serialize};
+
+use super::sparql::{QueryLimits, QueryOutput, SparqlError};
+
+/// How the workers are started and bounded.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// The broker binary (`broker sparql-worker` is the worker).
+    pub executable: PathBuf,
+    /// Where snapshots are kept.
+    pub dir: PathBuf,
+    /// Address space of one worker, in bytes.
+    pub memory_bytes: u64,
+}
+
+/// One query as the worker reads it (a JSON line on its standard input).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerRequest {
+    pub query: String,
+    pub accept: String,
+    pub max_results: usize,
+}
+
+/// The head of a worker's answer (a JSON line on its standard output), followed by `length`
+/// bytes of body when it is `ok`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "status")]
+pub enum WorkerAnswer {
+    Ok { content_type: String, length: usize },
+    Syntax { message: String },
+    TooManyResults { limit: usize },
+    NotAcceptable { accept: String, form: String, offered: String },
+    Failed { message: String },
+}
+
+/// Where the workers' graph comes from.
+enum Source {
+    /// RocksDB: checkpoints.
+    OnDisk,
+    /// In memory: N-Quads dumps.
+    InMemory,
+}
+
+struct Snapshot {
+    generation: u64,
+    path: PathBuf,
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    /// With the reading thread while a query runs.
+    stdout: Option<BufReader<ChildStdout>>,
+    generation: u64,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The worker processes of one catalog.
+pub struct Isolated {
+    store: Store,
+    source: Source,
+    settings: WorkerSettings,
+    generation: Arc<AtomicU64>,
+    snapshots: Mutex<Vec<Snapshot>>,
+    idle: Mutex<Vec<Worker>>,
+    slots: Mutex<Slots>,
+}
+
+#[derive(Default)]
+struct Slots {
+    total: usize,
+    per_member: HashMap<String, usize>,
+}
+
+impl std::fmt::Debug for Isolated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Isolated").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// A taken query slot, given back on drop.
+struct SlotGuard<'a> {
+    slots: &'a Mutex<Slots>,
+    member: String,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let mut s = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.total = s.total.saturating_sub(1);
+        if let Some(n) = s.per_member.get_mut(&self.member) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.per_member.remove(&self.member);
+            }
+        }
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> SparqlError {
+    SparqlError::Evaluation(e.to_string())
+}
+
+impl Isolated {
+    /// Workers for `store`; `on_disk` says whether it is RocksDB (checkpoints) or in memory
+    /// (dumps). `generation` is bumped by the catalog on every write.
+    pub fn new(store: Store, on_disk: bool, settings: WorkerSettings, generation: Arc<AtomicU64>) -> Self {
+        Self {
+            store,
+            source: if on_disk { Source::OnDisk } else { Source::InMemory },
+            settings,
+            generation,
+            snapshots: Mutex::new(Vec::new()),
+            idle: Mutex::new(Vec::new()),
+            slots: Mutex::default(),
+        }
+    }
+
+    /// Queries running now (for tests and metrics).
+    pub fn running(&self) -> usize {
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner).total
+    }
+
+    /// Runs `query` for `member` in a worker, within `limits`.
+    pub fn query(&self, query: &str, accept: &str, limits: &QueryLimits, member: &str) -> Result<QueryOutput, SparqlError> {
+        let _slot = self.take_slot(member, limits)?;
+        let snapshot = self.snapshot()?;
+        let mut worker = self.worker(&snapshot)?;
+        let request = WorkerRequest {
+            query: query.to_owned(),
+            accept: accept.to_owned(),
+            max_results: limits.max_results,
+        };
+        let mut line = serde_json::to_vec(&request).map_err(failed)?;
+        line.push(b'\n');
+        if worker.stdin.write_all(&line).and_then(|()| worker.stdin.flush()).is_err() {
+            // A worker that died while idle: once more with a new one.
+            worker = self.spawn(&snapshot)?;
+            worker.stdin.write_all(&line).and_then(|()| worker.stdin.flush()).map_err(failed)?;
+        }
+        let (tx, rx) = mpsc::channel();
+        let mut stdout = worker.stdout.take().ok_or_else(|| failed("the worker's output is gone"))?;
+        let memory_mib = self.settings.memory_bytes >> 20;
+        std::thread::Builder::new()
+            .name("sparql-answer".into())
+            .spawn(move || {
+                let answer = read_answer(&mut stdout, memory_mib);
+                let _ = tx.send((answer, stdout));
+            })
+            .map_err(failed)?;
+        match rx.recv_timeout(limits.timeout) {
+            Ok((answer, stdout)) => {
+                worker.stdout = Some(stdout);
+                // A worker that failed (or died) is not used again; one that answered is.
+                if !matches!(answer, Err(SparqlError::Evaluation(_) | SparqlError::MemoryLimit(_))) {
+                    self.give_back(worker);
+                }
+                answer
+            }
+            Err(_) => {
+                // Past the deadline: the worker is killed now (dropping it kills and reaps it),
+                // its CPU and memory are free at once, and so is the slot.
+                drop(worker);
+                Err(SparqlError::Timeout(limits.timeout))
+            }
+        }
+    }
+
+    fn take_slot(&self, member: &str, limits: &QueryLimits) -> Result<SlotGuard<'_>, SparqlError> {
+        let mut s = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if s.total >= limits.max_concurrent {
+            return Err(SparqlError::Busy(limits.max_concurrent));
+        }
+        let mine = s.per_member.get(member).copied().unwrap_or(0);
+        if mine >= limits.max_per_member {
+            return Err(SparqlError::MemberBusy(limits.max_per_member));
+        }
+        s.total += 1;
+        *s.per_member.entry(member.to_owned()).or_insert(0) += 1;
+        Ok(SlotGuard {
+            slots: &self.slots,
+            member: member.to_owned(),
+        })
+    }
+
+    /// The snapshot of the current generation, taken now if there is none.
+    fn snapshot(&self) -> Result<Arc<PathBuf>, SparqlError> {
+        let mut snapshots = self.snapshots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some(s) = snapshots.last().filter(|s| s.generation == generation) {
+            return Ok(Arc::new(s.path.clone()));
+        }
+        std::fs::create_dir_all(&self.settings.dir).map_err(failed)?;
+        let path = self.settings.dir.join(format!("snapshot-{}-{generation}", std::process::id()));
+        remove(&path);
+        match self.source {
+            Source::OnDisk => checkpoint(&self.store, &path)?,
+            Source::InMemory => {
+                let file = std::fs::File::create(&path).map_err(failed)?;
+                let mut w = std::io::BufWriter::new(file);
+                self.store.dump_to_writer(RdfFormat::NQuads, &mut w).map_err(failed)?;
+                w.flush().map_err(failed)?;
+            }
+        }
+        snapshots.push(Snapshot {
+            generation,
+            path: path.clone(),
+        });
+        // Workers open their snapshot when they start; two generations back nobody starts.
+        while snapshots.len() > 2 {
+            let old = snapshots.remove(0);
+            remove(&old.path);
+        }
+        // Idle workers of older generations are not used again.
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|w| w.generation == generation);
+        Ok(Arc::new(path))
+    }
+
+    fn worker(&self, snapshot: &Arc<PathBuf>) -> Result<Worker, SparqlError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let reusable = {
+            let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let at = idle.iter().position(|w| w.generation == generation);
+            at.map(|i| idle.swap_remove(i))
+        };
+        match reusable {
+            Some(w) => Ok(w),
+            None => self.spawn(snapshot),
+        }
+    }
+
+    fn spawn(&self, snapshot: &Path) -> Result<Worker, SparqlError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let kind = match self.source {
+            Source::OnDisk => "--store",
+            Source::InMemory => "--nquads",
+        };
+        let mut child = Command::new(&self.settings.executable)
+            .arg("sparql-worker")
+            .arg(kind)
+            .arg(snapshot)
+            .arg("--memory-bytes")
+            .arg(self.settings.memory_bytes.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| failed(format!("cannot start a query worker ({}): {e}", self.settings.executable.display())))?;
+        let stdin = child.stdin.take().ok_or_else(|| failed("the worker has no standard input"))?;
+        let stdout = child.stdout.take().ok_or_else(|| failed("the worker has no standard output"))?;
+        Ok(Worker {
+            child,
+            stdin,
+            stdout: Some(BufReader::new(stdout)),
+            generation,
+        })
+    }
+
+    fn give_back(&self, worker: Worker) {
+        if worker.generation != self.generation.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.push(worker);
+    }
+}
+
+fn remove(path: &Path) {
+    let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
+}
+
+/// Reads one answer: the head line, then the body.
+fn read_answer(stdout: &mut BufReader<ChildStdout>, memory_mib: u64) -> Result<QueryOutput, SparqlError> {
+    let mut head = String::new();
+    let n = stdout.read_line(&mut head).map_err(failed)?;
+    if n == 0 {
+        // The worker ended without an answer: an allocation past its address space aborts it.
+        return Err(SparqlError::MemoryLimit(memory_mib));
+    }
+    let answer: WorkerAnswer = serde_json::from_str(&head).map_err(failed)?;
+    match answer {
+        WorkerAnswer::Ok { content_type, length } => {
+            let mut body = vec![0u8; length];
+            stdout.read_exact(&mut body).map_err(failed)?;
+            Ok(QueryOutput {
+                content_type: super::sparql::media_type(&content_type),
+                body,
+            })
+        }
+        WorkerAnswer::Syntax { message } => Err(SparqlError::Syntax(message)),
+        WorkerAnswer::TooManyResults { limit } => Err(SparqlError::TooManyResults(limit)),
+        WorkerAnswer::NotAcceptable { accept, form, offered } => Err(SparqlError::NotAcceptable {
+            accept,
+            form: super::sparql::form_name(&form),
+            offered,
+        }),
+        WorkerAnswer::Failed { message } => Err(SparqlError::Evaluation(message)),
+    }
+}
+
+/// `broker sparql-worker`: answers queries from its standard input on the snapshot it was given,
+/// within `memory_bytes` of address space, until its input closes.
+pub fn serve_worker(store_dir: Option<&Path>, nquads: Option<&Path>, memory_bytes: u64) -> Result<(), String> {
+    limit_memory(memory_bytes)?;
+    let store = match (store_dir, nquads) {
+        (Some(dir), _) => open_read_only(dir)?,
+        (None, Some(file)) => {
+            let store = Store::new().map_err(|e| e.to_string())?;
+            let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(|e| e.to_string())?);
+            store.load_from_reader(RdfFormat::NQuads, reader).map_err(|e| e.to_string())?;
+            store
+        }
+        (None, None) => return Err("sparql-worker needs --store or --nquads".into()),
+    };
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let Ok(request) = serde_json::from_str::<WorkerRequest>(&line) else {
+            return Err("not a worker request".into());
+        };
+        let limits = QueryLimits {
+            timeout: Duration::from_secs(3600),
+            max_results: request.max_results,
+            max_concurrent: 1,
+            max_per_member: 1,
+        };
+        let result = super::sparql::run_unbounded(&store, &request.query, &request.accept, &limits);
+        let (head, body) = match result {
+            Ok(o) => (
+                WorkerAnswer::Ok {
+                    content_type: o.content_type.to_owned(),
+                    length: o.body.len(),
+                },
+                o.body,
+            ),
+            Err(SparqlError::Syntax(message)) => (WorkerAnswer::Syntax { message }, Vec::new()),
+            Err(SparqlError::TooManyResults(limit)) => (WorkerAnswer::TooManyResults { limit }, Vec::new()),
+            Err(SparqlError::NotAcceptable { accept, form, offered }) => (
+                WorkerAnswer::NotAcceptable {
+                    accept,
+                    form: form.to_owned(),
+                    offered,
+                },
+                Vec::new(),
+            ),
+            Err(other) => (
+                WorkerAnswer::Failed {
+                    message: other.to_string(),
+                },
+                Vec::new(),
+            ),
+        };
+        let mut head = serde_json::to_vec(&head).map_err(|e| e.to_string())?;
+        head.push(b'\n');
+        out.write_all(&head)
+            .and_then(|()| out.write_all(&body))
+            .and_then(|()| out.flush())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "rocksdb")]
+fn checkpoint(store: &Store, path: &Path) -> Result<(), SparqlError> {
+    store.backup(path).map_err(failed)
+}
+
+#[cfg(not(feature = "rocksdb"))]
+fn checkpoint(_store: &Store, path: &Path) -> Result<(), SparqlError> {
+    Err(failed(format!("built without RocksDB: no checkpoint at {}", path.display())))
+}
+
+#[cfg(feature = "rocksdb")]
+fn open_read_only(dir: &Path) -> Result<Store, String> {
+    Store::open_read_only(dir).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "rocksdb"))]
+fn open_read_only(dir: &Path) -> Result<Store, String> {
+    Err(format!("built without RocksDB: cannot open {}", dir.display()))
+}
+
+/// Caps this process's address space: an allocation past it fails, and the process ends.
+fn limit_memory(bytes: u64) -> Result<(), String> {
+    let limit = rustix::process::Rlimit {
+        current: Some(bytes),
+        maximum: Some(bytes),
+    };
+    rustix::process::setrlimit(rustix::process::Resource::As, limit).map_err(|e| format!("cannot limit the worker's memory: {e}"))
+}
