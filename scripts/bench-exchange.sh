@@ -7,9 +7,9 @@
 #
 # Needs nginx (as root: apt-get install -y nginx-light). Builds the broker with the production
 # profile, as it is deployed (link-time optimised; nginx is an optimised build too), and the load
-# generator, the same instrument for both servers, with the release profile. The first run builds
-# the dependencies once per profile (each about as long as the first test build); later runs
-# relink the broker, which with link-time optimisation takes several minutes.
+# generator, the same instrument for both servers, with the same profile (one build of the
+# dependencies, about as long as the first test build); later runs relink, which with link-time
+# optimisation takes several minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
@@ -20,14 +20,11 @@ rounds=${3:-3}
 command -v nginx >/dev/null || { echo "bench-exchange: needs nginx (apt-get install -y nginx-light)" >&2; exit 1; }
 # BROKER_BIN measures another build (say, the main a change started from) with the same script;
 # DEMO_ARGS replaces the demo's extra arguments (an older broker does not know them).
-if [ -z "${BROKER_BIN:-}" ]; then
-  cargo build --profile production -q -p broker --bin broker
-fi
-cargo build --release -q -p broker --example loadgen
+cargo build --profile production -q -p broker --bin broker --example loadgen
 broker="${BROKER_BIN:-$CARGO_TARGET_DIR/production/broker}"
 # The demo's members may make 1000 requests a second each; the load generator is one member.
 demo_args=${DEMO_ARGS---requests-per-second 1000000}
-loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
+loadgen="$CARGO_TARGET_DIR/production/examples/loadgen"
 work=$(mktemp -d)
 pids=()
 cleanup() {

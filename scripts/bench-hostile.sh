@@ -16,9 +16,9 @@ source scripts/prereqs.sh
 ensure_prereqs
 conns=${1:-16}
 secs=${2:-20}
-cargo build --release -q -p broker --bin broker --example loadgen
-broker="$CARGO_TARGET_DIR/release/broker"
-loadgen="$CARGO_TARGET_DIR/release/examples/loadgen"
+cargo build --profile production -q -p broker --bin broker --example loadgen
+broker="$CARGO_TARGET_DIR/production/broker"
+loadgen="$CARGO_TARGET_DIR/production/examples/loadgen"
 work=$(mktemp -d)
 pids=()
 cleanup() {

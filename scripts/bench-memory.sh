@@ -6,14 +6,14 @@
 #
 #   bash scripts/bench-memory.sh [MiB]
 #
-# Builds the broker with the release profile.
+# Builds the broker with the production profile (as deployed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
 ensure_prereqs
 mib=${1:-16}
-cargo build --release -q -p broker --bin broker
-broker="$CARGO_TARGET_DIR/release/broker"
+cargo build --profile production -q -p broker --bin broker
+broker="$CARGO_TARGET_DIR/production/broker"
 work=$(mktemp -d)
 pids=()
 cleanup() {

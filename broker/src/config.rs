@@ -85,7 +85,8 @@ struct RawExchange {
     upstream_timeout_ms: Option<u64>,
     /// Largest response accepted from a provider's API (default 16 MiB).
     upstream_max_bytes: Option<usize>,
-    /// Data requests in progress at once (default 64); more wait up to 5 s, then get 503.
+    /// Data requests in progress at once (default 128, at most half of them one member's); more
+    /// wait up to 5 s, then get 503.
     max_concurrent_requests: Option<usize>,
     /// Hosted uploads in progress at once (default 2).
     max_concurrent_uploads: Option<usize>,
@@ -122,6 +123,8 @@ struct RawSparql {
     max_concurrent: usize,
     /// Queries one member may have running at once (default: half of max_concurrent).
     max_concurrent_per_member: Option<usize>,
+    /// Largest answer of one query, in bytes (default 16 MiB).
+    max_result_bytes: Option<usize>,
     /// Address space of one query worker process, in MiB (default 1024).
     worker_memory_mb: Option<u64>,
     /// The program the query workers run (default: this broker's own executable).
@@ -135,6 +138,7 @@ impl Default for RawSparql {
             max_results: default_max_results(),
             max_concurrent: default_max_concurrent(),
             max_concurrent_per_member: None,
+            max_result_bytes: None,
             worker_memory_mb: None,
             worker: None,
         }
@@ -289,6 +293,7 @@ impl Config {
                     .max_concurrent_per_member
                     .unwrap_or(raw.sparql.max_concurrent.div_ceil(2))
                     .clamp(1, raw.sparql.max_concurrent),
+                max_result_bytes: raw.sparql.max_result_bytes.unwrap_or(16 << 20).max(1024),
             },
             sparql_worker_memory: raw.sparql.worker_memory_mb.unwrap_or(1024).max(64) << 20,
             sparql_worker: raw.sparql.worker.map(abs),

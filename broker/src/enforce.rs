@@ -140,6 +140,10 @@ pub enum EnforceError {
     Format { format: &'static str, reason: String },
     #[error("the data holds more than {0} records, the most one release reads")]
     TooManyRecords(usize),
+    #[error("the data has more than {MAX_FIELDS} distinct fields, or a field name longer than {MAX_FIELD_NAME} bytes")]
+    TooManyFields,
+    #[error("the aggregate has more than {MAX_GROUPS} groups, the most one release forms")]
+    TooManyGroups,
 }
 
 impl Plan {
@@ -264,6 +268,16 @@ pub fn enforce(plan: &Plan, format: Format, bytes: &[u8], key: Option<&hmac::Key
 /// dataset a municipality shares through an API, and a bound on the work one request can cause.
 pub const MAX_RECORDS: usize = 2_000_000;
 
+/// At most this many distinct field names, each at most [`MAX_FIELD_NAME`] bytes, in one
+/// release or upload: a table has columns, not a million of them (sparse records with ever new
+/// keys would make a CSV of keys × rows cells, and every name goes into the decision record).
+pub const MAX_FIELDS: usize = 512;
+pub const MAX_FIELD_NAME: usize = 256;
+
+/// At most this many groups in one aggregate: secondary suppression looks at each of them once
+/// per field and pass.
+pub const MAX_GROUPS: usize = 200_000;
+
 /// What a release is: the bytes to send and what the decision record says of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
@@ -312,12 +326,10 @@ pub fn release(
     })
 }
 
-/// How many records `bytes` hold, read without building one (an upload's check).
+/// How many records `bytes` hold, checked against the limits a release applies (an upload's
+/// check: what cannot be released is not taken).
 pub fn count_records(format: Format, bytes: &[u8]) -> Result<usize, EnforceError> {
-    let plan = Plan {
-        keep: Some(BTreeSet::new()),
-        ..Plan::default()
-    };
+    let plan = Plan::default();
     let mut run = Enforcer::new(&plan, None, Date::MIN);
     run.discard();
     read_into(format, bytes, &mut run)?;
@@ -349,8 +361,8 @@ enum Sink {
     Collect(Vec<Record>),
     /// Written at once into one JSON array ([`release`]).
     Json(Streamed),
-    /// Only counted ([`count_records`]).
-    Discard,
+    /// Only counted, their field names checked ([`count_records`]).
+    Names(BTreeSet<String>),
 }
 
 /// Records written as they ended.
@@ -359,6 +371,19 @@ struct Streamed {
     json: Vec<u8>,
     fields: BTreeSet<String>,
     count: usize,
+}
+
+/// Adds the record's field names to `fields`; `false` if one is longer than [`MAX_FIELD_NAME`].
+fn note_names(fields: &mut BTreeSet<String>, record: &Record) -> bool {
+    for k in record.keys() {
+        if k.len() > MAX_FIELD_NAME {
+            return false;
+        }
+        if !fields.contains(k) {
+            fields.insert(k.clone());
+        }
+    }
+    true
 }
 
 /// What happens to one field's values.
@@ -396,6 +421,8 @@ struct Enforcer<'p> {
     key: Option<&'p hmac::Key>,
     today: Date,
     records_in: usize,
+    /// A field name longer than [`MAX_FIELD_NAME`] was seen.
+    overlong: bool,
     out: Out<'p>,
 }
 
@@ -478,6 +505,7 @@ impl<'p> Enforcer<'p> {
             key,
             today,
             records_in: 0,
+            overlong: false,
             out,
         }
     }
@@ -493,16 +521,29 @@ impl<'p> Enforcer<'p> {
         }
     }
 
-    /// Only counts records ([`count_records`]).
+    /// Only counts records and checks their field names ([`count_records`]).
     fn discard(&mut self) {
         if let Out::Records { sink, .. } = &mut self.out {
-            *sink = Sink::Discard;
+            *sink = Sink::Names(BTreeSet::new());
         }
     }
 
-    /// Whether more than [`MAX_RECORDS`] were read.
-    fn over_limit(&self) -> bool {
-        self.records_in > MAX_RECORDS
+    /// The limit the data broke, if it broke one (checked by the readers after each record).
+    fn broken(&self) -> Option<EnforceError> {
+        if self.records_in > MAX_RECORDS {
+            return Some(EnforceError::TooManyRecords(MAX_RECORDS));
+        }
+        if self.overlong {
+            return Some(EnforceError::TooManyFields);
+        }
+        match &self.out {
+            Out::Records {
+                sink: Sink::Json(Streamed { fields, .. }) | Sink::Names(fields),
+                ..
+            } if fields.len() > MAX_FIELDS => Some(EnforceError::TooManyFields),
+            Out::Groups { groups, .. } if groups.len() > MAX_GROUPS => Some(EnforceError::TooManyGroups),
+            _ => None,
+        }
     }
 
     /// What to do with a field, or `None` to drop it.
@@ -567,15 +608,14 @@ impl<'p> Enforcer<'p> {
                     }
                     // Writing a map of `Value`s into a Vec cannot fail.
                     let _ = serde_json::to_writer(&mut s.json, &*current);
-                    for k in current.keys() {
-                        if !s.fields.contains(k) {
-                            s.fields.insert(k.clone());
-                        }
-                    }
+                    self.overlong |= !note_names(&mut s.fields, current);
                     s.count += 1;
                     current.clear();
                 }
-                Sink::Discard => current.clear(),
+                Sink::Names(fields) => {
+                    self.overlong |= !note_names(fields, current);
+                    current.clear();
+                }
             },
             Out::Groups { slots, groups, key, .. } => {
                 key.clear();
@@ -613,7 +653,7 @@ impl<'p> Enforcer<'p> {
                     s.json.push(b']');
                     return (Vec::new(), Some(s));
                 }
-                Sink::Discard => Vec::new(),
+                Sink::Names(_) => Vec::new(),
             },
             Out::Groups {
                 fields,
@@ -843,8 +883,8 @@ fn read_into(format: Format, bytes: &[u8], run: &mut Enforcer<'_>) -> Result<(),
             let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 after byte {}", e.valid_up_to())))?;
             let mut de = serde_json::Deserializer::from_str(text);
             let read = de::DeserializeSeed::deserialize(json::Records(run), &mut de).and_then(|()| de.end());
-            if run.over_limit() {
-                return Err(EnforceError::TooManyRecords(MAX_RECORDS));
+            if let Some(broken) = run.broken() {
+                return Err(broken);
             }
             read.map_err(|e| bad(json_reason(&e)))
         }
@@ -855,6 +895,9 @@ fn read_into(format: Format, bytes: &[u8], run: &mut Enforcer<'_>) -> Result<(),
             };
             let mut reader = csv::Reader::from_reader(bytes);
             let headers = reader.headers().map_err(bad)?.clone();
+            if headers.len() > MAX_FIELDS || headers.iter().any(|h| h.len() > MAX_FIELD_NAME) {
+                return Err(EnforceError::TooManyFields);
+            }
             let rules: Vec<Option<Rule>> = headers.iter().map(|h| run.rule(h)).collect();
             let mut row = csv::StringRecord::new();
             while reader.read_record(&mut row).map_err(bad)? {
@@ -864,8 +907,8 @@ fn read_into(format: Format, bytes: &[u8], run: &mut Enforcer<'_>) -> Result<(),
                     }
                 }
                 run.end_record();
-                if run.over_limit() {
-                    return Err(EnforceError::TooManyRecords(MAX_RECORDS));
+                if let Some(broken) = run.broken() {
+                    return Err(broken);
                 }
             }
             Ok(())
@@ -926,8 +969,8 @@ mod json {
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             while seq.next_element_seed(One(&mut *self.0))?.is_some() {
-                if self.0.over_limit() {
-                    return Err(de::Error::custom("too many records"));
+                if self.0.broken().is_some() {
+                    return Err(de::Error::custom("a limit of the release"));
                 }
             }
             Ok(())
@@ -1140,6 +1183,41 @@ mod tests {
         let mut c: Vec<u64> = records.iter().filter_map(|r| r["count"].as_u64()).collect();
         c.sort_unstable();
         c
+    }
+
+    #[test]
+    fn sparse_records_with_ever_new_field_names_are_refused_not_multiplied() {
+        let plan = Plan::default();
+        let today = date!(2026 - 12 - 02);
+        let sparse: Vec<Value> = (0..=MAX_FIELDS).map(|i| json!({ format!("k{i}"): 1 })).collect();
+        let bytes = serde_json::to_vec(&sparse).expect("json");
+        for out in [Format::Json, Format::Csv] {
+            assert_eq!(
+                release(&plan, Format::Json, &bytes, None, today, out),
+                Err(EnforceError::TooManyFields)
+            );
+        }
+        assert_eq!(
+            count_records(Format::Json, &bytes),
+            Err(EnforceError::TooManyFields),
+            "an upload too"
+        );
+        let long = serde_json::to_vec(&json!([{ "x".repeat(MAX_FIELD_NAME + 1): 1 }])).expect("json");
+        assert_eq!(count_records(Format::Json, &long), Err(EnforceError::TooManyFields));
+        let wide_csv = format!("{}\n", (0..=MAX_FIELDS).map(|i| format!("c{i}")).collect::<Vec<_>>().join(","));
+        assert_eq!(count_records(Format::Csv, wide_csv.as_bytes()), Err(EnforceError::TooManyFields));
+        // Within the limits, fine.
+        let ok: Vec<Value> = (0..MAX_FIELDS).map(|i| json!({ format!("k{i}"): 1 })).collect();
+        let released = release(
+            &plan,
+            Format::Json,
+            &serde_json::to_vec(&ok).expect("json"),
+            None,
+            today,
+            Format::Csv,
+        )
+        .expect("release");
+        assert_eq!(released.fields.len(), MAX_FIELDS);
     }
 
     #[test]

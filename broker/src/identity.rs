@@ -156,16 +156,34 @@ pub enum IdentityError {
 pub const BROKER_ROLE: &str = "broker";
 pub const PROVIDER_ROLE: &str = "provider";
 
+/// What a provider's server certificate says: whose provider it is, and its serial and expiry
+/// (for the revocation check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderIdentity {
+    pub ags: Ags,
+    pub serial: String,
+    pub not_after: i64,
+}
+
 /// The municipality a provider's server certificate names: it must carry the provider role and
 /// exactly one municipality key.
 pub fn provider_ags(der: &[u8]) -> Result<Ags, IdentityError> {
+    provider_identity(der).map(|p| p.ags)
+}
+
+/// [`provider_ags`] with the certificate's serial and expiry.
+pub fn provider_identity(der: &[u8]) -> Result<ProviderIdentity, IdentityError> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| IdentityError::Unparseable(e.to_string()))?;
     let uris = san_uris(&cert)?;
     let role = single(&uris, ROLE_IRI_PREFIX, IdentityError::MissingRole, IdentityError::AmbiguousRole)?;
     if role != PROVIDER_ROLE {
         return Err(IdentityError::NotService(PROVIDER_ROLE));
     }
-    single(&uris, AGS_IRI_PREFIX, IdentityError::MissingAgs, IdentityError::AmbiguousAgs)?.parse()
+    Ok(ProviderIdentity {
+        ags: single(&uris, AGS_IRI_PREFIX, IdentityError::MissingAgs, IdentityError::AmbiguousAgs)?.parse()?,
+        serial: cert.raw_serial_as_string().replace(':', "").to_ascii_lowercase(),
+        not_after: cert.validity().not_after.timestamp(),
+    })
 }
 
 /// Whether a certificate is the broker's own (it carries the broker role and nothing else).

@@ -6,9 +6,11 @@
 //! Laplace distribution with scale 1/ε. One person changes one group's count by one (the
 //! histogram's L1 sensitivity is 1), so any release's probability changes by at most a factor
 //! e^ε whether that person is in the data or not; k releases cost kε at most (sequential
-//! composition). Each (consumer, dataset, purpose) gets a budget of ε per calendar month; a
-//! release that would exceed it is denied, and the spend is part of the request's decision
-//! record, written before anything leaves.
+//! composition). Each consumer gets a budget of ε per dataset and calendar month, whatever
+//! purposes it declares (a budget per purpose would give one consumer as many budgets as the
+//! policy admits purposes); a release that would exceed it is denied, and the spend is part of
+//! the request's decision record, written before anything leaves. A request that fails before
+//! any data leaves (the provider down) gives its spend back.
 //!
 //! The sampler is prio's (ISRG's libprio-rs: the exact discrete Laplace sampler of Canonne,
 //! Kamath and Steinke 2020 on rational parameters, no floating point), driven by the thread's
@@ -57,7 +59,6 @@ pub fn release_noise(epsilon_milli: u32) -> i64 {
 pub struct BudgetKey {
     pub consumer: String,
     pub dataset: String,
-    pub purpose: String,
     /// `YYYY-MM`.
     pub period: String,
 }
@@ -67,7 +68,6 @@ impl BudgetKey {
         Some(Self {
             consumer: r.consumer.clone(),
             dataset: r.dataset.clone(),
-            purpose: r.purpose.clone(),
             period: crate::usage::period_of(&r.time)?.to_owned(),
         })
     }
@@ -125,6 +125,13 @@ impl PrivacyLedger {
         }
     }
 
+    /// Gives back a spend whose release did not happen (nothing left the broker).
+    pub fn refund(&self, key: &BudgetKey, cost: u32) {
+        if let Some(n) = self.lock().get_mut(key) {
+            *n = n.saturating_sub(cost);
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BudgetKey, u32>> {
         self.spent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -177,7 +184,6 @@ mod tests {
         let key = BudgetKey {
             consumer: "08135019".into(),
             dataset: "d".into(),
-            purpose: "p".into(),
             period: "2026-12".into(),
         };
         let handles: Vec<_> = (0..16)

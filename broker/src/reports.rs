@@ -369,10 +369,9 @@ pub struct TransparencyReport {
     /// Groups with fewer deliveries than this are not shown.
     pub minimum_group: u64,
     pub rows: Vec<TransparencyRow>,
-    /// How many groups were left out for being small, and their deliveries together (shown
-    /// only when that total itself reaches the minimum).
+    /// How many groups were left out for being small (their deliveries are not summed: a
+    /// board could subtract its own small groups from a sum and read another city's).
     pub suppressed_groups: u64,
-    pub suppressed_deliveries: Option<u64>,
 }
 
 /// Deliveries by month, provider, consumer, kind of data (theme of the dataset, looked up with
@@ -396,13 +395,10 @@ pub fn transparency(tally: &Tally, theme_of: impl Fn(&str) -> String, minimum: u
         minimum_group: minimum,
         rows: Vec::new(),
         suppressed_groups: 0,
-        suppressed_deliveries: None,
     };
-    let mut suppressed = 0;
     for ((month, from, to, kind, purpose), n) in groups {
         if n < minimum {
             report.suppressed_groups += 1;
-            suppressed += n;
             continue;
         }
         report.rows.push(TransparencyRow {
@@ -414,7 +410,6 @@ pub fn transparency(tally: &Tally, theme_of: impl Fn(&str) -> String, minimum: u
             deliveries: n,
         });
     }
-    report.suppressed_deliveries = Some(suppressed).filter(|s| *s >= minimum);
     report
 }
 

@@ -79,7 +79,7 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         sparql_limits: config.sparql,
         max_body_bytes: config.max_body_bytes,
         vocab: vocab.clone(),
-        exchange: Arc::new(open_exchange(config, audit, catalog, vocab, upstream_tls)?),
+        exchange: Arc::new(open_exchange(config, audit, catalog, vocab, upstream_tls, tls.revocation.clone())?),
         revocation: tls.revocation,
         transparency_minimum: config.transparency.minimum_group,
         transparency_cache: crate::fresh::Fresh::new(crate::http::reports::TRANSPARENCY_FRESH),
@@ -141,6 +141,7 @@ fn open_exchange(
     catalog: Arc<dyn Catalog>,
     vocab: Arc<policy_compiler::Vocabulary>,
     upstream_tls: Arc<rustls::ClientConfig>,
+    revocation: Arc<crate::tls::ReloadingCrlVerifier>,
 ) -> Result<Exchange, ServeError> {
     let dir = &config.state_dir;
     let err = |reason: String| ServeError::State {
@@ -158,6 +159,7 @@ fn open_exchange(
         catalog,
         vocab,
         upstream_tls,
+        revocation: Some(revocation),
         pool: policy_evaluator::WorkerPool::new(engine),
         log: audit,
         usage: Arc::new(ledgers.usage),

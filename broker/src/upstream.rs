@@ -104,6 +104,8 @@ pub struct Fetch<'a> {
     pub accept: &'a str,
     /// The municipality the answering server must prove to be the provider of.
     pub provider: &'a Ags,
+    /// The data space's revocation list: a revoked provider certificate proves nothing.
+    pub revocation: Option<&'a crate::tls::ReloadingCrlVerifier>,
     pub timeout: Duration,
     pub max_bytes: usize,
 }
@@ -159,7 +161,7 @@ async fn exchange(tls: &Arc<rustls::ClientConfig>, target: &Target, fetch: Fetch
             Ok(r) => return Ok(keep(tls, &target.authority, provider, r)),
         }
     }
-    let conn = connect(tls, target, provider).await?;
+    let conn = connect(tls, target, provider, fetch.revocation).await?;
     match request(conn, target, accept, max_bytes).await {
         Ok(r) => Ok(keep(tls, &target.authority, provider, r)),
         Err(Attempt::Closed(e) | Attempt::Failed(e)) => Err(e),
@@ -198,7 +200,12 @@ fn keep(
     response
 }
 
-async fn connect(tls: &Arc<rustls::ClientConfig>, target: &Target, provider: &Ags) -> Result<Connection, UpstreamError> {
+async fn connect(
+    tls: &Arc<rustls::ClientConfig>,
+    target: &Target,
+    provider: &Ags,
+    revocation: Option<&crate::tls::ReloadingCrlVerifier>,
+) -> Result<Connection, UpstreamError> {
     let unreachable = |e: std::io::Error| UpstreamError::Unreachable(e.to_string());
     let name = ServerName::try_from(target.host.clone())
         .map_err(|_| UpstreamError::Unreachable(format!("'{}' is not a host name", target.host)))?;
@@ -206,11 +213,17 @@ async fn connect(tls: &Arc<rustls::ClientConfig>, target: &Target, provider: &Ag
     tcp.set_nodelay(true).map_err(unreachable)?;
     let stream = TlsConnector::from(tls.clone()).connect(name, tcp).await.map_err(unreachable)?;
     let presented = stream.get_ref().1.peer_certificates().and_then(|c| c.first());
-    match presented.map(|c| crate::identity::provider_ags(c.as_ref())) {
-        Some(Ok(ags)) if &ags == provider => Ok(Framed::new(stream, codec())),
+    match presented.map(|c| crate::identity::provider_identity(c.as_ref())) {
+        Some(Ok(p)) if &p.ags == provider => match revocation.map(|r| r.check(&p.serial, p.not_after)) {
+            Some(Err(refusal)) => Err(UpstreamError::WrongProvider {
+                expected: provider.clone(),
+                found: format!("a certificate that is no longer good: {refusal}"),
+            }),
+            _ => Ok(Framed::new(stream, codec())),
+        },
         Some(Ok(other)) => Err(UpstreamError::WrongProvider {
             expected: provider.clone(),
-            found: format!("provider of {other}"),
+            found: format!("provider of {}", other.ags),
         }),
         Some(Err(e)) => Err(UpstreamError::WrongProvider {
             expected: provider.clone(),

@@ -12,6 +12,11 @@ const DIAGNOSES_IRI: &str = "https://broker.kdr.example/datasets/aalen-diagnosen
 /// A policy for the hosted diagnoses: Heidenheim, public services, counts by district and
 /// diagnosis, groups under 5 suppressed; with `noise`, also (ε, budget) differential privacy.
 fn diagnoses_policy(noise: Option<(&str, &str)>) -> String {
+    diagnoses_policy_for(noise, "dpv:ImprovePublicServices")
+}
+
+/// [`diagnoses_policy`] admitting the purposes under `purpose`.
+fn diagnoses_policy_for(noise: Option<(&str, &str)>, purpose: &str) -> String {
     let noise = noise
         .map(|(e, b)| format!(", [ odrl:action kdr:addNoise ; kdr:epsilon \"{e}\"^^xsd:decimal ; kdr:budget \"{b}\"^^xsd:decimal ]"))
         .unwrap_or_default();
@@ -20,7 +25,7 @@ fn diagnoses_policy(noise: Option<(&str, &str)>) -> String {
          @prefix kdr: <https://w3id.org/kdr/odrl#> . @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .\n\
          <urn:kdr:diagnosen> a odrl:Set ; odrl:permission [ odrl:target <{DIAGNOSES_IRI}> ; odrl:action odrl:use ; \
          odrl:assignee <http://dcat-ap.de/def/politicalGeocoding/municipalityKey/08135019> ; \
-         odrl:constraint [ odrl:leftOperand odrl:purpose ; odrl:operator odrl:isA ; odrl:rightOperand dpv:ImprovePublicServices ] ; \
+         odrl:constraint [ odrl:leftOperand odrl:purpose ; odrl:operator odrl:isA ; odrl:rightOperand {purpose} ] ; \
          odrl:duty [ odrl:action odrl:aggregate ; kdr:groupBy \"bezirk\", \"diagnose\" ; kdr:minGroupSize 5 ]{noise} ] ."
     )
 }
@@ -61,7 +66,12 @@ async fn upload(b: &TestBroker, rows: &[(&str, &str, usize)]) {
 
 /// Heidenheim's system asks for `dataset` with `fields` (none: the parameter is left out).
 async fn ask(b: &TestBroker, dataset: &str, fields: Option<&str>) -> (u16, Value) {
-    let mut query = vec![("purpose", format!("{DPV}ImprovePublicServices"))];
+    ask_for(b, dataset, fields, "ImprovePublicServices").await
+}
+
+/// [`ask`] for another DPV purpose.
+async fn ask_for(b: &TestBroker, dataset: &str, fields: Option<&str>, purpose: &str) -> (u16, Value) {
+    let mut query = vec![("purpose", format!("{DPV}{purpose}"))];
     if let Some(f) = fields {
         query.push(("fields", f.to_owned()));
     }
@@ -222,4 +232,40 @@ async fn the_privacy_budget_runs_out_exactly_at_its_epsilon_under_concurrent_req
     b.restart();
     let (status, body) = ask(&b, DIAGNOSES, None).await;
     assert_eq!(status, 403, "still exhausted after a restart: {body}");
+}
+
+#[actix_rt::test]
+async fn declaring_another_purpose_does_not_open_another_privacy_budget() {
+    let b = TestBroker::start();
+    let rows = [("Innenstadt", "Grippe", 30), ("Unterkochen", "Grippe", 40)];
+    // Every purpose under public benefit is admitted; the budget is two releases in all.
+    hosted_diagnoses(&b, &rows, &diagnoses_policy_for(Some(("0.5", "1")), "dpv:PublicBenefit")).await;
+    assert_eq!(ask_for(&b, DIAGNOSES, None, "ImprovePublicServices").await.0, 200);
+    assert_eq!(ask_for(&b, DIAGNOSES, None, "PublicBenefit").await.0, 200);
+    let (status, body) = ask_for(&b, DIAGNOSES, None, "ImprovePublicServices").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["type"], "https://w3id.org/kdr/problems/privacy-budget-exhausted");
+}
+
+#[actix_rt::test]
+async fn a_release_that_fails_before_any_data_leaves_gives_its_budget_back() {
+    let b = TestBroker::start();
+    let mut d = example("aalen-kita-plaetze");
+    d["identifier"] = json!(DIAGNOSES);
+    d["distributions"] = json!([{ "mediaType": "text/csv", "accessURL": "hosted" }]);
+    let resp = b
+        .client("aalen-steward")
+        .post(b.url("/v1/datasets"))
+        .send_json(&d)
+        .await
+        .expect("register");
+    assert_eq!(resp.status(), 201);
+    // One release in the budget, and no data uploaded yet: the first request fails.
+    attach_approved(&b, DIAGNOSES, &diagnoses_policy(Some(("0.5", "0.5")))).await;
+    let (status, body) = ask(&b, DIAGNOSES, None).await;
+    assert_eq!(status, 502, "{body}");
+    upload(&b, &[("Innenstadt", "Grippe", 30)]).await;
+    let (status, body) = ask(&b, DIAGNOSES, None).await;
+    assert_eq!(status, 200, "the failed request spent nothing: {body}");
+    assert_eq!(ask(&b, DIAGNOSES, None).await.0, 403, "and now it is spent");
 }

@@ -223,6 +223,58 @@ async fn repointing_an_approved_datasets_distribution_stops_sharing_until_approv
     assert_eq!(status, 502, "now fetched from the new address: {body}");
 }
 
+#[actix_rt::test]
+async fn approving_distributions_other_than_those_the_board_saw_is_refused() {
+    let b = TestBroker::start();
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/appointments", None).await;
+    let resp = b
+        .client("aalen-board")
+        .get(b.url(&format!("/v1/datasets/{DATASET}")))
+        .send()
+        .await
+        .expect("get");
+    let seen = resp
+        .headers()
+        .get("x-distributions-digest")
+        .and_then(|v| v.to_str().ok())
+        .expect("the dataset names its distributions' digest")
+        .to_owned();
+    let (status, _) = submit_policy(&b, "aalen-steward", DATASET, POLICY, "text/turtle").await;
+    assert_eq!(status, 201);
+    // The steward re-points the dataset while the board member reads the draft.
+    let mut d = example(DATASET);
+    d["distributions"] = json!([{ "mediaType": "application/json",
+        "accessURL": format!("https://127.0.0.1:{}/garbage", provider.addr.port()) }]);
+    let (status, _) = status_of(&b, "aalen-steward", "PUT", &format!("/v1/datasets/{DATASET}"), Some(d)).await;
+    assert_eq!(status, 200);
+    let approve = format!("/v1/datasets/{DATASET}/policy/versions/1/approve");
+    let (status, body) = status_of(&b, "aalen-board", "POST", &approve, Some(json!({ "distributions": seen }))).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["type"], "https://w3id.org/kdr/problems/distributions-changed");
+}
+
+#[actix_rt::test]
+async fn one_member_cannot_take_every_data_request_slot() {
+    let b = TestBroker::start_with(|c| {
+        c.upstream.max_requests = 2;
+        c.upstream.timeout = Duration::from_secs(3);
+    });
+    let provider = b.start_provider();
+    set_up(&b, provider.addr.port(), "/slow", Some(POLICY)).await;
+    let slow = request(&b, "heidenheim-system", "ImprovePublicServices");
+    let more = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mine = request(&b, "heidenheim-steward", "ImprovePublicServices").await;
+        let other = request(&b, "aalen-system", "ImprovePublicServices").await;
+        (mine, other)
+    };
+    let (slow, (mine, other)) = tokio::join!(slow, more);
+    assert_eq!(slow.0, 504, "{}", slow.1);
+    assert_eq!(mine.0, 503, "Heidenheim holds its share: {}", mine.1);
+    assert_ne!(other.0, 503, "Aalen still gets a slot: {}", other.1);
+}
+
 // ---- 3. Withdrawal leaves everything behind --------------------------------------------------
 
 #[actix_rt::test]

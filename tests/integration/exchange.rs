@@ -271,8 +271,9 @@ async fn a_provider_that_is_down_slow_or_sends_garbage_gives_502_or_504_and_a_lo
 async fn usage_counts_stay_exact_under_200_concurrent_requests() {
     let b = TestBroker::start_with(|c| {
         c.upstream.timeout = std::time::Duration::from_secs(60);
-        // 200 connections of one certificate at once: over the default share, on purpose.
+        // 200 connections and requests of one member at once: over the default shares, on purpose.
         c.limits.connections_per_certificate = 256;
+        c.upstream.max_requests = 512;
     });
     let provider = b.start_provider();
     set_up(

@@ -170,7 +170,7 @@ async fn the_public_transparency_report_needs_no_certificate_and_suppresses_smal
     assert_eq!(report["suppressedGroups"], 1, "Aalen's own single request: {report}");
     assert!(
         report["suppressedDeliveries"].is_null(),
-        "a total under the minimum is not shown: {report}"
+        "no total of the suppressed groups is shown: {report}"
     );
     let text = report.to_string();
     for personal in ["Innenstadt", "geburtsdatum", "name", "termin"] {

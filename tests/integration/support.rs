@@ -152,6 +152,7 @@ pub fn tight_sparql(config: &mut Config) {
         max_results: 5,
         max_concurrent: 2,
         max_per_member: 2,
+        max_result_bytes: 1 << 20,
     };
 }
 

@@ -85,6 +85,7 @@ async fn get_for(p: &Scripted, tls: &Arc<rustls::ClientConfig>, max: usize, prov
         url: &url,
         accept: "application/json",
         provider: &provider,
+        revocation: None,
         timeout: Duration::from_secs(5),
         max_bytes: max,
     };
@@ -177,4 +178,36 @@ async fn a_connection_proven_for_one_city_never_carries_a_request_for_another() 
         .expect_err("the pooled Aalen connection must not serve Heidenheim's data");
     assert!(matches!(err, UpstreamError::WrongProvider { .. }), "{err}");
     assert_eq!(p.accepted.load(Ordering::SeqCst), 2, "a new connection was opened and refused");
+}
+
+#[actix_rt::test]
+async fn a_revoked_provider_certificate_proves_nothing() {
+    let b = TestBroker::start();
+    let p = scripted(&b.pki, vec![LENGTH, LENGTH]).await;
+    let tls = Arc::new(client_config(&b.pki, "broker"));
+    let files = tls::ServerTlsFiles {
+        certificate: b.pki.cert("broker"),
+        private_key: b.pki.key("broker"),
+        client_ca: b.pki.ca_cert(),
+        crl: b.pki.crl(),
+    };
+    let revocation = tls::server_config(&files).expect("tls").revocation;
+    let url = format!("https://127.0.0.1:{}/data", p.addr.port());
+    let aalen: Ags = broker::demo::AALEN.parse().expect("ags");
+    let fetch = upstream::Fetch {
+        url: &url,
+        accept: "application/json",
+        provider: &aalen,
+        revocation: Some(&revocation),
+        timeout: Duration::from_secs(5),
+        max_bytes: 1 << 20,
+    };
+    upstream::get(&tls, fetch).await.expect("a good provider certificate");
+    let serial = broker::pki::serial_of_cert_file(&b.pki.cert("aalen-provider")).expect("serial");
+    b.ca().revoke(&serial).expect("revoke");
+    // A new connection (a fresh TLS client, so nothing is pooled) meets the revocation.
+    let fresh = Arc::new(client_config(&b.pki, "broker"));
+    let err = upstream::get(&fresh, fetch).await.expect_err("revoked");
+    assert!(matches!(err, UpstreamError::WrongProvider { .. }), "{err}");
+    assert!(err.to_string().contains("revoked"), "{err}");
 }

@@ -52,6 +52,7 @@ pub struct WorkerRequest {
     pub query: String,
     pub accept: String,
     pub max_results: usize,
+    pub max_bytes: usize,
 }
 
 /// The head of a worker's answer (a JSON line on its standard output), followed by `length`
@@ -62,6 +63,7 @@ pub enum WorkerAnswer {
     Ok { content_type: String, length: usize },
     Syntax { message: String },
     TooManyResults { limit: usize },
+    TooLarge { limit: usize },
     NotAcceptable { accept: String, form: String, offered: String },
     Failed { message: String },
 }
@@ -169,6 +171,7 @@ impl Isolated {
             query: query.to_owned(),
             accept: accept.to_owned(),
             max_results: limits.max_results,
+            max_bytes: limits.max_result_bytes,
         };
         let mut line = serde_json::to_vec(&request).map_err(failed)?;
         line.push(b'\n');
@@ -180,10 +183,11 @@ impl Isolated {
         let (tx, rx) = mpsc::channel();
         let mut stdout = worker.stdout.take().ok_or_else(|| failed("the worker's output is gone"))?;
         let memory_mib = self.settings.memory_bytes >> 20;
+        let max_bytes = limits.max_result_bytes;
         std::thread::Builder::new()
             .name("sparql-answer".into())
             .spawn(move || {
-                let answer = read_answer(&mut stdout, memory_mib);
+                let answer = read_answer(&mut stdout, memory_mib, max_bytes);
                 let _ = tx.send((answer, stdout));
             })
             .map_err(failed)?;
@@ -312,7 +316,7 @@ fn remove(path: &Path) {
 }
 
 /// Reads one answer: the head line, then the body.
-fn read_answer(stdout: &mut BufReader<ChildStdout>, memory_mib: u64) -> Result<QueryOutput, SparqlError> {
+fn read_answer(stdout: &mut BufReader<ChildStdout>, memory_mib: u64, max_bytes: usize) -> Result<QueryOutput, SparqlError> {
     let mut head = String::new();
     let n = stdout.read_line(&mut head).map_err(failed)?;
     if n == 0 {
@@ -321,6 +325,10 @@ fn read_answer(stdout: &mut BufReader<ChildStdout>, memory_mib: u64) -> Result<Q
     }
     let answer: WorkerAnswer = serde_json::from_str(&head).map_err(failed)?;
     match answer {
+        // A worker never sends more than the limit; one that says so is not believed.
+        WorkerAnswer::Ok { length, .. } if length > max_bytes => Err(SparqlError::Evaluation(format!(
+            "a worker announced {length} bytes, over the limit of {max_bytes}"
+        ))),
         WorkerAnswer::Ok { content_type, length } => {
             let mut body = vec![0u8; length];
             stdout.read_exact(&mut body).map_err(failed)?;
@@ -331,6 +339,7 @@ fn read_answer(stdout: &mut BufReader<ChildStdout>, memory_mib: u64) -> Result<Q
         }
         WorkerAnswer::Syntax { message } => Err(SparqlError::Syntax(message)),
         WorkerAnswer::TooManyResults { limit } => Err(SparqlError::TooManyResults(limit)),
+        WorkerAnswer::TooLarge { limit } => Err(SparqlError::TooLarge(limit)),
         WorkerAnswer::NotAcceptable { accept, form, offered } => Err(SparqlError::NotAcceptable {
             accept,
             form: super::sparql::form_name(&form),
@@ -343,7 +352,6 @@ fn read_answer(stdout: &mut BufReader<ChildStdout>, memory_mib: u64) -> Result<Q
 /// `broker sparql-worker`: answers queries from its standard input on the snapshot it was given,
 /// within `memory_bytes` of address space, until its input closes.
 pub fn serve_worker(store_dir: Option<&Path>, nquads: Option<&Path>, memory_bytes: u64) -> Result<(), String> {
-    limit_memory(memory_bytes)?;
     let store = match (store_dir, nquads) {
         (Some(dir), _) => open_read_only(dir)?,
         (None, Some(file)) => {
@@ -354,6 +362,10 @@ pub fn serve_worker(store_dir: Option<&Path>, nquads: Option<&Path>, memory_byte
         }
         (None, None) => return Err("sparql-worker needs --store or --nquads".into()),
     };
+    // The limit counts from what the opened store already holds: RocksDB reserves address space
+    // for its caches up front (gigabytes of it, mostly never touched), the queries get
+    // `memory_bytes` on top.
+    limit_memory(address_space()?.saturating_add(memory_bytes))?;
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
     for line in stdin.lock().lines() {
@@ -366,8 +378,15 @@ pub fn serve_worker(store_dir: Option<&Path>, nquads: Option<&Path>, memory_byte
             max_results: request.max_results,
             max_concurrent: 1,
             max_per_member: 1,
+            max_result_bytes: request.max_bytes,
         };
-        let result = super::sparql::run_unbounded(&store, &request.query, &request.accept, &limits);
+        let result = super::sparql::run_unbounded(&store, &request.query, &request.accept, &limits).and_then(|o| {
+            if o.body.len() > request.max_bytes {
+                Err(SparqlError::TooLarge(request.max_bytes))
+            } else {
+                Ok(o)
+            }
+        });
         let (head, body) = match result {
             Ok(o) => (
                 WorkerAnswer::Ok {
@@ -378,6 +397,7 @@ pub fn serve_worker(store_dir: Option<&Path>, nquads: Option<&Path>, memory_byte
             ),
             Err(SparqlError::Syntax(message)) => (WorkerAnswer::Syntax { message }, Vec::new()),
             Err(SparqlError::TooManyResults(limit)) => (WorkerAnswer::TooManyResults { limit }, Vec::new()),
+            Err(SparqlError::TooLarge(limit)) => (WorkerAnswer::TooLarge { limit }, Vec::new()),
             Err(SparqlError::NotAcceptable { accept, form, offered }) => (
                 WorkerAnswer::NotAcceptable {
                     accept,
@@ -421,6 +441,17 @@ fn open_read_only(dir: &Path) -> Result<Store, String> {
 #[cfg(not(feature = "rocksdb"))]
 fn open_read_only(dir: &Path) -> Result<Store, String> {
     Err(format!("built without RocksDB: cannot open {}", dir.display()))
+}
+
+/// This process's address space now, in bytes (`/proc/self/statm`, first field, in pages).
+fn address_space() -> Result<u64, String> {
+    let statm = std::fs::read_to_string("/proc/self/statm").map_err(|e| format!("cannot read /proc/self/statm: {e}"))?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or("/proc/self/statm is unreadable")?;
+    Ok(pages.saturating_mul(4096))
 }
 
 /// Caps this process's address space: an allocation past it fails, and the process ends.

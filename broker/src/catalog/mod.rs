@@ -75,6 +75,9 @@ pub trait DatasetCatalog: Send + Sync {
     fn dataset_iri(&self, id: &DatasetId) -> String;
     /// The datasets matching `filter`, ordered by id.
     fn datasets(&self, filter: &DatasetFilter) -> Result<Vec<Dataset>, CatalogError>;
+    /// A number that changes with every write to the catalog: what was read under one
+    /// generation may be kept (cached) only while it is still the current one.
+    fn generation(&self) -> u64;
 }
 
 /// Versions of the datasets' usage policies. A version is submitted as a draft and reviewed

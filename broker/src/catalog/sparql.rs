@@ -23,6 +23,8 @@ pub struct QueryLimits {
     pub max_concurrent: usize,
     /// Most queries one member (all its certificates) may have running at once.
     pub max_per_member: usize,
+    /// Largest answer a query may have, in bytes.
+    pub max_result_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +41,8 @@ pub enum SparqlError {
     Timeout(Duration),
     #[error("the query returns more than the limit of {0} results; narrow it or add LIMIT")]
     TooManyResults(usize),
+    #[error("the query's answer is larger than the limit of {0} bytes; narrow it")]
+    TooLarge(usize),
     #[error("none of the accepted media types ({accept}) can carry {form} results; offered: {offered}")]
     NotAcceptable {
         accept: String,

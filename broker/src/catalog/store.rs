@@ -302,6 +302,10 @@ impl DatasetCatalog for OxigraphCatalog {
         self.iris.dataset(id)
     }
 
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     fn datasets(&self, filter: &DatasetFilter) -> Result<Vec<Dataset>, CatalogError> {
         let ids: Vec<DatasetId> = self.graphs_under(&self.iris.datasets_prefix());
         let mut out = Vec::new();

@@ -18,6 +18,7 @@ pub mod pipeline;
 
 pub use denial::{Denial, explain_denial};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ pub struct Exchange {
     pub vocab: Arc<Vocabulary>,
     /// The broker's own client identity towards providers' APIs.
     pub upstream_tls: Arc<rustls::ClientConfig>,
+    /// The revocation list providers' certificates are checked against too.
+    pub revocation: Option<Arc<crate::tls::ReloadingCrlVerifier>>,
     pub pool: WorkerPool,
     pub log: Arc<dyn AuditLog>,
     pub usage: Arc<TrailUsageCounter>,
@@ -63,6 +66,9 @@ pub struct Exchange {
     /// Read duties by the JSON text a decision carried them in.
     duties: Kept<Box<str>, Arc<Duties>>,
     requests: Arc<tokio::sync::Semaphore>,
+    /// Data requests in progress per member: at most half the slots each, so one member's
+    /// requests to a slow provider cannot take them all.
+    member_requests: Arc<std::sync::Mutex<HashMap<String, usize>>>,
     uploads: Arc<tokio::sync::Semaphore>,
 }
 
@@ -117,7 +123,11 @@ impl Ledgers {
     }
 }
 
-async fn slot(semaphore: &Arc<tokio::sync::Semaphore>, limit: usize, what: &'static str) -> Result<Slot, Busy> {
+async fn slot(
+    semaphore: &Arc<tokio::sync::Semaphore>,
+    limit: usize,
+    what: &'static str,
+) -> Result<tokio::sync::OwnedSemaphorePermit, Busy> {
     match tokio::time::timeout(SLOT_WAIT, semaphore.clone().acquire_owned()).await {
         Ok(Ok(permit)) => Ok(permit),
         _ => Err(Busy { limit, what }),
@@ -171,7 +181,7 @@ impl Default for UpstreamLimits {
         Self {
             timeout: std::time::Duration::from_secs(10),
             max_bytes: 16 << 20,
-            max_requests: 64,
+            max_requests: 128,
             max_uploads: 2,
         }
     }
@@ -181,7 +191,30 @@ impl Default for UpstreamLimits {
 pub const SLOT_WAIT: Duration = Duration::from_secs(5);
 
 /// A slot for one data request or upload; released when dropped.
-pub type Slot = tokio::sync::OwnedSemaphorePermit;
+#[derive(Debug)]
+pub struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _share: Option<MemberShare>,
+}
+
+/// One of a member's data-request slots, given back on drop.
+#[derive(Debug)]
+struct MemberShare {
+    member: String,
+    shares: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for MemberShare {
+    fn drop(&mut self) {
+        let mut shares = self.shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = shares.get_mut(&self.member) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                shares.remove(&self.member);
+            }
+        }
+    }
+}
 
 /// All slots of a kind were taken for [`SLOT_WAIT`].
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -209,6 +242,7 @@ pub struct Parts {
     pub catalog: Arc<dyn Catalog>,
     pub vocab: Arc<Vocabulary>,
     pub upstream_tls: Arc<rustls::ClientConfig>,
+    pub revocation: Option<Arc<crate::tls::ReloadingCrlVerifier>>,
     pub pool: WorkerPool,
     pub log: Arc<dyn AuditLog>,
     pub usage: Arc<TrailUsageCounter>,
@@ -225,6 +259,7 @@ impl Exchange {
             catalog,
             vocab,
             upstream_tls,
+            revocation,
             pool,
             log,
             usage,
@@ -238,6 +273,7 @@ impl Exchange {
             catalog,
             vocab,
             upstream_tls,
+            revocation,
             pool,
             log,
             usage,
@@ -250,18 +286,42 @@ impl Exchange {
             snapshots: Fresh::new(SNAPSHOT_TTL),
             duties: Kept::new(DUTIES_KEPT),
             requests: Arc::new(tokio::sync::Semaphore::new(upstream.max_requests.max(1))),
+            member_requests: Arc::default(),
             uploads: Arc::new(tokio::sync::Semaphore::new(upstream.max_uploads.max(1))),
         }
     }
 
-    /// A slot for a data request.
-    pub async fn request_slot(&self) -> Result<Slot, Busy> {
-        slot(&self.requests, self.upstream.max_requests, "data requests").await
+    /// A slot for a data request by `member`: refused at once when the member holds its share
+    /// (half the slots), else waiting up to [`SLOT_WAIT`] for one of all.
+    pub async fn request_slot(&self, member: &str) -> Result<Slot, Busy> {
+        let limit = self.upstream.max_requests.div_ceil(2).max(1);
+        let share = {
+            let mut shares = self.member_requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = shares.entry(member.to_owned()).or_insert(0);
+            if *n >= limit {
+                return Err(Busy {
+                    limit,
+                    what: "data requests of one member",
+                });
+            }
+            *n += 1;
+            MemberShare {
+                member: member.to_owned(),
+                shares: self.member_requests.clone(),
+            }
+        };
+        Ok(Slot {
+            _permit: slot(&self.requests, self.upstream.max_requests, "data requests").await?,
+            _share: Some(share),
+        })
     }
 
     /// A slot for a hosted upload: taken before its body is read.
     pub async fn upload_slot(&self) -> Result<Slot, Busy> {
-        slot(&self.uploads, self.upstream.max_uploads, "uploads").await
+        Ok(Slot {
+            _permit: slot(&self.uploads, self.upstream.max_uploads, "uploads").await?,
+            _share: None,
+        })
     }
 
     /// The duties of a decision (its `duties` JSON), read and planned.

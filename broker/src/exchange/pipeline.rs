@@ -202,7 +202,7 @@ impl Exchange {
     /// Runs a data request by `consumer` from start to end.
     pub async fn request(&self, consumer: &Identity, req: DataRequest<'_>) -> Result<Delivery, Refusal> {
         let (purpose, action) = self.check_request(&req)?;
-        let _slot = self.request_slot().await.map_err(Refusal::Busy)?;
+        let _slot = self.request_slot(consumer.ags.as_str()).await.map_err(Refusal::Busy)?;
         let snapshot = self.snapshot_of(req.dataset).await?;
         let dataset = &snapshot.dataset;
         let mut pending = Pending::new(consumer, dataset, &purpose, &action);
@@ -261,7 +261,6 @@ impl Exchange {
             let key = BudgetKey {
                 consumer: consumer.ags.to_string(),
                 dataset: dataset.id.to_string(),
-                purpose: purpose.clone(),
                 period: key_period(&pending.record.time),
             };
             if let Err(exhausted) = self.privacy.spend(key, cost, budget) {
@@ -309,6 +308,9 @@ impl Exchange {
         }
         let catalog = self.catalog.clone();
         let lookup = id.clone();
+        // A write between this read and keeping it (a withdrawal, an approval) must not be
+        // undone by keeping what was read before it: kept only if no write came in between.
+        let generation = self.catalog.generation();
         let read = tokio::task::spawn_blocking(move || -> Result<_, crate::catalog::CatalogError> {
             let Some(dataset) = catalog.dataset(&lookup)? else {
                 return Ok(Err(catalog.tombstone(&lookup)?));
@@ -328,12 +330,17 @@ impl Exchange {
         match read {
             Ok(Ok(Ok((dataset, policy, publisher)))) => {
                 let distributions = dataset.distributions_digest();
-                Ok(self.remember(Snapshot {
+                let snapshot = Snapshot {
                     dataset,
                     policy,
                     publisher,
                     distributions,
-                }))
+                };
+                if self.catalog.generation() == generation {
+                    Ok(self.remember(snapshot))
+                } else {
+                    Ok(Arc::new(snapshot))
+                }
             }
             Ok(Ok(Err(Some(t)))) => Err(Refusal::Withdrawn(Box::new(t))),
             Ok(Ok(Err(None))) => Err(Refusal::NoSuchDataset(id.clone())),
@@ -433,6 +440,7 @@ impl Exchange {
         let (upstream_format, bytes) = match self.fetch(snapshot, &pending.record.id).await {
             Ok(v) => v,
             Err((kind, timeout, detail)) => {
+                self.refund(&mut pending);
                 let reason = detail.clone();
                 return Err(pending
                     .fail(self, "upstream-failed", &reason, |decision| Refusal::Upstream {
@@ -448,9 +456,10 @@ impl Exchange {
         let key = (!plan.pseudonymise.is_empty())
             .then(|| enforce::pseudonym_key(&self.secret, dataset.publisher.as_str(), consumer.ags.as_str(), purpose));
         let today = OffsetDateTime::now_utc().date();
-        let released = match enforce::release(plan, upstream_format, &bytes, key.as_ref(), today, format) {
+        let released = match self.release(plan, upstream_format, bytes, key, today, format).await {
             Ok(r) => r,
             Err(e) => {
+                self.refund(&mut pending);
                 // The error names where the data broke, never what it held.
                 let detail = format!("the provider's data is unusable: {e}");
                 let reason = detail.clone();
@@ -464,7 +473,6 @@ impl Exchange {
                     .await);
             }
         };
-        drop(bytes);
         pending.record.fields_delivered = released.fields;
         pending.record.records_in = Some(released.records_in);
         pending.record.records_out = Some(released.records_out);
@@ -480,6 +488,35 @@ impl Exchange {
             module_hash: policy.module_hash.clone(),
             terms: read.terms.clone(),
         })
+    }
+
+    /// Enforces `plan` on `bytes`: inline when small (most answers, a few microseconds), on the
+    /// blocking pool when large, so a provider's big or hostile answer never stalls the worker
+    /// thread that serves other connections.
+    async fn release(
+        &self,
+        plan: &enforce::Plan,
+        input: Format,
+        bytes: Vec<u8>,
+        key: Option<ring::hmac::Key>,
+        today: time::Date,
+        output: Format,
+    ) -> Result<enforce::Release, enforce::EnforceError> {
+        if bytes.len() <= INLINE_RELEASE_BYTES {
+            return enforce::release(plan, input, &bytes, key.as_ref(), today, output);
+        }
+        let plan = plan.clone();
+        tokio::task::spawn_blocking(move || enforce::release(&plan, input, &bytes, key.as_ref(), today, output))
+            .await
+            .unwrap_or_else(|e| Err(enforce::EnforceError::Duties(format!("the release could not run: {e}"))))
+    }
+
+    /// Gives back the privacy budget a request spent when nothing of its release left.
+    fn refund(&self, pending: &mut Pending) {
+        let (Some(cost), Some(key)) = (pending.record.privacy_spent_milli.take(), BudgetKey::of(&pending.record)) else {
+            return;
+        };
+        self.privacy.refund(&key, cost);
     }
 
     /// The dataset's data: the hosted upload, or the publisher's provider API. On failure:
@@ -511,6 +548,7 @@ impl Exchange {
             url,
             accept,
             provider,
+            revocation: self.revocation.as_deref(),
             timeout: limits.timeout,
             max_bytes: limits.max_bytes,
         };
@@ -586,6 +624,10 @@ impl Exchange {
     }
 }
 
+/// Provider answers up to this size are enforced on the request's own thread; larger ones on the
+/// blocking pool.
+const INLINE_RELEASE_BYTES: usize = 256 * 1024;
+
 /// The counting period (`YYYY-MM`) of a record's time.
 fn key_period(time: &str) -> String {
     crate::usage::period_of(time).unwrap_or_default().to_owned()
@@ -617,6 +659,16 @@ impl Exchange {
         let (id, publisher) = (dataset.id.clone(), dataset.publisher.clone());
         audited(&self.log, record, move || store.put(&id, &publisher, format, &bytes)).await?;
         self.forget(&dataset.id);
+        // Withdrawn meanwhile (a race with the withdrawal): the upload goes with it.
+        let (catalog, store, id) = (self.catalog.clone(), self.hosted.clone(), dataset.id.clone());
+        let gone = tokio::task::spawn_blocking(move || match catalog.dataset(&id) {
+            Ok(None) => store.remove(&id).map(|()| true),
+            _ => Ok(false),
+        })
+        .await;
+        if let Ok(Ok(true)) = gone {
+            tracing::warn!(dataset = %dataset.id, "the dataset was withdrawn during its upload; the upload is deleted");
+        }
         Ok(records)
     }
 }

@@ -42,7 +42,10 @@ pub async fn list(_caller: Caller, state: web::Data<AppState>, q: web::Query<Lis
 pub async fn get(_caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let id = parse_id(&id)?;
     let dataset = load(&state, id).await?;
-    Ok(HttpResponse::Ok().json(dataset))
+    // What a board member approves a policy for: send it back with the approval.
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Distributions-Digest", dataset.distributions_digest()))
+        .json(dataset))
 }
 
 pub async fn create(caller: Caller, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, Problem> {
@@ -115,15 +118,14 @@ pub async fn remove(caller: Caller, state: web::Data<AppState>, id: web::Path<St
     let withdrawn = id.clone();
     let detail = serde_json::json!({ "publisher": existing.publisher });
     // One step: the description, the policy in force and the hosted upload go, a tombstone keeps
-    // the identifier from ever naming another dataset. The upload is deleted after the graph
-    // change, so a failure in between leaves a withdrawn dataset with an unreadable leftover,
-    // never a shared dataset without its data.
+    // the identifier from ever naming another dataset.
     super::audited(&state, &caller, "dataset-withdrawn", id.as_str(), detail, move || {
-        let tombstone = catalog.withdraw_dataset(&withdrawn, &now_rfc3339())?;
+        // The upload first: should the graph change then fail, the dataset stays registered
+        // without data (its steward uploads again), never withdrawn with data left behind.
         hosted
             .remove(&withdrawn)
             .map_err(|e| crate::catalog::CatalogError::Storage(e.to_string()))?;
-        Ok(tombstone)
+        catalog.withdraw_dataset(&withdrawn, &now_rfc3339())
     })
     .await?;
     state.exchange.forget_withdrawn(&id);

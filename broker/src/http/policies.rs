@@ -148,6 +148,9 @@ pub async fn version(_caller: Caller, state: web::Data<AppState>, path: web::Pat
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     note: Option<String>,
+    /// The distributions the reviewer saw (`X-Distributions-Digest` of the dataset): the review
+    /// is refused if they changed since.
+    distributions: Option<String>,
 }
 
 pub async fn approve(
@@ -168,14 +171,20 @@ pub async fn reject(
     review(caller, state, path, body, false).await
 }
 
-async fn review_note(state: &AppState, body: web::Payload) -> Result<Option<String>, Problem> {
+async fn review_body(state: &AppState, body: web::Payload) -> Result<ReviewBody, Problem> {
     let bytes = read_body(state, body, state.max_body_bytes).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(ReviewBody {
+            note: None,
+            distributions: None,
+        });
     }
-    let parsed: ReviewBody = serde_json::from_slice(&bytes)
-        .map_err(|e| Problem::bad_request("invalid-review", format!("the body is {{\"note\": \"...\"}} or empty: {e}")))?;
-    Ok(parsed.note)
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Problem::bad_request(
+            "invalid-review",
+            format!("the body is {{\"note\": \"...\", \"distributions\": \"<digest>\"}} (both optional) or empty: {e}"),
+        )
+    })
 }
 
 async fn review(
@@ -190,7 +199,19 @@ async fn review(
         crate::governance::ReviewRefusal::NotADraft { .. } => Problem::new(StatusCode::CONFLICT, "not-a-draft", "Conflict", e.to_string()),
         other => Problem::forbidden(other.to_string()),
     })?;
-    let note = review_note(&state, body).await?;
+    let ReviewBody { note, distributions } = review_body(&state, body).await?;
+    let current = dataset.distributions_digest();
+    if distributions.as_ref().is_some_and(|seen| *seen != current) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "distributions-changed",
+            "Conflict",
+            format!(
+                "the distributions of dataset '{}' changed since you looked at them; review them again",
+                dataset.id
+            ),
+        ));
+    }
     let review = Review {
         approved,
         by: caller.identity.ags.clone(),
@@ -198,7 +219,7 @@ async fn review(
         time: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
         note,
         // What the board approves the policy for: these distributions, and no others.
-        distributions: approved.then(|| dataset.distributions_digest()),
+        distributions: approved.then_some(current),
     };
     let action = if approved { "policy-approved" } else { "policy-rejected" };
     let detail = json!({

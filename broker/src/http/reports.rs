@@ -51,13 +51,22 @@ impl ReportQuery {
             .map_err(|e| Problem::bad_request("bad-period", format!("query parameters 'from'/'to': {e}")))
     }
 
-    fn csv(&self, req: &HttpRequest) -> bool {
-        self.format.as_deref() == Some("csv")
+    fn csv(&self, req: &HttpRequest) -> Result<bool, Problem> {
+        match self.format.as_deref() {
+            None | Some("json" | "csv") => {}
+            Some(other) => {
+                return Err(Problem::bad_request(
+                    "bad-query-parameter",
+                    format!("query parameter 'format': '{other}' is neither json nor csv"),
+                ));
+            }
+        }
+        Ok(self.format.as_deref() == Some("csv")
             || req
                 .headers()
                 .get(ACCEPT)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|a| a.contains("text/csv"))
+                .is_some_and(|a| a.contains("text/csv")))
     }
 
     /// What the caller may see: their own city's part (see [`Scope`]).
@@ -99,7 +108,7 @@ pub async fn usage(
     let scope = q.scope(&caller)?;
     let period = q.period()?;
     let rows = reports::usage(&state.exchange.tally, &period, q.bucket.unwrap_or(Bucket::Day), |c| scope.admits(c));
-    if q.csv(&req) {
+    if q.csv(&req)? {
         return csv_response(reports::csv(&reports::USAGE_COLUMNS, rows.iter().map(reports::UsageRow::cells)));
     }
     Ok(HttpResponse::Ok().json(rows))
@@ -138,7 +147,7 @@ pub async fn processing(
         with_policies.push((d, policy));
     }
     let out = reports::processing_records(&with_policies, &state.exchange.tally, &period);
-    if q.csv(&req) {
+    if q.csv(&req)? {
         let columns = [
             "controller",
             "dataset",

@@ -131,6 +131,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
             (201, "Registered", None),
             (400, "Malformed JSON", Some("problem.schema.json")),
             (409, "Identifier taken", Some("problem.schema.json")),
+            (
+                410,
+                "The identifier belonged to a withdrawn dataset; it is never used again",
+                Some("problem.schema.json"),
+            ),
             (413, "Body too large", Some("problem.schema.json")),
             (422, "Schema violations, each by JSON Pointer", Some("problem.schema.json")),
         ],
@@ -209,6 +214,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         responses: &[
             (201, "Compiled and stored as a draft", None),
             (404, "No such dataset", Some("problem.schema.json")),
+            (409, "Too many drafts wait for review", Some("problem.schema.json")),
             (
                 422,
                 "The policy does not compile or targets another dataset",
@@ -302,6 +308,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
             (409, "The dataset is not hosted", Some("problem.schema.json")),
             (415, "Neither CSV nor JSON", Some("problem.schema.json")),
             (422, "The records cannot be read", Some("problem.schema.json")),
+            (503, "Too many uploads at once (Retry-After)", Some("problem.schema.json")),
         ],
         handler: |r| r.to(exchange::upload),
     },
@@ -363,7 +370,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 Some("problem.schema.json"),
             ),
             (404, "No such dataset", Some("problem.schema.json")),
+            (406, "Neither JSON nor CSV is acceptable", Some("problem.schema.json")),
             (502, "The provider failed or sent unusable data", Some("problem.schema.json")),
+            (503, "Too many data requests at once (Retry-After)", Some("problem.schema.json")),
             (504, "The provider did not answer in time", Some("problem.schema.json")),
         ],
         handler: |r| r.to(exchange::data),
@@ -384,8 +393,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
             ),
             (400, "Syntax error", Some("problem.schema.json")),
             (406, "No acceptable format", Some("problem.schema.json")),
-            (422, "Result limit exceeded", Some("problem.schema.json")),
-            (503, "Time limit exceeded", Some("problem.schema.json")),
+            (422, "Result or memory limit exceeded", Some("problem.schema.json")),
+            (503, "Time limit exceeded, or every query slot taken", Some("problem.schema.json")),
         ],
         handler: |r| r.to(sparql::get),
     },
@@ -400,7 +409,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         responses: &[
             (200, "Results as negotiated", None),
             (400, "Syntax error", Some("problem.schema.json")),
-            (415, "Unsupported body type", Some("problem.schema.json")),
+            (406, "No acceptable format", Some("problem.schema.json")),
+            (422, "Result or memory limit exceeded", Some("problem.schema.json")),
+            (503, "Time limit exceeded, or every query slot taken", Some("problem.schema.json")),
         ],
         handler: |r| r.to(sparql::post),
     },
@@ -455,8 +466,8 @@ pub fn methods_of(path: &str) -> Vec<&'static str> {
     out
 }
 
-async fn openapi_handler(_caller: super::auth::Caller) -> HttpResponse {
-    HttpResponse::Ok().json(openapi())
+async fn openapi_handler(_caller: super::auth::Caller, state: web::Data<super::AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(openapi(&state.vocab))
 }
 
 fn schema_ref(file: &str) -> Value {
@@ -468,13 +479,14 @@ pub fn component_name(file: &str) -> &str {
     file.trim_end_matches(".schema.json")
 }
 
-/// The OpenAPI 3.1 document of [`ENDPOINTS`], with the JSON Schemas of `schemas/` as components.
-pub fn openapi() -> Value {
+/// The OpenAPI 3.1 document of [`ENDPOINTS`], with the JSON Schemas of `schemas/` as components
+/// and the purposes and actions `vocab` knows as the values those parameters take.
+pub fn openapi(vocab: &policy_compiler::Vocabulary) -> Value {
     let mut paths = Map::new();
     for ep in ENDPOINTS {
         let entry = paths.entry(ep.path).or_insert_with(|| json!({}));
         if let Value::Object(ops) = entry {
-            ops.insert(ep.method.as_str().to_owned(), operation(ep));
+            ops.insert(ep.method.as_str().to_owned(), operation(ep, vocab));
         }
     }
     let mut schemas = Map::new();
@@ -538,15 +550,22 @@ const WITH_BODY: &[(u16, &str)] = &[
 ];
 
 /// A parameter's schema, by its name: what the broker accepts.
-fn parameter_schema(name: &str) -> Value {
+fn parameter_schema(name: &str, vocab: &policy_compiler::Vocabulary) -> Value {
     match name {
+        "purpose" => json!({ "type": "string", "enum": vocab.purposes() }),
+        "action" => {
+            let odrl = policy_compiler::vocab::ODRL;
+            let short = vocab.actions().into_iter().filter_map(|a| a.strip_prefix(odrl)).map(str::to_owned);
+            let values: Vec<String> = short.chain(vocab.actions().into_iter().map(str::to_owned)).collect();
+            json!({ "type": "string", "enum": values })
+        }
+        "query" => json!({ "type": "string", "minLength": 1 }),
         "id" => json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9-]{2,62}$" }),
         "version" => json!({ "type": "integer", "minimum": 1, "maximum": 4294967295u64 }),
         "ags" | "provider" | "publisher" => json!({ "type": "string", "pattern": "^[0-9]{8}$" }),
         "bucket" => json!({ "type": "string", "enum": ["day", "month"] }),
         "format" => json!({ "type": "string", "enum": ["json", "csv"] }),
-        "purpose" => json!({ "type": "string", "format": "iri", "minLength": 1 }),
-        "from" | "to" => json!({ "type": "string", "description": "RFC 3339 date-time or YYYY-MM-DD" }),
+        "from" | "to" => json!({ "anyOf": [{ "type": "string", "format": "date" }, { "type": "string", "format": "date-time" }] }),
         _ => json!({ "type": "string" }),
     }
 }
@@ -568,7 +587,7 @@ fn success_media(ep: &Endpoint) -> Vec<&'static str> {
     }
 }
 
-fn operation(ep: &Endpoint) -> Value {
+fn operation(ep: &Endpoint, vocab: &policy_compiler::Vocabulary) -> Value {
     let mut responses = Map::new();
     let problem = json!({ super::problem::CONTENT_TYPE: { "schema": schema_ref("problem.schema.json") } });
     let with_body = ep.body.is_some() || matches!(ep.operation_id, "approvePolicy" | "rejectPolicy");
@@ -594,11 +613,19 @@ fn operation(ep: &Endpoint) -> Value {
         .iter()
         .map(|(name, d)| {
             let required = d.starts_with("Required");
-            json!({ "name": name, "in": "query", "description": d, "required": required, "schema": parameter_schema(name) })
+            json!({ "name": name, "in": "query", "description": d, "required": required, "schema": parameter_schema(name, vocab) })
         })
         .collect();
     for seg in ep.path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')) {
-        params.push(json!({ "name": seg, "in": "path", "required": true, "schema": parameter_schema(seg) }));
+        params.push(json!({ "name": seg, "in": "path", "required": true, "schema": parameter_schema(seg, vocab) }));
+    }
+    // An operation on a dataset may find it missing, or withdrawn.
+    if ep.path.starts_with("/v1/datasets/{id}") {
+        for (status, description) in [(404, "No such dataset (or version)"), (410, "The dataset was withdrawn")] {
+            responses
+                .entry(status.to_string())
+                .or_insert_with(|| json!({ "description": description, "content": problem }));
+        }
     }
     let mut op = json!({
         "operationId": ep.operation_id,
@@ -616,7 +643,18 @@ fn operation(ep: &Endpoint) -> Value {
         Some(Body::Text(types)) => {
             let content: Map<String, Value> = types
                 .iter()
-                .map(|t| ((*t).to_owned(), json!({ "schema": { "type": "string" } })))
+                .map(|t| {
+                    let schema = match *t {
+                        "application/x-www-form-urlencoded" => json!({
+                            "type": "object",
+                            "required": ["query"],
+                            "properties": { "query": { "type": "string", "minLength": 1 } },
+                            "additionalProperties": false
+                        }),
+                        _ => json!({ "type": "string", "minLength": 1 }),
+                    };
+                    ((*t).to_owned(), json!({ "schema": schema }))
+                })
                 .collect();
             op["requestBody"] = json!({ "required": true, "content": content });
         }

@@ -111,6 +111,12 @@ fn sparql_problem(e: SparqlError) -> Problem {
         SparqlError::NotAcceptable { .. } => Problem::new(StatusCode::NOT_ACCEPTABLE, "not-acceptable", "Not acceptable", detail),
         SparqlError::Busy(_) => Problem::busy(detail, 1).with_kind("sparql-busy"),
         SparqlError::MemberBusy(_) => Problem::rate_limited(detail, 1).with_kind("sparql-member-busy"),
+        SparqlError::TooLarge(_) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sparql-result-too-large",
+            "Query result limit exceeded",
+            detail,
+        ),
         SparqlError::MemoryLimit(_) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "sparql-memory-limit",

@@ -211,7 +211,7 @@ fn duty(d: &Duty, l: Language) -> String {
             if de {
                 format!(
                     "Die Anzahlen werden mit zufälligem Rauschen veröffentlicht (Differential Privacy, ε = {eps} je Abruf, \
-                     Budget ε = {budget} je Empfänger, Zweck und Monat, also höchstens {releases} Abrufe). Das heißt: \
+                     Budget ε = {budget} je Empfänger und Monat, also höchstens {releases} Abrufe). Das heißt: \
                      Ob eine einzelne Person in den Daten ist oder nicht, ändert die Wahrscheinlichkeit jedes \
                      veröffentlichten Ergebnisses höchstens um den Faktor {factor} (e hoch ε); auch wer zwei Stände \
                      der Daten vergleicht, erfährt über eine Person kaum mehr. Ist das Budget verbraucht, wird bis \
@@ -220,7 +220,7 @@ fn duty(d: &Duty, l: Language) -> String {
             } else {
                 format!(
                     "counts are released with random noise (differential privacy, ε = {eps} per release, budget \
-                     ε = {budget} per recipient, purpose and month, so at most {releases} releases). That is: \
+                     ε = {budget} per recipient and month, so at most {releases} releases). That is: \
                      whether one person is in the data or not changes the probability of any released result \
                      by at most a factor of {factor} (e to the ε); even comparing two states of the data tells \
                      little about one person. Once the budget is spent, nothing more is released until next month."

@@ -85,7 +85,9 @@ pub fn jsonld_graph(text: &str) -> Result<Graph, CompileError> {
 /// Parses a JSON-LD document into a graph within `limits`.
 pub(crate) fn jsonld_graph_within(text: &str, limits: &crate::parse::Limits) -> Result<Graph, CompileError> {
     crate::parse::check_document_size(text, limits)?;
-    let context = odrl_context().to_string().into_bytes();
+    // Made once from the shipped ODRL vocabulary (parsing it is most of a small document's cost).
+    static CONTEXT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let context = CONTEXT.get_or_init(|| odrl_context().to_string().into_bytes()).clone();
     let parser = JsonLdParser::new()
         .for_slice(text.as_bytes())
         .with_load_document_callback(move |url, _| {

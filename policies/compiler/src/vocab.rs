@@ -59,6 +59,16 @@ impl Vocabulary {
         within(&self.purpose_parents, purpose)
     }
 
+    /// Every known action IRI.
+    pub fn actions(&self) -> BTreeSet<&str> {
+        known(&self.action_parents)
+    }
+
+    /// Every known purpose IRI.
+    pub fn purposes(&self) -> BTreeSet<&str> {
+        known(&self.purpose_parents)
+    }
+
     pub fn is_known_action(&self, iri: &str) -> bool {
         self.action_parents.contains_key(iri) || self.action_parents.values().any(|p| p.contains(iri))
     }
@@ -66,6 +76,13 @@ impl Vocabulary {
     pub fn is_known_purpose(&self, iri: &str) -> bool {
         self.purpose_parents.contains_key(iri) || self.purpose_parents.values().any(|p| p.contains(iri))
     }
+}
+
+fn known(parents: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<&str> {
+    parents
+        .iter()
+        .flat_map(|(k, ps)| std::iter::once(k.as_str()).chain(ps.iter().map(String::as_str)))
+        .collect()
 }
 
 fn links(name: &'static str, ttl: &str, predicates: &[&str]) -> Result<BTreeMap<String, BTreeSet<String>>, VocabError> {
