@@ -105,6 +105,37 @@ async fn a_sparql_bomb_past_its_deadline_stops_using_cpu_and_frees_its_slot() {
 }
 
 #[actix_rt::test]
+async fn queries_on_the_rocksdb_store_are_answered_and_bombs_stopped_there_too() {
+    let b = TestBroker::start_with(|c| {
+        c.data_dir = Some(c.state_dir.join("graph"));
+        c.sparql.timeout = Duration::from_millis(800);
+    });
+    let resp = b
+        .client("aalen-steward")
+        .post(b.url("/v1/datasets"))
+        .send_json(&crate::support::example("aalen-kita-plaetze"))
+        .await
+        .expect("register");
+    assert_eq!(resp.status(), 201);
+    let (status, body, _) = sparql(
+        &b,
+        "heidenheim-system",
+        "ASK { ?d <http://purl.org/dc/terms/identifier> \"aalen-kita-plaetze\" }",
+    )
+    .await;
+    assert_eq!((status, &body["boolean"]), (200, &serde_json::json!(true)), "{body}");
+    let (status, body, took) = sparql(&b, "heidenheim-system", &cpu_bomb()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(b.catalog.running_queries(), 0);
+    // Stopped by the memory cap or the deadline, whichever comes first.
+    let (status, body, _) = sparql(&b, "heidenheim-system", &doubling_bomb()).await;
+    assert!(status == 422 || status == 503, "{body}");
+    let (status, _, _) = sparql(&b, "heidenheim-system", "ASK { }").await;
+    assert_eq!(status, 200);
+}
+
+#[actix_rt::test]
 async fn one_member_cannot_take_every_sparql_slot() {
     let b = TestBroker::start_with(|c| {
         c.sparql.timeout = Duration::from_millis(1500);

@@ -48,11 +48,12 @@ impl TestBroker {
         let mut config = Config::parse(&text, dir.path()).expect("config");
         register_provider(&mut config, demo::AALEN, provider.addr);
         adjust(&mut config);
-        let catalog = Arc::new(
-            OxigraphCatalog::in_memory(&config.base_iri)
-                .expect("store")
-                .with_workers(sparql_workers(&config)),
-        );
+        // In memory, unless the adjustment gave a data directory (RocksDB, as deployed).
+        let store = match &config.data_dir {
+            Some(dir) => OxigraphCatalog::open(dir, &config.base_iri),
+            None => OxigraphCatalog::in_memory(&config.base_iri),
+        };
+        let catalog = Arc::new(store.expect("store").with_workers(sparql_workers(&config)));
         let server = broker::serve::start_background(&config, catalog.clone(), 2).expect("start broker");
         let addr = server.addr;
         let public_addr = server.public_addr;

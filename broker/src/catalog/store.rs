@@ -46,6 +46,7 @@ impl OxigraphCatalog {
     /// Opens (or creates) a RocksDB-backed store in `dir`.
     #[cfg(feature = "rocksdb")]
     pub fn open(dir: &Path, base_iri: &str) -> Result<Self, CatalogError> {
+        std::fs::create_dir_all(dir).map_err(|e| CatalogError::Storage(format!("cannot create {}: {e}", dir.display())))?;
         let mut catalog = Self::with_store(Store::open(dir).map_err(storage)?, base_iri);
         catalog.on_disk = true;
         Ok(catalog)
