@@ -9,6 +9,7 @@
 # Needs the nightly toolchain (rustup toolchain install nightly) and cargo-fuzz, which it
 # installs if missing. The corpus starts from the project's own examples and grows in
 # ~/.cache/broker-fuzz/corpus; a crash leaves its input in fuzz/artifacts/<target>/ and fails.
+# A fixed crash's input goes to fuzz/regressions/<target>/, which every run replays.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
@@ -29,6 +30,8 @@ seed policy_turtle policies/examples/*.ttl
 seed policy_jsonld policies/examples/*.jsonld
 seed runtime_json policies/examples/input-*.json
 seed dataset_json examples/datasets/*.json
+# Inputs that once failed, kept so every run replays them first.
+for d in fuzz/regressions/*/; do seed "$(basename "$d")" "$d"*; done
 mkdir -p "$corpus_root/provider_data"
 for f in examples/providers/*; do
   case "$f" in

@@ -11,6 +11,8 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line over all test binaries.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+# The served OpenAPI document: valid, and schemathesis finds nothing against the demo.
+bash scripts/api-check.sh
 # A short fuzzing run of everything a member or a provider sends (longer: scripts/fuzz.sh).
 # cargo-fuzz needs the nightly toolchain; without one the run is skipped and says so.
 if rustup run nightly rustc --version >/dev/null 2>&1; then

@@ -367,6 +367,17 @@ async fn hosted_data_is_uploaded_sealed_at_rest_and_served_minimised() {
     assert_eq!(text, "bezirk,kita,plaetze\nInnenstadt,Sonnenschein,42\nUnterkochen,Regenbogen,35\n");
     let resp = ask("Marketing").send().await.expect("req");
     assert_eq!(resp.status(), 403);
+
+    // An empty upload (found by schemathesis) is refused and replaces nothing.
+    for empty in ["", " \n"] {
+        let (status, body) = upload(&b, "aalen-steward", KITA, "text/csv", empty).await;
+        assert_eq!(status, 422, "{body}");
+        assert!(body["detail"].as_str().is_some_and(|d| d.contains("empty")), "{body}");
+    }
+    let mut resp = ask("ImprovePublicServices").send().await.expect("req");
+    assert_eq!(resp.status(), 200);
+    let again = String::from_utf8(resp.body().await.expect("body").to_vec()).expect("utf-8");
+    assert_eq!(again, text, "the last good upload still serves");
 }
 
 #[actix_rt::test]

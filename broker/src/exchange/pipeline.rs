@@ -652,6 +652,12 @@ impl Exchange {
         if !dataset.distributions.iter().any(|d| d.access_url == Access::Hosted) {
             return Err(UploadError::NotHosted(dataset.id.clone()));
         }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(UploadError::Unreadable(enforce::EnforceError::Format {
+                format: format.media_type(),
+                reason: "the upload is empty".into(),
+            }));
+        }
         let records = enforce::count_records(format, &bytes).map_err(UploadError::Unreadable)?;
         let detail = serde_json::json!({ "records": records, "bytes": bytes.len(), "mediaType": format.media_type() });
         let record = AdminRecord::by(steward, "hosted-data-uploaded", dataset.id.as_str(), detail);

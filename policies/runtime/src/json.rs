@@ -228,8 +228,11 @@ pub fn dump(v: &Value, out: &mut String) {
         Value::Int(n) => {
             let _ = write!(out, "{n}");
         }
+        // `Debug` is the shortest text that reads back to the same f64 and always keeps a '.' or
+        // an exponent, so a float stays a float: `{f}` wrote -0.0 as "-0", which read back as the
+        // integer 0 (found by the `runtime_json` fuzz target). Only finite floats are ever held.
         Value::Float(f) => {
-            let _ = write!(out, "{f}");
+            let _ = write!(out, "{f:?}");
         }
         Value::Str(s) => quote(s, out),
         Value::Raw(s) => out.push_str(s),
