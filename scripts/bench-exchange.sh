@@ -12,44 +12,18 @@
 # optimisation takes several minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/prereqs.sh
-ensure_prereqs
+source scripts/bench-lib.sh
 conns=${1:-16}
 secs=${2:-15}
 rounds=${3:-3}
 command -v nginx >/dev/null || { echo "bench-exchange: needs nginx (apt-get install -y nginx-light)" >&2; exit 1; }
 # BROKER_BIN measures another build (say, the main a change started from) with the same script;
 # DEMO_ARGS replaces the demo's extra arguments (an older broker does not know them).
-cargo build --profile production -q -p broker --bin broker --example loadgen
-broker="${BROKER_BIN:-$CARGO_TARGET_DIR/production/broker}"
+bench_setup loadgen
 # The demo's members may make 1000 requests a second each; the load generator is one member.
-demo_args=${DEMO_ARGS---requests-per-second 1000000}
-loadgen="$CARGO_TARGET_DIR/production/examples/loadgen"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# The demo data space: broker on :8543, Aalen's provider on :9441, the example policy attached.
 # shellcheck disable=SC2086
-"$broker" demo --dir "$work/demo" --listen 127.0.0.1:8543 $demo_args >"$work/demo.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 120); do grep -q "Two cross-city" "$work/demo.log" && break; sleep 0.5; done
-grep -q "Two cross-city" "$work/demo.log" || { cat "$work/demo.log"; exit 1; }
-pki="$work/demo/pki"
-as() { local who=$1; shift; curl -sS --cacert "$pki/ca/ca.crt" --cert "$pki/$who.crt" --key "$pki/$who.key" "$@"; }
-
-# Measure permits, not the monthly limit: attach a version without a practical count limit.
-sed 's/"100"\^\^xsd:integer/"1000000000"^^xsd:integer/' policies/examples/aalen-buergerbuero-termine.ttl >"$work/policy.ttl"
-# Submitted by Aalen's steward, approved by Aalen's board member (four eyes).
-versions=https://127.0.0.1:8543/v1/datasets/aalen-buergerbuero-termine/policy/versions
-n=$(as aalen-steward -X POST -H 'Content-Type: text/turtle' --data-binary @"$work/policy.ttl" "$versions" \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
-as aalen-board -X POST "$versions/$n/approve" >/dev/null
+bench_demo 8543 ${DEMO_ARGS---requests-per-second 1000000}
+bench_unlimited_policy 8543
 
 # nginx: mutual TLS with the same CA and server certificate, proxying to the same provider
 # over mutual TLS with the broker's client certificate, upstream connections kept alive.
@@ -90,11 +64,11 @@ load() { "$loadgen" "$1" --ca "$pki/ca/ca.crt" --cert "$pki/heidenheim-system.cr
 # between minutes, so each ratio compares neighbours in time, and the median ratio is the figure.
 : >"$work/runs"
 for round in $(seq 1 "$rounds"); do
-  broker=$(load 'https://127.0.0.1:8543/v1/datasets/aalen-buergerbuero-termine/data?purpose=https://w3id.org/dpv%23ImprovePublicServices')
+  brokered=$(load "$(bench_url 8543)")
   proxy=$(load 'https://127.0.0.1:9543/')
-  echo "round $round broker: $broker"
+  echo "round $round broker: $brokered"
   echo "round $round nginx:  $proxy"
-  echo "$broker $proxy" >>"$work/runs"
+  echo "$brokered $proxy" >>"$work/runs"
 done
 python3 - "$work/runs" <<'PY'
 import json, statistics, sys

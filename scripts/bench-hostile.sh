@@ -12,35 +12,17 @@
 #   bash scripts/bench-hostile.sh [connections] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/prereqs.sh
-ensure_prereqs
+source scripts/bench-lib.sh
 conns=${1:-16}
 secs=${2:-20}
-cargo build --profile production -q -p broker --bin broker --example loadgen
-broker="$CARGO_TARGET_DIR/production/broker"
-loadgen="$CARGO_TARGET_DIR/production/examples/loadgen"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$broker" demo --dir "$work/demo" --listen 127.0.0.1:8843 >"$work/demo.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 120); do grep -q "Two cross-city" "$work/demo.log" && break; sleep 0.5; done
-grep -q "Two cross-city" "$work/demo.log" || { cat "$work/demo.log"; exit 1; }
-pki="$work/demo/pki"
-as() { local who=$1; shift; curl -sS --cacert "$pki/ca/ca.crt" --cert "$pki/$who.crt" --key "$pki/$who.key" "$@"; }
-# A version without a practical count limit, approved by the board.
-sed 's/"100"\^\^xsd:integer/"1000000000"^^xsd:integer/' policies/examples/aalen-buergerbuero-termine.ttl >"$work/policy.ttl"
-versions=https://127.0.0.1:8843/v1/datasets/aalen-buergerbuero-termine/policy/versions
-n=$(as aalen-steward -X POST -H 'Content-Type: text/turtle' --data-binary @"$work/policy.ttl" "$versions" \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
-as aalen-board -X POST "$versions/$n/approve" >/dev/null
-
-url='https://127.0.0.1:8843/v1/datasets/aalen-buergerbuero-termine/data?purpose=https://w3id.org/dpv%23ImprovePublicServices'
+bench_setup loadgen
+# The demo's limits are the deployed defaults (a member may make 1000 requests a second);
+# DEMO_ARGS replaces them, e.g. DEMO_ARGS="--requests-per-second 1000000" to let the load
+# generator (and the attackers) run up to what the machine does.
+# shellcheck disable=SC2086
+bench_demo 8843 ${DEMO_ARGS:-}
+bench_unlimited_policy 8843
+url=$(bench_url 8843)
 load() { "$loadgen" "$url" --ca "$pki/ca/ca.crt" --cert "$pki/heidenheim-system.crt" --key "$pki/heidenheim-system.key" --connections "$conns" --seconds "$secs"; }
 
 quiet=$(load)

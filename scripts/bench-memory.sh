@@ -9,19 +9,9 @@
 # Builds the broker with the production profile (as deployed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/prereqs.sh
-ensure_prereqs
+source scripts/bench-lib.sh
 mib=${1:-16}
-cargo build --profile production -q -p broker --bin broker
-broker="$CARGO_TARGET_DIR/production/broker"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+bench_setup
 "$broker" pki testbed --dir "$work/pki" >/dev/null
 pki="$work/pki"
 # Records of about 160 bytes, in JSON for the provider and CSV for the upload, just under the limit.
@@ -73,7 +63,6 @@ pids+=($!)
 "$broker" serve --config "$work/broker.toml" >"$work/broker.log" 2>&1 &
 bpid=$!
 pids+=($bpid)
-as() { local who=$1; shift; curl -sS --cacert "$pki/ca/ca.crt" --cert "$pki/$who.crt" --key "$pki/$who.key" "$@"; }
 for _ in $(seq 1 100); do as aalen-system -o /dev/null https://127.0.0.1:8743/v1/whoami 2>/dev/null && break; sleep 0.2; done
 
 base=https://127.0.0.1:8743/v1/datasets

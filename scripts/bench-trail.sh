@@ -7,31 +7,13 @@
 #   bash scripts/bench-trail.sh [records]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/prereqs.sh
-ensure_prereqs
+source scripts/bench-lib.sh
 target=${1:-1000000}
-cargo build --profile production -q -p broker --bin broker --example loadgen
-broker="$CARGO_TARGET_DIR/production/broker"
-loadgen="$CARGO_TARGET_DIR/production/examples/loadgen"
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-"$broker" demo --dir "$work/demo" --listen 127.0.0.1:8643 --requests-per-second 1000000 >"$work/demo.log" 2>&1 &
-bpid=$!
-pids+=($bpid)
-for _ in $(seq 1 120); do grep -q "Two cross-city" "$work/demo.log" && break; sleep 0.5; done
-pki="$work/demo/pki"
-as() { local who=$1; shift; curl -sS --cacert "$pki/ca/ca.crt" --cert "$pki/$who.crt" --key "$pki/$who.key" "$@"; }
-sed 's/"100"\^\^xsd:integer/"1000000000"^^xsd:integer/' policies/examples/aalen-buergerbuero-termine.ttl >"$work/policy.ttl"
-versions=https://127.0.0.1:8643/v1/datasets/aalen-buergerbuero-termine/policy/versions
-n=$(as aalen-steward -X POST -H 'Content-Type: text/turtle' --data-binary @"$work/policy.ttl" "$versions" \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
-as aalen-board -X POST "$versions/$n/approve" >/dev/null
-url='https://127.0.0.1:8643/v1/datasets/aalen-buergerbuero-termine/data?purpose=https://w3id.org/dpv%23ImprovePublicServices'
+bench_setup loadgen
+bench_demo 8643 --requests-per-second 1000000
+bpid=$demo_pid
+bench_unlimited_policy 8643
+url=$(bench_url 8643)
 records() { grep -c '"type":"decision"' "$work/demo/data/audit.jsonl" 2>/dev/null || echo 0; }
 rss_mib() { awk '$1 == "VmRSS:" { printf "%d", $2 / 1024 }' "/proc/$bpid/status"; }
 report_ms() {

@@ -49,7 +49,7 @@ pub struct Exchange {
     pub pool: WorkerPool,
     pub log: Arc<dyn AuditLog>,
     pub usage: Arc<TrailUsageCounter>,
-    /// The ε each (consumer, dataset, purpose) spent this month.
+    /// The ε each consumer spent on each dataset this month.
     pub privacy: Arc<crate::privacy::PrivacyLedger>,
     /// What the reports are read from.
     pub tally: Arc<crate::reports::Tally>,
