@@ -73,6 +73,9 @@ enum Command {
         nquads: Option<PathBuf>,
         #[arg(long)]
         memory_bytes: u64,
+        /// The broker's pid: the worker ends when its broker does.
+        #[arg(long)]
+        parent: Option<u32>,
     },
     /// The data space's PKI.
     #[command(subcommand)]
@@ -449,8 +452,10 @@ fn run(cli: Cli) -> Result<()> {
             store,
             nquads,
             memory_bytes,
+            parent,
         } => {
-            broker::catalog::isolated::serve_worker(store.as_deref(), nquads.as_deref(), memory_bytes).map_err(anyhow::Error::msg)?;
+            broker::catalog::isolated::serve_worker(store.as_deref(), nquads.as_deref(), memory_bytes, parent)
+                .map_err(anyhow::Error::msg)?;
         }
         Command::Pki(cmd) => run_pki(cmd)?,
         Command::Member(cmd) => run_member(cmd)?,

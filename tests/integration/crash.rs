@@ -20,13 +20,26 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn spawn_broker(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_broker"))
-        .args(["serve", "--workers", "2", "--config"])
-        .arg(config)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start broker")
+/// The broker's process, killed when the test ends however it ends: a failed assertion left
+/// brokers running for hours before.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_broker(config: &Path) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_broker"))
+            .args(["serve", "--workers", "2", "--config"])
+            .arg(config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start broker"),
+    )
 }
 
 async fn wait_ready(addr: SocketAddr) {
@@ -135,8 +148,8 @@ async fn a_broker_killed_under_load_leaves_a_log_that_verifies_with_every_answer
         .collect();
     // Until well past the first checkpoints, and then in the middle of the load.
     actix_rt::time::sleep(Duration::from_millis(2500)).await;
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    child.0.kill().expect("SIGKILL");
+    child.0.wait().expect("reaped");
     for t in tasks {
         t.await.expect("task");
     }
@@ -161,12 +174,83 @@ async fn a_broker_killed_under_load_leaves_a_log_that_verifies_with_every_answer
         .expect("after restart");
     assert!([200, 403].contains(&resp.status().as_u16()), "{:?}", resp.status());
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .expect("kill -TERM");
     assert!(status.success());
-    child.wait().expect("stopped");
+    child.0.wait().expect("stopped");
     let report = verify(&log);
     assert_eq!(report["lastSignedSeq"], report["lastSeq"], "{report}");
     assert!(logged_decisions(&log).is_superset(&answered));
+}
+
+/// The query workers' processes whose command line names `dir` (zombies have none).
+fn workers_under(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("sparql-worker") && c.contains(&needle)
+            })
+        })
+        .collect()
+}
+
+/// Regression (orphaned_sparql_workers): a broker killed while a query bomb ran left its worker
+/// processes running on at full CPU for minutes; the next broker (and everything else on the
+/// machine) shared the cores with them.
+#[actix_rt::test]
+async fn query_workers_end_with_a_killed_broker() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = broker::demo::write_test_pki(&dir.path().join("pki")).expect("pki");
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let config = dir.path().join("broker.toml");
+    let text = broker::demo::demo_config(&format!("127.0.0.1:{port}"), Some("data"));
+    // A deadline long past the test's end: the bomb is still running when its broker dies.
+    let long = text.replace("timeout_ms = 5000", "timeout_ms = 60000");
+    assert_ne!(long, text, "the demo configuration sets the SPARQL deadline");
+    std::fs::write(&config, long).expect("config");
+    let mut child = spawn_broker(&config);
+    wait_ready(addr).await;
+    let bomb = format!(
+        "SELECT * WHERE {{ {} FILTER(?a + ?b + ?c + ?d + ?e + ?f < 0) }}",
+        ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|v| format!(
+                "VALUES ?{v} {{ {} }}",
+                (1..=40).map(|i| i.to_string()).collect::<Vec<_>>().join(" ")
+            ))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let c = client(&pki, "aalen-system");
+    let url = format!("https://127.0.0.1:{port}/v1/sparql");
+    let asking = actix_rt::spawn(async move {
+        let _ = c.get(&url).query(&[("query", bomb)]).expect("query").send().await;
+    });
+    let mut running = Vec::new();
+    for _ in 0..100 {
+        running = workers_under(dir.path());
+        if !running.is_empty() {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!running.is_empty(), "the bomb runs in a worker");
+    child.0.kill().expect("SIGKILL");
+    child.0.wait().expect("reaped");
+    let _ = asking.await;
+    let mut left = running.clone();
+    for _ in 0..50 {
+        left = workers_under(dir.path());
+        if left.is_empty() {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(left.is_empty(), "workers {left:?} outlived their broker");
 }
