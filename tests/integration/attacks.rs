@@ -312,8 +312,13 @@ async fn a_withdrawn_identifier_cannot_be_taken_over_with_its_policy_data_or_his
         assert_eq!(status, 410, "{who}: {answer}");
         assert_eq!(answer["type"], "https://w3id.org/kdr/problems/dataset-withdrawn");
     }
-    let (status, body) = status_of(&b, "heidenheim-system", "GET", "/v1/datasets/aalen-kita-plaetze", None).await;
-    assert_eq!(status, 410, "{body}");
+    for path in ["", "/policy", "/policy/versions"] {
+        let path = format!("/v1/datasets/aalen-kita-plaetze{path}");
+        let (status, body) = status_of(&b, "heidenheim-system", "GET", &path, None).await;
+        assert_eq!(status, 410, "{path}: {body}");
+    }
+    let (status, body) = status_of(&b, "heidenheim-system", "GET", "/v1/datasets/never-was/policy/versions", None).await;
+    assert_eq!(status, 404, "{body}");
     let mut resp = b
         .client("heidenheim-system")
         .get(b.url("/v1/datasets/aalen-kita-plaetze/data"))

@@ -278,15 +278,23 @@ pub async fn active(_caller: Caller, state: web::Data<AppState>, id: web::Path<S
     let id = parse_id(&id)?;
     let catalog = state.catalog.clone();
     let lookup = id.clone();
-    let policy = web::block(move || catalog.active_policy(&lookup))
-        .await??
-        .ok_or_else(|| Problem::not_found("no-policy", format!("dataset '{id}' has no active usage policy; it is not shared")))?;
+    let Some(policy) = web::block(move || catalog.active_policy(&lookup)).await?? else {
+        // Tell a dataset without a policy from one that never existed or was withdrawn (410).
+        super::datasets::load(&state, id.clone()).await?;
+        return Err(Problem::not_found(
+            "no-policy",
+            format!("dataset '{id}' has no active usage policy; it is not shared"),
+        ));
+    };
     Ok(HttpResponse::Ok().json(described(&state, &policy)))
 }
 
 pub async fn versions(_caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let id = parse_id(&id)?;
     let catalog = state.catalog.clone();
+    // The history of a withdrawn dataset stays in the graph for the audit, but is not served
+    // as if the dataset were there (410), nor for one that never was (404).
+    super::datasets::load(&state, id.clone()).await?;
     let versions = web::block(move || catalog.policy_versions(&id)).await??;
     Ok(HttpResponse::Ok().json(versions))
 }
