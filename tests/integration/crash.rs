@@ -199,6 +199,16 @@ fn workers_under(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// A process's or thread's niceness from its `stat` file (the 19th field; the 2nd, the name,
+/// may hold spaces). 100 when the file is gone (the thread ended).
+fn niceness(stat: &str) -> i64 {
+    let Ok(stat) = std::fs::read_to_string(stat) else {
+        return 100;
+    };
+    let after_name = &stat[stat.rfind(')').expect("name") + 2..];
+    after_name.split(' ').nth(16).and_then(|n| n.parse().ok()).expect("niceness")
+}
+
 /// Regression (orphaned_sparql_workers): a broker killed while a query bomb ran left its worker
 /// processes running on at full CPU for minutes; the next broker (and everything else on the
 /// machine) shared the cores with them.
@@ -241,6 +251,23 @@ async fn query_workers_end_with_a_killed_broker() {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!running.is_empty(), "the bomb runs in a worker");
+    // Past its grace, the query's thread runs at the lowest priority; the broker's do not.
+    let broker = niceness(&format!("/proc/{}/stat", child.0.id()));
+    let mut demoted = false;
+    for _ in 0..50 {
+        demoted = running.iter().any(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+                .any(|t| niceness(&t.path().join("stat").to_string_lossy()) == broker + 19)
+        });
+        if demoted {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(demoted, "the bomb's thread is demoted to the lowest priority");
     child.0.kill().expect("SIGKILL");
     child.0.wait().expect("reaped");
     let _ = asking.await;
