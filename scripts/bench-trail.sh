@@ -26,9 +26,13 @@ report_ms() {
   echo $(( (end - start) / 1000000 ))
 }
 printf '%10s %8s %12s\n' records "RSS MiB" "reports ms"
+printf '%10s %8s %12s\n' "$(records)" "$(rss_mib)" "$(report_ms)"
+# A short first step (about 10,000 records), then steps of 20 s.
+step=1
 while :; do
   "$loadgen" "$url" --ca "$pki/ca/ca.crt" --cert "$pki/heidenheim-system.crt" --key "$pki/heidenheim-system.key" \
-    --connections 16 --seconds 20 >/dev/null
+    --connections 16 --seconds "$step" >/dev/null
+  step=20
   n=$(records)
   printf '%10s %8s %12s\n' "$n" "$(rss_mib)" "$(report_ms)"
   [ "$n" -ge "$target" ] && break
