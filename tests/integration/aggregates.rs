@@ -33,6 +33,13 @@ fn diagnoses_policy_for(noise: Option<(&str, &str)>, purpose: &str) -> String {
 /// Registers Aalen's hosted diagnoses with `rows` of (district, diagnosis, how many) and the
 /// policy.
 async fn hosted_diagnoses(b: &TestBroker, rows: &[(&str, &str, usize)], policy: &str) {
+    register_diagnoses(b).await;
+    upload(b, rows).await;
+    attach_approved(b, DIAGNOSES, policy).await;
+}
+
+/// Registers Aalen's diagnoses as a hosted dataset, without data or policy.
+async fn register_diagnoses(b: &TestBroker) {
     let mut d = example("aalen-kita-plaetze");
     d["identifier"] = json!(DIAGNOSES);
     d["distributions"] = json!([{ "mediaType": "text/csv", "accessURL": "hosted" }]);
@@ -43,8 +50,6 @@ async fn hosted_diagnoses(b: &TestBroker, rows: &[(&str, &str, usize)], policy: 
         .await
         .expect("register");
     assert_eq!(resp.status(), 201);
-    upload(b, rows).await;
-    attach_approved(b, DIAGNOSES, policy).await;
 }
 
 async fn upload(b: &TestBroker, rows: &[(&str, &str, usize)]) {
@@ -250,16 +255,7 @@ async fn declaring_another_purpose_does_not_open_another_privacy_budget() {
 #[actix_rt::test]
 async fn a_release_that_fails_before_any_data_leaves_gives_its_budget_back() {
     let b = TestBroker::start();
-    let mut d = example("aalen-kita-plaetze");
-    d["identifier"] = json!(DIAGNOSES);
-    d["distributions"] = json!([{ "mediaType": "text/csv", "accessURL": "hosted" }]);
-    let resp = b
-        .client("aalen-steward")
-        .post(b.url("/v1/datasets"))
-        .send_json(&d)
-        .await
-        .expect("register");
-    assert_eq!(resp.status(), 201);
+    register_diagnoses(&b).await;
     // One release in the budget, and no data uploaded yet: the first request fails.
     attach_approved(&b, DIAGNOSES, &diagnoses_policy(Some(("0.5", "0.5")))).await;
     let (status, body) = ask(&b, DIAGNOSES, None).await;
