@@ -52,6 +52,14 @@ pub struct UsageRow {
     pub provider: String,
     pub consumer: String,
     pub purpose: String,
+    #[serde(flatten)]
+    pub volumes: Volumes,
+}
+
+/// What decisions add up to: the counters of a tally cell and of a usage row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volumes {
     pub permits: u64,
     pub denies: u64,
     /// Permitted requests whose data was delivered.
@@ -60,6 +68,17 @@ pub struct UsageRow {
     pub bytes_delivered: u64,
     /// The privacy budget spent (ε, in thousandths) by differentially private releases.
     pub epsilon_spent_milli: u64,
+}
+
+impl Volumes {
+    fn add(&mut self, other: &Volumes) {
+        self.permits += other.permits;
+        self.denies += other.denies;
+        self.delivered += other.delivered;
+        self.records_delivered += other.records_delivered;
+        self.bytes_delivered += other.bytes_delivered;
+        self.epsilon_spent_milli += other.epsilon_spent_milli;
+    }
 }
 
 pub const USAGE_COLUMNS: [&str; 11] = [
@@ -78,18 +97,19 @@ pub const USAGE_COLUMNS: [&str; 11] = [
 
 impl UsageRow {
     pub fn cells(&self) -> Vec<String> {
+        let v = &self.volumes;
         vec![
             self.bucket.clone(),
             self.dataset.clone(),
             self.provider.clone(),
             self.consumer.clone(),
             self.purpose.clone(),
-            self.permits.to_string(),
-            self.denies.to_string(),
-            self.delivered.to_string(),
-            self.records_delivered.to_string(),
-            self.bytes_delivered.to_string(),
-            self.epsilon_spent_milli.to_string(),
+            v.permits.to_string(),
+            v.denies.to_string(),
+            v.delivered.to_string(),
+            v.records_delivered.to_string(),
+            v.bytes_delivered.to_string(),
+            v.epsilon_spent_milli.to_string(),
         ]
     }
 }
@@ -108,12 +128,7 @@ pub struct Cell {
 /// What a cell counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
-    pub permits: u64,
-    pub denies: u64,
-    pub delivered: u64,
-    pub records_delivered: u64,
-    pub bytes_delivered: u64,
-    pub epsilon_spent_milli: u64,
+    pub volumes: Volumes,
     /// The fields delivered (names, for the records of processing).
     pub fields: BTreeSet<String>,
 }
@@ -153,12 +168,14 @@ impl Tally {
                 purpose: r.purpose.clone(),
             },
             add: Counts {
-                permits: u64::from(permit),
-                denies: u64::from(!permit),
-                delivered: u64::from(delivered),
-                records_delivered: if delivered { r.records_out.unwrap_or(0) as u64 } else { 0 },
-                bytes_delivered: if delivered { r.bytes_out.unwrap_or(0) as u64 } else { 0 },
-                epsilon_spent_milli: u64::from(r.privacy_spent_milli.unwrap_or(0)),
+                volumes: Volumes {
+                    permits: u64::from(permit),
+                    denies: u64::from(!permit),
+                    delivered: u64::from(delivered),
+                    records_delivered: if delivered { r.records_out.unwrap_or(0) as u64 } else { 0 },
+                    bytes_delivered: if delivered { r.bytes_out.unwrap_or(0) as u64 } else { 0 },
+                    epsilon_spent_milli: u64::from(r.privacy_spent_milli.unwrap_or(0)),
+                },
                 fields: if delivered {
                     r.fields_delivered.iter().cloned().collect()
                 } else {
@@ -172,12 +189,7 @@ impl Tally {
     pub fn apply(&self, TallyEntry { cell, add }: TallyEntry) {
         let mut cells = self.lock();
         let c = cells.entry(cell).or_default();
-        c.permits += add.permits;
-        c.denies += add.denies;
-        c.delivered += add.delivered;
-        c.records_delivered += add.records_delivered;
-        c.bytes_delivered += add.bytes_delivered;
-        c.epsilon_spent_milli += add.epsilon_spent_milli;
+        c.volumes.add(&add.volumes);
         c.fields.extend(add.fields);
     }
 
@@ -219,12 +231,7 @@ pub fn usage(tally: &Tally, period: &Period, bucket: Bucket, visible: impl Fn(&C
             purpose: cell.purpose,
             ..UsageRow::default()
         });
-        row.permits += c.permits;
-        row.denies += c.denies;
-        row.delivered += c.delivered;
-        row.records_delivered += c.records_delivered;
-        row.bytes_delivered += c.bytes_delivered;
-        row.epsilon_spent_milli += c.epsilon_spent_milli;
+        row.volumes.add(&c.volumes);
     }
     rows.into_values().collect()
 }
@@ -316,7 +323,7 @@ pub fn processing_records(datasets: &[(Dataset, Option<(u32, Policy)>)], tally: 
         .iter()
         .map(|(d, policy)| {
             let cells = tally.cells_where(period, |c| c.dataset == d.id.as_str());
-            let delivered = || cells.iter().filter(|(_, c)| c.delivered > 0);
+            let delivered = || cells.iter().filter(|(_, c)| c.volumes.delivered > 0);
             let mut purposes = BTreeSet::new();
             let (technical_measures, retention) = match policy {
                 Some((_, p)) => {
@@ -344,7 +351,7 @@ pub fn processing_records(datasets: &[(Dataset, Option<(u32, Policy)>)], tally: 
                 retention,
                 technical_measures,
                 policy_version: policy.as_ref().map(|(v, _)| *v),
-                deliveries: delivered().map(|(_, c)| c.delivered).sum(),
+                deliveries: delivered().map(|(_, c)| c.volumes.delivered).sum(),
             }
         })
         .collect()
@@ -379,7 +386,7 @@ pub struct TransparencyReport {
 pub fn transparency(tally: &Tally, theme_of: impl Fn(&str) -> String, minimum: u64) -> TransparencyReport {
     let mut groups: BTreeMap<(String, String, String, String, String), u64> = BTreeMap::new();
     for (cell, c) in tally.cells_where(&Period::default(), |_| true) {
-        if c.delivered == 0 {
+        if c.volumes.delivered == 0 {
             continue;
         }
         let key = (
@@ -389,7 +396,7 @@ pub fn transparency(tally: &Tally, theme_of: impl Fn(&str) -> String, minimum: u
             theme_of(&cell.dataset),
             cell.purpose,
         );
-        *groups.entry(key).or_default() += c.delivered;
+        *groups.entry(key).or_default() += c.volumes.delivered;
     }
     let mut report = TransparencyReport {
         minimum_group: minimum,
