@@ -26,6 +26,7 @@ pub mod privacy;
 pub mod reports;
 pub mod schema;
 pub mod serve;
+pub mod shares;
 pub mod spreadsheet;
 pub mod tls;
 pub mod upstream;

@@ -18,7 +18,6 @@ pub mod pipeline;
 
 pub use denial::{Denial, explain_denial};
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +67,7 @@ pub struct Exchange {
     requests: Arc<tokio::sync::Semaphore>,
     /// Data requests in progress per member: at most half the slots each, so one member's
     /// requests to a slow provider cannot take them all.
-    member_requests: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    member_requests: crate::shares::Shares,
     uploads: Arc<tokio::sync::Semaphore>,
 }
 
@@ -194,26 +193,8 @@ pub const SLOT_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Slot {
     _permit: tokio::sync::OwnedSemaphorePermit,
-    _share: Option<MemberShare>,
-}
-
-/// One of a member's data-request slots, given back on drop.
-#[derive(Debug)]
-struct MemberShare {
-    member: String,
-    shares: Arc<std::sync::Mutex<HashMap<String, usize>>>,
-}
-
-impl Drop for MemberShare {
-    fn drop(&mut self) {
-        let mut shares = self.shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = shares.get_mut(&self.member) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                shares.remove(&self.member);
-            }
-        }
-    }
+    /// One of the member's data-request slots.
+    _share: Option<crate::shares::Share>,
 }
 
 /// All slots of a kind were taken for [`SLOT_WAIT`].
@@ -286,7 +267,7 @@ impl Exchange {
             snapshots: Fresh::new(SNAPSHOT_TTL),
             duties: Kept::new(DUTIES_KEPT),
             requests: Arc::new(tokio::sync::Semaphore::new(upstream.max_requests.max(1))),
-            member_requests: Arc::default(),
+            member_requests: crate::shares::Shares::default(),
             uploads: Arc::new(tokio::sync::Semaphore::new(upstream.max_uploads.max(1))),
         }
     }
@@ -295,21 +276,10 @@ impl Exchange {
     /// (half the slots), else waiting up to [`SLOT_WAIT`] for one of all.
     pub async fn request_slot(&self, member: &str) -> Result<Slot, Busy> {
         let limit = self.upstream.max_requests.div_ceil(2).max(1);
-        let share = {
-            let mut shares = self.member_requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let n = shares.entry(member.to_owned()).or_insert(0);
-            if *n >= limit {
-                return Err(Busy {
-                    limit,
-                    what: "data requests of one member",
-                });
-            }
-            *n += 1;
-            MemberShare {
-                member: member.to_owned(),
-                shares: self.member_requests.clone(),
-            }
-        };
+        let share = self.member_requests.take(member, limit).ok_or(Busy {
+            limit,
+            what: "data requests of one member",
+        })?;
         Ok(Slot {
             _permit: slot(&self.requests, self.upstream.max_requests, "data requests").await?,
             _share: Some(share),

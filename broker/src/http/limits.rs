@@ -5,11 +5,9 @@
 //! The rate limits are GCRA token buckets (governor, keyed). A refusal says which limit was hit
 //! and when to try again (429 with `Retry-After`); a caller within its limits never notices them.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -24,7 +22,7 @@ pub struct Limits {
     public: DefaultKeyedRateLimiter<IpAddr>,
     /// Checks since the public limiter last forgot idle addresses.
     public_checks: AtomicU64,
-    connections: Arc<Mutex<HashMap<String, usize>>>,
+    connections: crate::shares::Shares,
 }
 
 impl std::fmt::Debug for Limits {
@@ -51,7 +49,7 @@ impl Limits {
             members: RateLimiter::keyed(quota(settings.member_per_second)),
             public: RateLimiter::keyed(quota(settings.public_per_second)),
             public_checks: AtomicU64::new(0),
-            connections: Arc::default(),
+            connections: crate::shares::Shares::default(),
         }
     }
 
@@ -81,37 +79,12 @@ impl Limits {
     /// A new connection by the certificate `serial`: a permit while it is open, or `None` when
     /// the certificate holds its maximum already.
     pub fn connect(&self, serial: &str) -> Option<ConnectionPermit> {
-        let mut open = self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = open.entry(serial.to_owned()).or_insert(0);
-        if *n >= self.settings.connections_per_certificate {
-            return None;
-        }
-        *n += 1;
-        Some(ConnectionPermit {
-            serial: serial.to_owned(),
-            connections: self.connections.clone(),
-        })
+        self.connections.take(serial, self.settings.connections_per_certificate)
     }
 }
 
 /// Held by an open connection (in its connection data); counts it for its certificate.
-#[derive(Debug)]
-pub struct ConnectionPermit {
-    serial: String,
-    connections: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl Drop for ConnectionPermit {
-    fn drop(&mut self) {
-        let mut open = self.connections.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.serial) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.serial);
-            }
-        }
-    }
-}
+pub type ConnectionPermit = crate::shares::Share;
 
 /// Put into a connection's data instead of a permit: every request on it is refused.
 #[derive(Debug, Clone, Copy)]
