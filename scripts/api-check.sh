@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # The served OpenAPI document against the running demo: openapi-spec-validator on the document,
 # then schemathesis with all its checks and phases (configuration: tests/api/schemathesis.toml),
-# as a steward of Heidenheim. Both come from PyPI and are installed if missing. Fails on any
+# as a steward of Heidenheim. Both come from PyPI, pinned (a new release must not change what
+# passes) and installed if missing. Fails on any
 # finding. Run by scripts/test.sh after the tests (it needs the debug broker they built).
 #
 #   bash scripts/api-check.sh [examples per operation]
+#
+# Each run draws new test cases (the seed is in the log), except under CI=true, where one fixed
+# seed makes the check repeatable; API_CHECK_SEED=N replays a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples=${1:-30}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/broker-target}"
 broker="$CARGO_TARGET_DIR/debug/broker"
 [ -x "$broker" ] || cargo build -q -p broker --bin broker
-python3 -c 'import schemathesis, openapi_spec_validator' 2>/dev/null \
-  || python3 -m pip install -q --disable-pip-version-check openapi-spec-validator schemathesis >&2
+python3 -c 'import schemathesis, openapi_spec_validator' 2>/dev/null && [ "$(schemathesis --version)" = "schemathesis, version 4.32.5" ] \
+  || python3 -m pip install -q --disable-pip-version-check "openapi-spec-validator==0.9.0" "schemathesis==4.32.5" >&2
 work=$(mktemp -d)
 demo_pid=
 cleanup() {
@@ -34,9 +38,15 @@ from openapi_spec_validator import validate
 validate(json.load(open(sys.argv[1])))
 print("api-check: the OpenAPI document is valid (openapi-spec-validator)")
 PY
+seed_args=()
+if [ -n "${API_CHECK_SEED:-}" ]; then
+  seed_args=(--seed "$API_CHECK_SEED")
+elif [ "${CI:-}" = "true" ]; then
+  seed_args=(--seed 20261202)
+fi
 if schemathesis --config-file tests/api/schemathesis.toml run "$work/openapi.json" --url "https://$addr" \
      --request-cert "$pki/heidenheim-steward.crt" --request-cert-key "$pki/heidenheim-steward.key" \
-     --tls-verify "$pki/ca/ca.crt" --checks all -n "$examples" --workers 1 >"$work/schemathesis.log" 2>&1; then
+     --tls-verify "$pki/ca/ca.crt" --checks all -n "$examples" --workers 1 "${seed_args[@]}" >"$work/schemathesis.log" 2>&1; then
   echo "api-check: schemathesis: $(grep -Eo '[0-9]+ generated' "$work/schemathesis.log" | head -1) test cases, no failure"
 else
   cat "$work/schemathesis.log"
