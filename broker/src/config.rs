@@ -39,7 +39,21 @@ struct RawConfig {
     #[serde(default)]
     transparency: RawTransparency,
     #[serde(default)]
+    catalog: RawCatalog,
+    #[serde(default)]
     members: Vec<Member>,
+}
+
+/// What the data space's own catalog says of itself (harvest pages, `dcat:Catalog`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    /// `dct:title` (German).
+    title: Option<String>,
+    /// `dct:description` (German).
+    description: Option<String>,
+    /// Who runs the broker: the catalog's `dct:publisher`.
+    operator: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -169,6 +183,8 @@ struct RawLimits {
     public_requests_per_second: Option<u32>,
     /// How long a request body may take to arrive, whole, in ms (default 20000).
     body_timeout_ms: Option<u64>,
+    /// Largest catalog export a steward may import at once, in bytes (default 64 MiB).
+    max_import_bytes: Option<usize>,
 }
 
 impl Default for RawLimits {
@@ -179,6 +195,7 @@ impl Default for RawLimits {
             connections_per_certificate: None,
             public_requests_per_second: None,
             body_timeout_ms: None,
+            max_import_bytes: None,
         }
     }
 }
@@ -225,10 +242,14 @@ pub struct Config {
     /// The SPARQL worker program (`None`: this executable).
     pub sparql_worker: Option<PathBuf>,
     pub max_body_bytes: usize,
+    /// Largest catalog export one import may have.
+    pub max_import_bytes: usize,
     pub limits: LimitSettings,
     pub state_dir: PathBuf,
     pub upstream: crate::exchange::UpstreamLimits,
     pub members: Vec<Member>,
+    /// The data space's catalog description.
+    pub catalog: crate::catalog::SpaceCatalog,
     pub audit: AuditSettings,
     pub transparency: TransparencySettings,
 }
@@ -257,6 +278,16 @@ impl Config {
         let mut seen = std::collections::BTreeSet::new();
         if let Some(twice) = raw.members.iter().find(|m| !seen.insert(&m.ags)) {
             return Err(format!("member {} is configured twice", twice.ags));
+        }
+        if let Some((m, c)) = raw
+            .members
+            .iter()
+            .find_map(|m| Some((m, m.contributor.as_deref()?)).filter(|(_, c)| !contributor_ok(c)))
+        {
+            return Err(format!(
+                "member {}: contributor '{c}' is not an IRI of the DCAT-AP.de contributor list (http://dcat-ap.de/def/contributors/<name>)",
+                m.ags
+            ));
         }
         let abs = |p: PathBuf| if p.is_absolute() { p } else { dir.join(p) };
         Ok(Self {
@@ -298,6 +329,7 @@ impl Config {
             sparql_worker_memory: raw.sparql.worker_memory_mb.unwrap_or(1024).max(64) << 20,
             sparql_worker: raw.sparql.worker.map(abs),
             max_body_bytes: raw.limits.max_body_bytes,
+            max_import_bytes: raw.limits.max_import_bytes.unwrap_or(64 << 20).max(1024),
             limits: {
                 let d = LimitSettings::default();
                 LimitSettings {
@@ -312,6 +344,14 @@ impl Config {
                 }
             },
             members: raw.members,
+            catalog: {
+                let d = crate::catalog::SpaceCatalog::default();
+                crate::catalog::SpaceCatalog {
+                    title: raw.catalog.title.unwrap_or(d.title),
+                    description: raw.catalog.description.unwrap_or(d.description),
+                    operator: raw.catalog.operator.unwrap_or(d.operator),
+                }
+            },
             transparency: TransparencySettings {
                 listen: raw.transparency.listen,
                 minimum_group: raw.transparency.minimum_group.unwrap_or(5).max(1),
@@ -359,4 +399,10 @@ pub fn edit_members(path: &Path, change: impl FnOnce(&mut Vec<Member>) -> Result
 fn oxigraph_iri_ok(iri: &str) -> Result<(), ()> {
     let ok = (iri.starts_with("https://") || iri.starts_with("http://")) && !iri.contains(char::is_whitespace);
     if ok { Ok(()) } else { Err(()) }
+}
+
+/// An IRI of the DCAT-AP.de contributor list: `http://dcat-ap.de/def/contributors/<letters and digits>`.
+fn contributor_ok(iri: &str) -> bool {
+    iri.strip_prefix("http://dcat-ap.de/def/contributors/")
+        .is_some_and(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric()))
 }

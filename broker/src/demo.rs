@@ -55,6 +55,7 @@ pub fn demo_members() -> Vec<Member> {
             roles: Role::ALL.to_vec(),
             contact: Some("mailto:digitalisierung@aalen.example".into()),
             providers: vec![origin(AALEN_PROVIDER)],
+            contributor: None,
         },
         Member {
             ags: ags(HEIDENHEIM),
@@ -62,6 +63,7 @@ pub fn demo_members() -> Vec<Member> {
             roles: Role::ALL.to_vec(),
             contact: Some("mailto:digitalisierung@heidenheim.example".into()),
             providers: vec![origin(HEIDENHEIM_PROVIDER)],
+            contributor: None,
         },
     ]
 }

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod changes;
 pub mod client;
 pub mod config;
+pub mod conneg;
 pub mod demo;
 pub mod durable;
 pub mod enforce;

@@ -87,12 +87,30 @@ enum Command {
     /// Usage policies (ODRL 2.2 in Turtle, purposes from DPV).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The catalog of a running broker (a steward certificate).
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Reports from a running broker's audit trail.
     #[command(subcommand)]
     Report(ReportCommand),
     /// The audit trail (offline: needs only the log and the broker's public key).
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Import your city's open-data portal export (DCAT-AP.de; RDF/XML, Turtle, JSON-LD or
+    /// N-Triples by the file's extension): prints what was imported, updated, withdrawn,
+    /// refused and repaired. Importing the same export again changes nothing.
+    Import {
+        file: PathBuf,
+        /// Where the datasets come from (default: the export's dcat:Catalog IRI).
+        #[arg(long)]
+        source: Option<String>,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -362,6 +380,9 @@ enum MemberCommand {
         /// An origin of the member's own API (https://host:port); repeat for several.
         #[arg(long = "provider")]
         providers: Vec<broker::catalog::model::Origin>,
+        /// The member's GovData contributor ID (an IRI of the DCAT-AP.de contributor list).
+        #[arg(long)]
+        contributor: Option<String>,
     },
     /// Remove a member from the configuration.
     Remove {
@@ -460,8 +481,28 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pki(cmd) => run_pki(cmd)?,
         Command::Member(cmd) => run_member(cmd)?,
         Command::Policy(cmd) => run_policy(cmd)?,
+        Command::Catalog(cmd) => run_catalog(cmd)?,
         Command::Audit(cmd) => run_audit(cmd)?,
         Command::Report(cmd) => run_report(cmd)?,
+    }
+    Ok(())
+}
+
+fn run_catalog(cmd: CatalogCommand) -> Result<()> {
+    match cmd {
+        CatalogCommand::Import { file, source, conn } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let extension = file.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+            let media_type = match extension.as_str() {
+                "ttl" => "text/turtle",
+                "jsonld" | "json" => "application/ld+json",
+                "nt" => "application/n-triples",
+                _ => "application/rdf+xml",
+            };
+            eprintln!("importing {} ({} bytes, {media_type}) ...", file.display(), bytes.len());
+            let path = format!("/v1/catalog/import{}", query(&[("source", source.as_deref())]));
+            print_answer(&conn.connection().call("POST", &path, Some((bytes, media_type.to_owned())))?)?;
+        }
     }
     Ok(())
 }
@@ -752,6 +793,7 @@ fn run_member(cmd: MemberCommand) -> Result<()> {
             roles,
             contact,
             providers,
+            contributor,
         } => {
             let member = Member {
                 ags,
@@ -759,6 +801,7 @@ fn run_member(cmd: MemberCommand) -> Result<()> {
                 roles,
                 contact,
                 providers,
+                contributor,
             };
             broker::config::edit_members(&config, |members| {
                 match members.iter_mut().find(|m| m.ags == member.ags) {

@@ -78,6 +78,7 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         schemas: Schemas::compile()?,
         sparql_limits: config.sparql,
         max_body_bytes: config.max_body_bytes,
+        max_import_bytes: config.max_import_bytes,
         vocab: vocab.clone(),
         exchange: Arc::new(open_exchange(config, audit, catalog, vocab, upstream_tls, tls.revocation.clone())?),
         revocation: tls.revocation,
@@ -85,6 +86,8 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         transparency_cache: crate::fresh::Fresh::new(crate::http::reports::TRANSPARENCY_FRESH),
         limits: Arc::new(crate::http::limits::Limits::new(config.limits)),
         members: crate::fresh::Fresh::new(crate::exchange::SNAPSHOT_TTL),
+        base_iri: crate::catalog::dcat::Iris::new(&config.base_iri).base().to_owned(),
+        space: config.catalog.clone(),
     };
     Ok((tls.config, state, keeper))
 }

@@ -499,6 +499,7 @@ async fn a_board_reads_only_its_own_citys_usage_and_records_of_processing() {
             roles: vec![broker::identity::Role::System],
             contact: None,
             providers: Vec::new(),
+            contributor: None,
         });
     });
     let provider = b.start_provider();

@@ -43,16 +43,17 @@ async fn aalen_steward_registers_a_dataset_and_sparql_finds_it() {
     assert_eq!(body["publisher"], "08136088");
     assert_eq!(sparql_ids(&b).await, vec!["aalen-buergerbuero-termine"]);
 
-    // Stored as DCAT-AP.de: publisher is the member, political geocoding mirrored.
+    // Stored as DCAT-AP.de: publisher is the member, political geocoding as the spatial
+    // coverage, the broker's exchange API as the access URL (see the catalog tests).
     let ask = "PREFIX dcat: <http://www.w3.org/ns/dcat#> PREFIX dct: <http://purl.org/dc/terms/> PREFIX dcatde: <http://dcat-ap.de/def/dcatde/> PREFIX foaf: <http://xmlns.com/foaf/0.1/> \
         ASK { ?d a dcat:Dataset ; dct:publisher ?m ; dcat:theme <http://publications.europa.eu/resource/authority/data-theme/GOVE> ; \
-        dcatde:politicalGeocodingURI <http://dcat-ap.de/def/politicalGeocoding/municipalityKey/08136088> ; \
-        dcat:distribution [ dcat:accessURL <https://127.0.0.1:9441/appointments> ] . ?m foaf:name \"Stadt Aalen\" }";
+        dct:spatial <http://dcat-ap.de/def/politicalGeocoding/municipalityKey/08136088> ; \
+        dcat:distribution [ dcat:accessURL <https://broker.kdr.example/v1/datasets/aalen-buergerbuero-termine/data> ] . ?m foaf:name \"Stadt Aalen\" }";
     assert!(sparql_ask(&b, "aalen-board", ask).await);
 
     // Read back through the API: what went in comes out.
     let mut resp = b
-        .client("heidenheim-system")
+        .client("aalen-system")
         .get(b.url("/v1/datasets/aalen-buergerbuero-termine"))
         .send()
         .await

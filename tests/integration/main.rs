@@ -5,6 +5,7 @@ mod aggregates;
 mod attacks;
 mod audit;
 mod availability;
+mod catalog;
 mod cli;
 mod crash;
 mod datasets;

@@ -16,6 +16,69 @@ use crate::identity::{AGS_IRI_PREFIX, Ags, NS, ROLE_IRI_PREFIX, Role};
 
 pub use crate::ns::{ACCESS_RIGHT_PREFIX, DCAT, DCATDE, DCT, FOAF, MEDIA_TYPE_PREFIX, THEME_PREFIX, VCARD};
 const LEVEL_MUNICIPALITY: &str = "http://dcat-ap.de/def/politicalGeocoding/Level/municipality";
+/// The EU file-type table (`dct:format`).
+pub const FILE_TYPE_PREFIX: &str = "http://publications.europa.eu/resource/authority/file-type/";
+/// The EU language table (`dct:language`).
+const LANGUAGE_PREFIX: &str = "http://publications.europa.eu/resource/authority/language/";
+
+/// Where the broker fetches a distribution's data from (a provider's API). Written as a
+/// default-graph quad, which the store keeps in its private store, where no SPARQL query of a
+/// member reaches: a provider's internal address is not the members' business, and the
+/// harvestable catalog must not publish it either. Every member gets data through
+/// [`Iris::data_access`].
+pub const FETCH_FROM: &str = "https://w3id.org/kdr/fetchFrom";
+/// When an imported dataset was (last) imported, RFC 3339.
+pub const IMPORTED_AT: &str = "https://w3id.org/kdr/importedAt";
+
+/// Whether `iri` is a licence of the DCAT-AP.de licence vocabulary: the values the dataset
+/// schema (`schemas/dataset.schema.json`, `license`) allows, read from it once.
+pub fn is_licence(iri: &str) -> bool {
+    static LICENCES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    LICENCES
+        .get_or_init(|| {
+            let schema = crate::schema::ALL
+                .iter()
+                .find(|(f, _)| *f == "dataset.schema.json")
+                .map(|(_, t)| *t);
+            let value: serde_json::Value = schema.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+            value["properties"]["license"]["enum"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default()
+        })
+        .iter()
+        .any(|l| l == iri)
+}
+
+/// The EU file type (`dct:format`) of a media type, for the types the data space serves.
+/// `None` for a type the table has no entry for (`dcat:mediaType` still says what it is).
+pub fn file_type(media_type: &str) -> Option<&'static str> {
+    const TABLE: &[(&str, &str)] = &[
+        ("text/csv", "CSV"),
+        ("application/json", "JSON"),
+        ("application/geo+json", "GEOJSON"),
+        ("application/ld+json", "JSON_LD"),
+        ("application/xml", "XML"),
+        ("text/xml", "XML"),
+        ("application/pdf", "PDF"),
+        ("text/html", "HTML"),
+        ("text/plain", "TXT"),
+        ("text/tab-separated-values", "TSV"),
+        ("text/turtle", "RDF_TURTLE"),
+        ("application/rdf+xml", "RDF_XML"),
+        ("application/n-triples", "RDF_N_TRIPLES"),
+        ("application/zip", "ZIP"),
+        ("application/gml+xml", "GML"),
+        ("application/vnd.google-earth.kml+xml", "KML"),
+        ("application/vnd.ms-excel", "XLS"),
+        ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "XLSX"),
+        ("application/vnd.oasis.opendocument.spreadsheet", "ODS"),
+        ("image/png", "PNG"),
+        ("image/jpeg", "JPEG"),
+        ("image/tiff", "TIFF"),
+    ];
+    TABLE.iter().find(|(m, _)| m.eq_ignore_ascii_case(media_type)).map(|(_, f)| *f)
+}
 
 /// Where the broker's own resources live; from the configuration's `base_iri`.
 #[derive(Debug, Clone)]
@@ -37,6 +100,23 @@ impl Iris {
     }
     pub fn datasets_prefix(&self) -> String {
         format!("{}datasets/", self.base)
+    }
+    /// A distribution's IRI: under its dataset's, by position.
+    pub fn distribution(&self, id: &DatasetId, index: usize) -> String {
+        format!("{}datasets/{id}/distributions/{index}", self.base)
+    }
+    /// Where members get a dataset's data: the broker's exchange API, for every distribution.
+    /// A provider's own API address is the broker's business only (see [`FETCH_FROM`]).
+    pub fn data_access(&self, id: &DatasetId) -> String {
+        format!("{}v1/datasets/{id}/data", self.base)
+    }
+    /// The catalog of one member's datasets.
+    pub fn member_catalog(&self, ags: &Ags) -> String {
+        format!("{}catalogs/{ags}", self.base)
+    }
+    /// The data space's catalog: every member's catalog.
+    pub fn space_catalog(&self) -> String {
+        format!("{}catalog", self.base)
     }
     pub fn member(&self, ags: &Ags) -> String {
         format!("{}members/{ags}", self.base)
@@ -106,22 +186,35 @@ pub fn dataset_to_quads(d: &Dataset, iris: &Iris) -> Vec<Quad> {
     }
     for sp in &d.spatial {
         w.add(&s, p(DCT, "spatial"), nn(sp.as_str()));
-        // DCAT-AP.de Konvention 11: political geocoding mirrored in dcatde:politicalGeocodingURI.
-        if sp.starts_with(AGS_IRI_PREFIX) {
-            w.add(&s, p(DCATDE, "politicalGeocodingURI"), nn(sp.as_str()));
-            w.add(&s, p(DCATDE, "politicalGeocodingLevelURI"), nn(LEVEL_MUNICIPALITY));
-        }
     }
-    write_temporal(&mut w, &s, &d.temporal);
+    // DCAT-AP.de 3.0: the political geocoding IRI is a `dct:spatial` (the 3.0 shapes warn of
+    // `dcatde:politicalGeocodingURI` as deprecated), its level says what kind of area it is.
+    if d.spatial.iter().any(|sp| sp.starts_with(AGS_IRI_PREFIX)) {
+        w.add(&s, p(DCATDE, "politicalGeocodingLevelURI"), nn(LEVEL_MUNICIPALITY));
+    }
+    // The member's catalog lists it; the statement lives in the dataset's graph, so it goes
+    // when the dataset does.
+    w.quads.push(Quad::new(
+        nn(iris.member_catalog(&d.publisher)),
+        p(DCAT, "dataset"),
+        s.clone(),
+        w.graph.clone(),
+    ));
+    w.add(&s, p(DCT, "language"), nn(format!("{LANGUAGE_PREFIX}DEU")));
+    if let Some(t) = &d.temporal {
+        write_temporal(&mut w, &s, t);
+    }
     if let Some(l) = &d.license {
         w.add(&s, p(DCT, "license"), nn(l.as_str()));
     }
     if let Some(a) = &d.access_rights {
         w.add(&s, p(DCT, "accessRights"), nn(format!("{ACCESS_RIGHT_PREFIX}{a}")));
     }
-    write_contact(&mut w, &s, &d.contact_point);
+    if let Some(c) = &d.contact_point {
+        write_contact(&mut w, &s, c);
+    }
     for (i, dist) in d.distributions.iter().enumerate() {
-        write_distribution(&mut w, &s, i, dist, d.license.as_deref());
+        write_distribution(&mut w, d, i, dist, iris);
     }
     w.quads
 }
@@ -149,26 +242,32 @@ fn write_contact(w: &mut Writer, s: &NamedNode, c: &ContactPoint) {
     }
 }
 
-fn write_distribution(w: &mut Writer, s: &NamedNode, i: usize, d: &Distribution, license: Option<&str>) {
-    let node = nn(format!("{}/distributions/{i}", s.as_str()));
-    w.add(s, p(DCAT, "distribution"), node.clone());
+fn write_distribution(w: &mut Writer, d: &Dataset, i: usize, dist: &Distribution, iris: &Iris) {
+    let s = nn(iris.dataset(&d.id));
+    let node = nn(iris.distribution(&d.id, i));
+    w.add(&s, p(DCAT, "distribution"), node.clone());
     w.add(&node, rdf::TYPE.into_owned(), p(DCAT, "Distribution"));
     w.add(&node, p(DCT, "identifier"), Literal::new_simple_literal(i.to_string()));
-    if let Some(t) = &d.title {
+    if let Some(t) = &dist.title {
         w.add(&node, p(DCT, "title"), Literal::new_simple_literal(t));
     }
-    w.add(&node, p(DCT, "mediaType"), nn(format!("{MEDIA_TYPE_PREFIX}{}", d.media_type)));
-    match &d.access_url {
-        Access::Url(u) => w.add(&node, p(DCAT, "accessURL"), nn(u.as_str())),
-        // Hosted data is served by the broker itself; the exchange API is its access point.
-        Access::Hosted => {
-            w.add(&node, p(DCAT, "accessURL"), nn(format!("{}/data", s.as_str())));
-            w.add(&node, p(NS, "hostedByBroker"), Literal::from(true));
+    if let Some(media_type) = &dist.media_type {
+        w.add(&node, p(DCAT, "mediaType"), nn(format!("{MEDIA_TYPE_PREFIX}{media_type}")));
+        if let Some(ft) = file_type(media_type) {
+            w.add(&node, p(DCT, "format"), nn(format!("{FILE_TYPE_PREFIX}{ft}")));
         }
     }
+    // Members get every distribution's data through the broker's exchange API.
+    w.add(&node, p(DCAT, "accessURL"), nn(iris.data_access(&d.id)));
+    match &dist.access_url {
+        Access::Url(u) => w
+            .quads
+            .push(Quad::new(node.clone(), nn(FETCH_FROM), nn(u.as_str()), GraphName::DefaultGraph)),
+        Access::Hosted => w.add(&node, p(NS, "hostedByBroker"), Literal::from(true)),
+    }
     // DCAT-AP.de Konvention 32: distributions carry a licence.
-    if let Some(l) = license {
-        w.add(&node, p(DCT, "license"), nn(l));
+    if let Some(l) = &d.license {
+        w.add(&node, p(DCT, "license"), nn(l.as_str()));
     }
 }
 
@@ -276,8 +375,6 @@ pub fn dataset_from_graph(g: &Graph, iri: &str, iris: &Iris) -> Option<Dataset> 
             .filter_map(|l| Some((Lang::from_tag(l.language()?)?, l.value().to_owned())))
             .collect()
     };
-    let temporal_iri = g.iri(iri, DCT, "temporal")?;
-    let contact_iri = g.iri(iri, DCAT, "contactPoint")?;
     let mut keywords: Vec<String> = g.literals(iri, DCAT, "keyword").iter().map(|l| l.value().to_owned()).collect();
     keywords.sort();
     let mut themes: Vec<String> = g
@@ -288,50 +385,67 @@ pub fn dataset_from_graph(g: &Graph, iri: &str, iris: &Iris) -> Option<Dataset> 
     themes.sort();
     let mut spatial = g.iris(iri, DCT, "spatial");
     spatial.sort();
+    let distributions = read_distributions(g, iri, iris, &id);
     Some(Dataset {
         id,
         publisher,
-        issued: g.literal(iri, DCT, "issued")?,
-        modified: g.literal(iri, DCT, "modified")?,
+        // An imported dataset may lack them; then it was issued here when it was imported.
+        issued: g.literal(iri, DCT, "issued").or_else(|| g.literal(iri, "", IMPORTED_AT))?,
+        modified: g
+            .literal(iri, DCT, "modified")
+            .or_else(|| g.literal(iri, DCT, "issued"))
+            .or_else(|| g.literal(iri, "", IMPORTED_AT))?,
         title: lang_text("title"),
         description: lang_text("description"),
         themes,
         keywords,
         spatial,
-        temporal: Temporal {
-            start: g.literal(&temporal_iri, DCAT, "startDate")?,
-            end: g.literal(&temporal_iri, DCAT, "endDate"),
-        },
+        temporal: g.iri(iri, DCT, "temporal").and_then(|t| {
+            Some(Temporal {
+                start: g.literal(&t, DCAT, "startDate")?,
+                end: g.literal(&t, DCAT, "endDate"),
+            })
+        }),
         license: g.iri(iri, DCT, "license"),
         access_rights: g
             .iri(iri, DCT, "accessRights")
             .and_then(|a| a.strip_prefix(ACCESS_RIGHT_PREFIX).map(str::to_owned)),
-        contact_point: ContactPoint {
-            name: g.literal(&contact_iri, VCARD, "fn")?,
-            email: g.iri(&contact_iri, VCARD, "hasEmail").and_then(|m| unmailto(&m)),
-            url: g.iri(&contact_iri, VCARD, "hasURL"),
-        },
-        distributions: read_distributions(g, iri),
+        contact_point: g.iri(iri, DCAT, "contactPoint").and_then(|c| {
+            Some(ContactPoint {
+                name: g.literal(&c, VCARD, "fn")?,
+                email: g.iri(&c, VCARD, "hasEmail").and_then(|m| unmailto(&m)),
+                url: g.iri(&c, VCARD, "hasURL"),
+            })
+        }),
+        distributions,
     })
 }
 
-fn read_distributions(g: &Graph, iri: &str) -> Vec<Distribution> {
+fn read_distributions(g: &Graph, iri: &str, iris: &Iris, id: &DatasetId) -> Vec<Distribution> {
+    let own_access = iris.data_access(id);
     let mut dists: Vec<(usize, Distribution)> = g
         .iris(iri, DCAT, "distribution")
         .iter()
         .filter_map(|d| {
-            let index: usize = g.literal(d, DCT, "identifier")?.parse().ok()?;
+            // By position, as its IRI says (`.../distributions/{i}`, also for imported ones).
+            let index: usize = d.strip_prefix(&format!("{iri}/distributions/"))?.parse().ok()?;
             let hosted = g.literal(d, NS, "hostedByBroker").is_some_and(|v| v == "true");
+            // A store written before the provider's address moved out of sight still has it
+            // as `dcat:accessURL` (rewritten at the next start, see `OxigraphCatalog::open`);
+            // an imported distribution has its portal's address there.
+            let public_url = g.iri(d, DCAT, "accessURL").filter(|u| *u != own_access);
             let access_url = if hosted {
                 Access::Hosted
             } else {
-                Access::Url(g.iri(d, DCAT, "accessURL")?)
+                Access::Url(g.iri(d, "", FETCH_FROM).or(public_url)?)
             };
+            // `dct:mediaType` is what stores before DCAT-AP.de 3.0 conformance wrote.
+            let media_type = g.iri(d, DCAT, "mediaType").or_else(|| g.iri(d, DCT, "mediaType"));
             Some((
                 index,
                 Distribution {
                     title: g.literal(d, DCT, "title"),
-                    media_type: g.iri(d, DCT, "mediaType")?.strip_prefix(MEDIA_TYPE_PREFIX)?.to_owned(),
+                    media_type: media_type.and_then(|m| m.strip_prefix(MEDIA_TYPE_PREFIX).map(str::to_owned)),
                     access_url,
                 },
             ))
@@ -339,6 +453,12 @@ fn read_distributions(g: &Graph, iri: &str) -> Vec<Distribution> {
         .collect();
     dists.sort_by_key(|(i, _)| *i);
     dists.into_iter().map(|(_, d)| d).collect()
+}
+
+/// The subjects of the statements [`FETCH_FROM`] keeps outside the dataset's graph: its
+/// distributions, as the graph names them.
+pub fn distribution_nodes(g: &Graph, dataset_iri: &str) -> Vec<String> {
+    g.iris(dataset_iri, DCAT, "distribution")
 }
 
 /// The quads of one member, in the members graph.
@@ -352,7 +472,7 @@ pub fn member_to_quads(m: &Member, iris: &Iris) -> Vec<Quad> {
     w.add(&s, rdf::TYPE.into_owned(), p(FOAF, "Agent"));
     w.add(&s, p(FOAF, "name"), Literal::new_simple_literal(&m.organisation));
     w.add(&s, p(DCT, "identifier"), Literal::new_simple_literal(m.ags.as_str()));
-    w.add(&s, p(DCATDE, "politicalGeocodingURI"), nn(m.ags.iri()));
+    w.add(&s, p(DCT, "spatial"), nn(m.ags.iri()));
     w.add(&s, p(DCT, "type"), nn("http://purl.org/adms/publishertype/LocalAuthority"));
     for r in &m.roles {
         w.add(&s, p(NS, "mayHoldRole"), nn(r.iri()));
@@ -360,14 +480,50 @@ pub fn member_to_quads(m: &Member, iris: &Iris) -> Vec<Quad> {
     if let Some(c) = &m.contact {
         w.add(&s, p(FOAF, "mbox"), nn(c.as_str()));
     }
+    // Like a distribution's provider address ([`FETCH_FROM`]): the broker's business only.
     for o in &m.providers {
-        w.add(&s, p(NS, "providerOrigin"), Literal::new_simple_literal(o.as_str()));
+        w.quads.push(Quad::new(
+            s.clone(),
+            p(NS, "providerOrigin"),
+            Literal::new_simple_literal(o.as_str()),
+            GraphName::DefaultGraph,
+        ));
     }
+    write_member_catalog(&mut w, m, iris);
     w.quads
 }
 
-pub fn member_from_graph(g: &Graph, iri: &str) -> Option<Member> {
+/// The member's own `dcat:Catalog` (its datasets link themselves to it), part of the data
+/// space's catalog.
+fn write_member_catalog(w: &mut Writer, m: &Member, iris: &Iris) {
+    let c = nn(iris.member_catalog(&m.ags));
+    w.add(&c, rdf::TYPE.into_owned(), p(DCAT, "Catalog"));
+    w.add(&c, p(DCT, "identifier"), Literal::new_simple_literal(format!("catalog-{}", m.ags)));
+    w.add(
+        &c,
+        p(DCT, "title"),
+        Literal::new_language_tagged_literal_unchecked(format!("Datenkatalog: {}", m.organisation), "de"),
+    );
+    w.add(
+        &c,
+        p(DCT, "description"),
+        Literal::new_language_tagged_literal_unchecked(
+            format!("Datensätze, die {} im kommunalen Datenraum bereitstellt.", m.organisation),
+            "de",
+        ),
+    );
+    w.add(&c, p(DCT, "publisher"), nn(iris.member(&m.ags)));
+    w.add(&c, p(DCT, "language"), nn(format!("{LANGUAGE_PREFIX}DEU")));
+    w.add(&c, p(DCT, "spatial"), nn(m.ags.iri()));
+    w.add(&c, p(DCT, "isPartOf"), nn(iris.space_catalog()));
+    if let Some(id) = &m.contributor {
+        w.add(&c, p(DCATDE, "contributorID"), nn(id.as_str()));
+    }
+}
+
+pub fn member_from_graph(g: &Graph, iri: &str, iris: &Iris) -> Option<Member> {
     let ags: Ags = g.literal(iri, DCT, "identifier")?.parse().ok()?;
+    let contributor = g.iri(&iris.member_catalog(&ags), DCATDE, "contributorID");
     let mut roles: Vec<Role> = g
         .iris(iri, NS, "mayHoldRole")
         .iter()
@@ -386,6 +542,7 @@ pub fn member_from_graph(g: &Graph, iri: &str) -> Option<Member> {
         roles,
         contact: g.iri(iri, FOAF, "mbox"),
         providers,
+        contributor,
     })
 }
 

@@ -7,12 +7,15 @@
 //! **Architecture Invariant:** only `catalog` imports oxigraph.
 
 pub mod dcat;
+pub mod documents;
+pub mod import;
 pub mod isolated;
 pub mod model;
 pub mod policy;
 pub mod sparql;
 pub mod store;
 
+pub use documents::{RdfSyntax, SpaceCatalog};
 pub use model::{
     Access, ContactPoint, Dataset, DatasetDescription, DatasetFilter, DatasetId, Distribution, Lang, Member, Temporal, Tombstone,
 };
@@ -32,6 +35,8 @@ pub enum CatalogError {
     NoSuchDataset(DatasetId),
     #[error("dataset '{}' was withdrawn by {} on {}; a withdrawn identifier is never used again", .0.id, .0.publisher, .0.withdrawn)]
     DatasetWithdrawn(Box<Tombstone>),
+    #[error("the catalog changed while this was being prepared ({0}); nothing was written, try again")]
+    Conflict(String),
     #[error("the policy cannot be stored: {0}")]
     InvalidPolicy(String),
     #[error("dataset '{dataset}' has no policy version {version}")]
@@ -107,6 +112,37 @@ pub trait SparqlService: Send + Sync {
     fn query(&self, query: &str, accept: &str, limits: &QueryLimits, member: &str) -> Result<QueryOutput, SparqlError>;
 }
 
+/// The catalog as RDF documents ([`documents`]): what dataset IRIs dereference to and what
+/// harvesters read. Nothing the broker keeps to itself (a provider's address) is in them.
+pub trait CatalogDocuments: Send + Sync {
+    /// A dataset's description with its publisher and the publisher's catalog; `None` if there
+    /// is no such dataset, or (`public_only`) it is not public.
+    fn dataset_document(&self, id: &DatasetId, syntax: RdfSyntax, public_only: bool) -> Result<Option<Vec<u8>>, CatalogError>;
+    /// Page `number` (1-based) of the harvestable catalog: the datasets whose access rights
+    /// are `PUBLIC`, by identifier, `per_page` to a page, with Hydra paging; `None` past the
+    /// last page. `page_iri` names a page.
+    fn harvest_page(
+        &self,
+        number: usize,
+        per_page: usize,
+        space: &SpaceCatalog,
+        page_iri: &dyn Fn(usize) -> String,
+        syntax: RdfSyntax,
+    ) -> Result<Option<Vec<u8>>, CatalogError>;
+}
+
+/// Datasets imported from a portal's DCAT-AP.de export ([`import`]): kept as their graphs,
+/// marked with their source, updated and withdrawn when the source changes.
+pub trait CatalogImport: Send + Sync {
+    /// What importing `datasets` for `publisher` from `source` would change (nothing is
+    /// written): new ones, changed ones, unchanged ones, the ones earlier imported from
+    /// `source` that are gone from it, and the ones whose identifier is not free.
+    fn plan_import(&self, publisher: &Ags, source: &str, datasets: &[import::ImportedDataset]) -> Result<import::Plan, CatalogError>;
+    /// Makes `plan` in one transaction at `time` (RFC 3339): all of it, or nothing if the
+    /// catalog changed since it was planned ([`CatalogError::Conflict`]).
+    fn apply_import(&self, plan: &import::Plan, datasets: &[import::ImportedDataset], time: &str) -> Result<(), CatalogError>;
+}
+
 /// Everything the broker needs from its metadata graph.
-pub trait Catalog: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService {}
-impl<T: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService> Catalog for T {}
+pub trait Catalog: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService + CatalogDocuments + CatalogImport {}
+impl<T: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService + CatalogDocuments + CatalogImport> Catalog for T {}

@@ -27,6 +27,10 @@ pub struct Member {
     /// the operator in the configuration, never by a member through the API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<Origin>,
+    /// The member's GovData contributor ID (`dcatde:contributorID`, an IRI of the DCAT-AP.de
+    /// contributor list such as `http://dcat-ap.de/def/contributors/datenBW`), for harvesting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contributor: Option<String>,
 }
 
 /// An `https` origin, `https://<host>:<port>` with the host in lower case and the port always
@@ -93,6 +97,16 @@ impl fmt::Display for Origin {
 }
 
 impl Member {
+    /// The member as `viewer`'s certificates see it: where another city's APIs answer is the
+    /// broker's business, not the viewer's.
+    #[must_use]
+    pub fn seen_by(mut self, viewer: &Ags) -> Self {
+        if *viewer != self.ags {
+            self.providers.clear();
+        }
+        self
+    }
+
     /// Whether `url` is at one of this member's registered provider origins.
     pub fn serves(&self, url: &str) -> bool {
         Origin::of_url(url).is_some_and(|o| self.providers.contains(&o))
@@ -227,7 +241,10 @@ impl<'de> Deserialize<'de> for Access {
 pub struct Distribution {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    pub media_type: String,
+    /// Always given when a steward registers a distribution (the schema requires it); an
+    /// imported one may have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
     #[serde(rename = "accessURL")]
     pub access_url: Access,
 }
@@ -268,12 +285,16 @@ pub struct Dataset {
     pub themes: Vec<String>,
     pub keywords: Vec<String>,
     pub spatial: Vec<String>,
-    pub temporal: Temporal,
+    /// Always there for a registered dataset; an imported one may have none (or one the
+    /// typed model cannot read, such as a blank node: the graph keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<Temporal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub license: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_rights: Option<String>,
-    pub contact_point: ContactPoint,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_point: Option<ContactPoint>,
     pub distributions: Vec<Distribution>,
 }
 
@@ -295,10 +316,10 @@ impl Dataset {
             themes: d.themes,
             keywords: d.keywords,
             spatial: d.spatial,
-            temporal: d.temporal,
+            temporal: Some(d.temporal),
             license: d.license,
             access_rights: d.access_rights,
-            contact_point: d.contact_point,
+            contact_point: Some(d.contact_point),
             distributions: d.distributions,
         }
     }
@@ -316,6 +337,20 @@ pub struct Tombstone {
 }
 
 impl Dataset {
+    /// The dataset as a member other than its publisher sees it: each distribution's data is
+    /// at `data_access` (the broker's exchange API), never at the provider's own address.
+    #[must_use]
+    pub fn seen_by(mut self, viewer: &Ags, data_access: &str) -> Self {
+        if *viewer != self.publisher {
+            for d in &mut self.distributions {
+                if let Access::Url(u) = &mut d.access_url {
+                    data_access.clone_into(u);
+                }
+            }
+        }
+        self
+    }
+
     /// SHA-256 (hex) over the distributions as stored: what a board approves a policy for. Any
     /// change of an access URL, media type or title gives another digest.
     pub fn distributions_digest(&self) -> String {

@@ -212,47 +212,15 @@ fn io_err(e: std::io::Error) -> SparqlError {
     SparqlError::Evaluation(e.to_string())
 }
 
-/// Picks the offered media type the `Accept` header prefers (RFC 9110 §12.5.1, q-values and
-/// wildcards). An absent or empty header means the first offer.
+/// Picks the offered media type the `Accept` header prefers ([`crate::conneg`]). An empty
+/// header means the first offer.
 pub fn negotiate<F: Copy>(accept: &str, offers: &[(&'static str, F)], form: &'static str) -> Result<(&'static str, F), SparqlError> {
-    if accept.trim().is_empty() {
-        return Ok(offers[0]);
-    }
-    let mut ranges: Vec<(f32, usize, &str)> = accept
-        .split(',')
-        .enumerate()
-        .filter_map(|(i, part)| {
-            let mut pieces = part.split(';');
-            let range = pieces.next()?.trim();
-            let q = pieces
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (q > 0.0).then_some((q, i, range))
-        })
-        .collect();
-    ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (_, _, range) in ranges {
-        let range = range.to_ascii_lowercase();
-        if let Some(offer) = offers.iter().find(|(mt, _)| media_matches(&range, mt)) {
-            return Ok(*offer);
-        }
-    }
-    Err(SparqlError::NotAcceptable {
+    let header = Some(accept).filter(|a| !a.trim().is_empty());
+    crate::conneg::negotiate(header, offers).ok_or_else(|| SparqlError::NotAcceptable {
         accept: accept.to_owned(),
         form,
-        offered: offers.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", "),
+        offered: crate::conneg::offered(offers),
     })
-}
-
-fn media_matches(range: &str, offer: &str) -> bool {
-    if range == "*/*" || range == offer {
-        return true;
-    }
-    match range.strip_suffix("/*") {
-        Some(ty) => offer.split('/').next() == Some(ty),
-        None => false,
-    }
 }
 
 #[cfg(test)]

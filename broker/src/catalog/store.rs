@@ -14,15 +14,23 @@ use oxigraph::store::{StorageError, Store, Transaction};
 use policy_compiler::ir::Policy;
 
 use super::dcat::{self, Graph, Iris};
+use super::documents::{self, Page, RdfSyntax, SpaceCatalog};
+use super::import::{self, ImportedDataset, Plan, Refused};
 use super::policy::{self as policy_graph, PolicyStatus, PolicyVersion, Review};
 use super::sparql::{self, QueryLimits, QueryOutput, SparqlError};
 use super::{
-    CatalogError, Dataset, DatasetCatalog, DatasetFilter, DatasetId, Member, MemberRegistry, PolicyCatalog, SparqlService, Tombstone,
+    CatalogDocuments, CatalogError, CatalogImport, Dataset, DatasetCatalog, DatasetFilter, DatasetId, Member, MemberRegistry,
+    PolicyCatalog, SparqlService, Tombstone,
 };
 use crate::identity::Ags;
 
 pub struct OxigraphCatalog {
     store: Store,
+    /// What the broker keeps to itself (where it fetches each distribution, the members'
+    /// provider origins): a store of its own, which no member query ever reads (the query
+    /// workers open only `store`). Queries over `store` see every graph in it, the default
+    /// graph included, so "not in a queryable graph" means "not in `store`".
+    private: Store,
     iris: Iris,
     writes: Mutex<()>,
     running_queries: Arc<AtomicUsize>,
@@ -30,6 +38,8 @@ pub struct OxigraphCatalog {
     generation: Arc<std::sync::atomic::AtomicU64>,
     on_disk: bool,
     workers: Option<super::isolated::Isolated>,
+    /// The public datasets' identifiers, sorted, of one generation (what harvest pages cut).
+    public_ids: Mutex<Option<(u64, Arc<Vec<DatasetId>>)>>,
 }
 
 impl std::fmt::Debug for OxigraphCatalog {
@@ -42,14 +52,74 @@ fn storage(e: StorageError) -> CatalogError {
     CatalogError::Storage(e.to_string())
 }
 
+/// Where the private store of the store in `dir` lives: beside it (`<dir>-private`).
+pub fn private_dir(dir: &Path) -> std::path::PathBuf {
+    let mut name = dir.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_else(|| "store".into());
+    name.push("-private");
+    dir.with_file_name(name)
+}
+
+/// One transaction on `store`: `remove`, then `insert`.
+fn apply(store: &Store, remove: &[Quad], insert: &[Quad]) -> Result<(), CatalogError> {
+    let mut tx = store.start_transaction().map_err(storage)?;
+    for q in remove {
+        tx.remove(q.as_ref());
+    }
+    for q in insert {
+        tx.insert(q.as_ref());
+    }
+    tx.commit().map_err(storage)
+}
+
 impl OxigraphCatalog {
     /// Opens (or creates) a RocksDB-backed store in `dir`.
     #[cfg(feature = "rocksdb")]
     pub fn open(dir: &Path, base_iri: &str) -> Result<Self, CatalogError> {
         std::fs::create_dir_all(dir).map_err(|e| CatalogError::Storage(format!("cannot create {}: {e}", dir.display())))?;
-        let mut catalog = Self::with_store(Store::open(dir).map_err(storage)?, base_iri);
+        let private_dir = private_dir(dir);
+        std::fs::create_dir_all(&private_dir)
+            .map_err(|e| CatalogError::Storage(format!("cannot create {}: {e}", private_dir.display())))?;
+        let private = Store::open(&private_dir).map_err(storage)?;
+        let mut catalog = Self::with_store(Store::open(dir).map_err(storage)?, private, base_iri);
         catalog.on_disk = true;
+        let upgraded = catalog.upgrade()?;
+        if upgraded > 0 {
+            tracing::info!(upgraded, "rewrote what an earlier version stored in the current DCAT-AP.de form");
+        }
         Ok(catalog)
+    }
+
+    /// Rewrites, in the current form, what an earlier version of the broker stored: datasets
+    /// with `dct:mediaType` and the provider's address as their public `dcat:accessURL`,
+    /// members with their provider origins in the queryable members graph. Returns how many
+    /// members and datasets were rewritten (none when the store is current).
+    pub fn upgrade(&self) -> Result<usize, CatalogError> {
+        let old_media = NamedNode::new_unchecked(format!("{}mediaType", crate::ns::DCT));
+        let origin = NamedNode::new_unchecked(format!("{}providerOrigin", crate::identity::NS));
+        let members = NamedNode::new_unchecked(self.iris.members_graph());
+        let any =
+            |p: &NamedNode, g: Option<GraphNameRef<'_>>| self.store.quads_for_pattern(None, Some(p.as_ref()), None, g).next().is_some();
+        let mut rewritten = 0;
+        if any(&origin, Some(members.as_ref().into())) {
+            for m in self.members()? {
+                self.put_member(&m)?;
+                rewritten += 1;
+            }
+        }
+        if any(&old_media, None) {
+            for id in self.graphs_under::<DatasetId>(&self.iris.datasets_prefix()) {
+                // An imported dataset is kept as its graph; the typed model would lose what
+                // it has no field for.
+                if self.own_literal(&id, import::IMPORTED_FROM)?.is_some() {
+                    continue;
+                }
+                if let Some(d) = self.dataset(&id)? {
+                    self.write_dataset(&d, true)?;
+                    rewritten += 1;
+                }
+            }
+        }
+        Ok(rewritten)
     }
 
     /// Answers SPARQL queries in worker processes ([`super::isolated`]) from now on.
@@ -80,18 +150,24 @@ impl OxigraphCatalog {
 
     /// A store that lives only as long as the process.
     pub fn in_memory(base_iri: &str) -> Result<Self, CatalogError> {
-        Ok(Self::with_store(Store::new().map_err(storage)?, base_iri))
+        Ok(Self::with_store(
+            Store::new().map_err(storage)?,
+            Store::new().map_err(storage)?,
+            base_iri,
+        ))
     }
 
-    fn with_store(store: Store, base_iri: &str) -> Self {
+    fn with_store(store: Store, private: Store, base_iri: &str) -> Self {
         Self {
             store,
+            private,
             iris: Iris::new(base_iri),
             writes: Mutex::new(()),
             running_queries: Arc::new(AtomicUsize::new(0)),
             generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             on_disk: false,
             workers: None,
+            public_ids: Mutex::new(None),
         }
     }
 
@@ -107,16 +183,7 @@ impl OxigraphCatalog {
 
     /// Number of quads in the whole store (for tests that check nothing was half-written).
     pub fn quad_count(&self) -> Result<usize, CatalogError> {
-        self.store.len().map_err(storage)
-    }
-
-    fn graph(&self, graph: &NamedNode) -> Result<Graph, CatalogError> {
-        let quads = self
-            .store
-            .quads_for_pattern(None, None, None, Some(GraphNameRef::NamedNode(graph.as_ref())))
-            .collect::<Result<Vec<Quad>, _>>()
-            .map_err(storage)?;
-        Ok(Graph::from_quads(quads))
+        Ok(self.store.len().map_err(storage)? + self.private.len().map_err(storage)?)
     }
 
     /// The named graphs `<prefix><key>` whose key parses as `K`, sorted by key.
@@ -134,22 +201,98 @@ impl OxigraphCatalog {
         keys
     }
 
-    /// Replaces everything the members graph says of `ags` with `quads`, in one transaction.
+    /// Replaces everything the members graph says of `ags` with `quads` (those in the default
+    /// graph go to the private store).
     fn replace_member(&self, ags: &Ags, quads: Vec<Quad>) -> Result<(), CatalogError> {
         let subject = NamedNode::new_unchecked(self.iris.member(ags));
         let graph = NamedNode::new_unchecked(self.iris.members_graph());
+        let catalog = NamedNode::new_unchecked(self.iris.member_catalog(ags));
         let _guard = self.lock();
-        let old = self.subject_quads(&subject, &graph)?;
-        let mut tx = self.store.start_transaction().map_err(storage)?;
-        for q in &old {
-            tx.remove(q.as_ref());
-        }
-        for q in &quads {
-            tx.insert(q.as_ref());
-        }
-        tx.commit().map_err(storage)?;
+        let mut old = self.subject_quads(&subject, &graph)?;
+        old.extend(self.subject_quads(&catalog, &graph)?);
+        let old_private = self.private_quads(&subject, None)?;
+        let (private, public): (Vec<Quad>, Vec<Quad>) = quads.into_iter().partition(|q| q.graph_name.is_default_graph());
+        self.write_private_then_public(&old_private, &private, |tx| {
+            for q in &old {
+                tx.remove(q.as_ref());
+            }
+            for q in &public {
+                tx.insert(q.as_ref());
+            }
+            Ok(())
+        })?;
         self.changed();
         Ok(())
+    }
+
+    /// Changes the private store, then the graph. The private change goes first: should the
+    /// process end between the two, the addresses no longer match the distributions in the
+    /// graph, so their digest no longer matches what a board approved and the dataset is not
+    /// shared (fail closed) until its steward writes it again. Should the graph's transaction
+    /// fail, the private change is undone.
+    fn write_private_then_public(
+        &self,
+        remove: &[Quad],
+        insert: &[Quad],
+        public: impl FnOnce(&mut Transaction<'_>) -> Result<(), CatalogError>,
+    ) -> Result<(), CatalogError> {
+        apply(&self.private, remove, insert)?;
+        let result = self.store.start_transaction().map_err(storage).and_then(|mut tx| {
+            public(&mut tx)?;
+            tx.commit().map_err(storage)
+        });
+        if let Err(e) = result {
+            if let Err(undo) = apply(&self.private, insert, remove) {
+                tracing::error!(%undo, "the private statements of a failed change could not be restored");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// What the private store says of `subject`, with `predicate` if given.
+    fn private_quads(&self, subject: &NamedNode, predicate: Option<&str>) -> Result<Vec<Quad>, CatalogError> {
+        let predicate = predicate.map(NamedNode::new_unchecked);
+        self.private
+            .quads_for_pattern(
+                Some(subject.as_ref().into()),
+                predicate.as_ref().map(NamedNode::as_ref),
+                None,
+                Some(GraphNameRef::DefaultGraph),
+            )
+            .collect::<Result<Vec<Quad>, _>>()
+            .map_err(storage)
+    }
+
+    /// A dataset's graph together with its private statements (where its data is fetched from).
+    fn dataset_graph(&self, graph_name: &NamedNode) -> Result<(Vec<Quad>, Vec<Quad>), CatalogError> {
+        let public = self
+            .store
+            .quads_for_pattern(None, None, None, Some(GraphNameRef::NamedNode(graph_name.as_ref())))
+            .collect::<Result<Vec<Quad>, _>>()
+            .map_err(storage)?;
+        let nodes = dcat::distribution_nodes(&Graph::from_quads(public.clone()), graph_name.as_str());
+        let mut private = Vec::new();
+        for node in nodes {
+            private.extend(self.private_quads(&NamedNode::new_unchecked(node), Some(dcat::FETCH_FROM))?);
+        }
+        Ok((public, private))
+    }
+
+    /// The members graph with the members' private statements (their provider origins).
+    fn members_graph(&self) -> Result<Graph, CatalogError> {
+        let graph_iri = NamedNode::new_unchecked(self.iris.members_graph());
+        let origin = NamedNode::new_unchecked(format!("{}providerOrigin", crate::identity::NS));
+        let quads = self
+            .store
+            .quads_for_pattern(None, None, None, Some(graph_iri.as_ref().into()))
+            .chain(
+                self.private
+                    .quads_for_pattern(None, Some(origin.as_ref()), None, Some(GraphNameRef::DefaultGraph)),
+            )
+            .collect::<Result<Vec<Quad>, _>>()
+            .map_err(storage)?;
+        Ok(Graph::from_quads(quads))
     }
 
     /// The statements about `subject` in `graph`.
@@ -199,15 +342,20 @@ impl OxigraphCatalog {
             }
             (true, true) => {}
         }
-        let mut tx = self.store.start_transaction().map_err(storage)?;
-        if exists {
-            tx.remove_named_graph(graph.as_ref()).map_err(storage)?;
-        }
-        tx.insert_named_graph(graph.as_ref());
-        for q in dcat::dataset_to_quads(dataset, &self.iris) {
-            tx.insert(q.as_ref());
-        }
-        tx.commit().map_err(storage)?;
+        let old_private = if exists { self.dataset_graph(&graph)?.1 } else { Vec::new() };
+        let (private, public): (Vec<Quad>, Vec<Quad>) = dcat::dataset_to_quads(dataset, &self.iris)
+            .into_iter()
+            .partition(|q| q.graph_name.is_default_graph());
+        self.write_private_then_public(&old_private, &private, |tx| {
+            if exists {
+                tx.remove_named_graph(graph.as_ref()).map_err(storage)?;
+            }
+            tx.insert_named_graph(graph.as_ref());
+            for q in &public {
+                tx.insert(q.as_ref());
+            }
+            Ok(())
+        })?;
         self.changed();
         Ok(())
     }
@@ -223,20 +371,20 @@ impl MemberRegistry for OxigraphCatalog {
     }
 
     fn member(&self, ags: &Ags) -> Result<Option<Member>, CatalogError> {
-        let graph = self.graph(&NamedNode::new_unchecked(self.iris.members_graph()))?;
-        Ok(dcat::member_from_graph(&graph, &self.iris.member(ags)))
+        let graph = self.members_graph()?;
+        Ok(dcat::member_from_graph(&graph, &self.iris.member(ags), &self.iris))
     }
 
     fn members(&self) -> Result<Vec<Member>, CatalogError> {
         let graph_iri = NamedNode::new_unchecked(self.iris.members_graph());
-        let graph = self.graph(&graph_iri)?;
+        let graph = self.members_graph()?;
         let type_pred = NamedNodeRef::new_unchecked("http://purl.org/dc/terms/identifier");
         let mut members: Vec<Member> = self
             .store
             .quads_for_pattern(None, Some(type_pred), None, Some(graph_iri.as_ref().into()))
             .filter_map(Result::ok)
             .filter_map(|q| match q.subject {
-                NamedOrBlankNode::NamedNode(s) => dcat::member_from_graph(&graph, s.as_str()),
+                NamedOrBlankNode::NamedNode(s) => dcat::member_from_graph(&graph, s.as_str(), &self.iris),
                 _ => None,
             })
             .collect();
@@ -269,6 +417,7 @@ impl DatasetCatalog for OxigraphCatalog {
             publisher,
             withdrawn: time.to_owned(),
         };
+        let (_, private) = self.dataset_graph(&graph)?;
         let mut tx = self.store.start_transaction().map_err(storage)?;
         tx.remove_named_graph(graph.as_ref()).map_err(storage)?;
         self.deactivate(&mut tx, id)?;
@@ -277,6 +426,10 @@ impl DatasetCatalog for OxigraphCatalog {
         }
         tx.commit().map_err(storage)?;
         self.changed();
+        // Withdrawn, its identifier never used again: nothing reads its addresses any more.
+        if let Err(e) = apply(&self.private, &private, &[]) {
+            tracing::warn!(dataset = %id, error = %e, "the withdrawn dataset's provider addresses could not be removed");
+        }
         Ok(tombstone)
     }
 
@@ -295,7 +448,8 @@ impl DatasetCatalog for OxigraphCatalog {
         if !self.store.contains_named_graph(graph_name.as_ref()).map_err(storage)? {
             return Ok(None);
         }
-        let graph = self.graph(&graph_name)?;
+        let (public, private) = self.dataset_graph(&graph_name)?;
+        let graph = Graph::from_quads(public.into_iter().chain(private));
         Ok(dcat::dataset_from_graph(&graph, &iri, &self.iris))
     }
 
@@ -420,6 +574,271 @@ impl SparqlService for OxigraphCatalog {
             Some(w) => w.query(query, accept, limits, member),
             None => sparql::evaluate(&self.store, &self.running_queries, query, accept, limits),
         }
+    }
+}
+
+impl OxigraphCatalog {
+    /// The identifiers of the datasets whose access rights are `PUBLIC`, sorted; computed once
+    /// per generation of the graph.
+    fn public_ids(&self) -> Result<Arc<Vec<DatasetId>>, CatalogError> {
+        let generation = self.generation();
+        let mut cached = self.public_ids.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((g, ids)) = cached.as_ref().filter(|(g, _)| *g == generation) {
+            debug_assert_eq!(*g, generation);
+            return Ok(ids.clone());
+        }
+        let access = NamedNode::new_unchecked(format!("{}accessRights", crate::ns::DCT));
+        let public = NamedNode::new_unchecked(format!("{}PUBLIC", crate::ns::ACCESS_RIGHT_PREFIX));
+        let prefix = self.iris.datasets_prefix();
+        let mut ids: Vec<DatasetId> = Vec::new();
+        for q in self
+            .store
+            .quads_for_pattern(None, Some(access.as_ref()), Some(public.as_ref().into()), None)
+        {
+            let q = q.map_err(storage)?;
+            let same =
+                matches!((&q.subject, &q.graph_name), (NamedOrBlankNode::NamedNode(s), oxigraph::model::GraphName::NamedNode(g)) if s == g);
+            if let (true, NamedOrBlankNode::NamedNode(s)) = (same, &q.subject)
+                && let Some(id) = s.as_str().strip_prefix(&prefix).and_then(|k| k.parse().ok())
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        let ids = Arc::new(ids);
+        *cached = Some((generation, ids.clone()));
+        Ok(ids)
+    }
+
+    /// The statements of a dataset's graph, as triples.
+    fn dataset_triples(&self, id: &DatasetId) -> Result<Vec<oxigraph::model::Triple>, CatalogError> {
+        let graph = NamedNode::new_unchecked(self.iris.dataset(id));
+        self.store
+            .quads_for_pattern(None, None, None, Some(graph.as_ref().into()))
+            .map(|q| q.map(|q| oxigraph::model::Triple::new(q.subject, q.predicate, q.object)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(storage)
+    }
+
+    /// What the members graph says of a publisher and its catalog (never its provider origins,
+    /// which are not in that graph).
+    fn publisher_triples(&self, ags: &Ags) -> Result<Vec<oxigraph::model::Triple>, CatalogError> {
+        let graph = NamedNode::new_unchecked(self.iris.members_graph());
+        let mut out = Vec::new();
+        for subject in [self.iris.member(ags), self.iris.member_catalog(ags)] {
+            for q in self.subject_quads(&NamedNode::new_unchecked(subject), &graph)? {
+                out.push(oxigraph::model::Triple::new(q.subject, q.predicate, q.object));
+            }
+        }
+        Ok(out)
+    }
+
+    fn publisher_of(triples: &[oxigraph::model::Triple], iris: &Iris, dataset_iri: &str) -> Option<Ags> {
+        let publisher = format!("{}publisher", crate::ns::DCT);
+        triples.iter().find_map(|t| match (&t.subject, &t.object) {
+            (oxigraph::model::NamedOrBlankNode::NamedNode(s), oxigraph::model::Term::NamedNode(o))
+                if s.as_str() == dataset_iri && t.predicate.as_str() == publisher =>
+            {
+                o.as_str().strip_prefix(&iris.member_prefix())?.parse().ok()
+            }
+            _ => None,
+        })
+    }
+}
+
+/// A document of `triples`, each written once (a node shared by several datasets, such as a
+/// common contact point, is in each of their graphs).
+fn document(triples: &[oxigraph::model::Triple], syntax: RdfSyntax) -> Result<Vec<u8>, CatalogError> {
+    let mut seen = std::collections::HashSet::new();
+    let unique: Vec<oxigraph::model::Triple> = triples.iter().filter(|t| seen.insert(*t)).cloned().collect();
+    documents::serialize(&unique, syntax).map_err(|e| CatalogError::Storage(format!("cannot write the document: {e}")))
+}
+
+impl CatalogDocuments for OxigraphCatalog {
+    fn dataset_document(&self, id: &DatasetId, syntax: RdfSyntax, public_only: bool) -> Result<Option<Vec<u8>>, CatalogError> {
+        if public_only && self.public_ids()?.binary_search(id).is_err() {
+            return Ok(None);
+        }
+        let mut triples = self.dataset_triples(id)?;
+        if triples.is_empty() {
+            return Ok(None);
+        }
+        if let Some(ags) = Self::publisher_of(&triples, &self.iris, &self.iris.dataset(id)) {
+            triples.extend(self.publisher_triples(&ags)?);
+        }
+        document(&triples, syntax).map(Some)
+    }
+
+    fn harvest_page(
+        &self,
+        number: usize,
+        per_page: usize,
+        space: &SpaceCatalog,
+        page_iri: &dyn Fn(usize) -> String,
+        syntax: RdfSyntax,
+    ) -> Result<Option<Vec<u8>>, CatalogError> {
+        let ids = self.public_ids()?;
+        let page = Page {
+            number,
+            per_page: per_page.max(1),
+            total: ids.len(),
+        };
+        if number == 0 || number > page.last() {
+            return Ok(None);
+        }
+        let start = (number - 1) * page.per_page;
+        let on_page = &ids[start.min(ids.len())..(start + page.per_page).min(ids.len())];
+        let mut triples = Vec::new();
+        let mut publishers = std::collections::BTreeSet::new();
+        for id in on_page {
+            let t = self.dataset_triples(id)?;
+            if let Some(ags) = Self::publisher_of(&t, &self.iris, &self.iris.dataset(id)) {
+                publishers.insert(ags);
+            }
+            triples.extend(t);
+        }
+        for ags in &publishers {
+            triples.extend(self.publisher_triples(ags)?);
+        }
+        let member_catalogs: Vec<String> = publishers.iter().map(|a| self.iris.member_catalog(a)).collect();
+        let datasets: Vec<String> = on_page.iter().map(|id| self.iris.dataset(id)).collect();
+        triples.extend(documents::space_catalog_triples(&self.iris, space, &member_catalogs, &datasets));
+        triples.extend(documents::paging_triples(&page, page_iri));
+        document(&triples, syntax).map(Some)
+    }
+}
+
+impl OxigraphCatalog {
+    /// The datasets earlier imported for `publisher` from `source`.
+    fn imported_from(&self, publisher: &Ags, source: &str) -> Result<Vec<DatasetId>, CatalogError> {
+        let from = NamedNode::new_unchecked(import::IMPORTED_FROM);
+        let source = oxigraph::model::Literal::new_simple_literal(source);
+        let prefix = self.iris.datasets_prefix();
+        let mut ids = Vec::new();
+        for q in self
+            .store
+            .quads_for_pattern(None, Some(from.as_ref()), Some(source.as_ref().into()), None)
+        {
+            let q = q.map_err(storage)?;
+            if let NamedOrBlankNode::NamedNode(s) = &q.subject
+                && let Some(id) = s.as_str().strip_prefix(&prefix).and_then(|k| k.parse::<DatasetId>().ok())
+                && self.dataset(&id)?.is_some_and(|d| d.publisher == *publisher)
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// A literal statement of the dataset's graph about the dataset itself.
+    fn own_literal(&self, id: &DatasetId, predicate: &str) -> Result<Option<String>, CatalogError> {
+        let iri = NamedNode::new_unchecked(self.iris.dataset(id));
+        let p = NamedNode::new_unchecked(predicate);
+        let found = self
+            .store
+            .quads_for_pattern(Some(iri.as_ref().into()), Some(p.as_ref()), None, Some(iri.as_ref().into()))
+            .next()
+            .transpose()
+            .map_err(storage)?;
+        Ok(found.and_then(|q| match q.object {
+            oxigraph::model::Term::Literal(l) => Some(l.value().to_owned()),
+            _ => None,
+        }))
+    }
+}
+
+impl CatalogImport for OxigraphCatalog {
+    fn plan_import(&self, publisher: &Ags, source: &str, datasets: &[ImportedDataset]) -> Result<Plan, CatalogError> {
+        let generation = self.generation();
+        let earlier = self.imported_from(publisher, source)?;
+        let mut plan = Plan {
+            source: source.to_owned(),
+            publisher: publisher.to_string(),
+            generation,
+            ..Plan::default()
+        };
+        for d in datasets {
+            if let Some(t) = self.tombstone(&d.id)? {
+                plan.refused.push(Refused {
+                    dataset: d.original.clone(),
+                    reason: format!(
+                        "its identifier '{}' was withdrawn by {} on {}; a withdrawn identifier is never used again",
+                        d.id, t.publisher, t.withdrawn
+                    ),
+                });
+            } else if earlier.binary_search(&d.id).is_ok() {
+                if self.own_literal(&d.id, import::IMPORT_DIGEST)?.as_deref() == Some(d.digest.as_str()) {
+                    plan.unchanged.push(d.id.clone());
+                } else {
+                    plan.updated.push(d.id.clone());
+                }
+            } else if let Some(other) = self.dataset(&d.id)? {
+                plan.refused.push(Refused {
+                    dataset: d.original.clone(),
+                    reason: format!(
+                        "its identifier '{}' is taken by a dataset of {} that was not imported from this source",
+                        d.id, other.publisher
+                    ),
+                });
+            } else {
+                plan.imported.push(d.id.clone());
+            }
+        }
+        let now: std::collections::BTreeSet<&DatasetId> = datasets.iter().map(|d| &d.id).collect();
+        plan.withdrawn = earlier.into_iter().filter(|id| !now.contains(id)).collect();
+        Ok(plan)
+    }
+
+    fn apply_import(&self, plan: &Plan, datasets: &[ImportedDataset], time: &str) -> Result<(), CatalogError> {
+        let _guard = self.lock();
+        if self.generation() != plan.generation {
+            return Err(CatalogError::Conflict("another change was made meanwhile".into()));
+        }
+        let publisher: Ags = plan
+            .publisher
+            .parse()
+            .map_err(|e: crate::identity::IdentityError| CatalogError::Storage(e.to_string()))?;
+        let writes: std::collections::BTreeSet<&DatasetId> = plan.imported.iter().chain(&plan.updated).collect();
+        let mut tx = self.store.start_transaction().map_err(storage)?;
+        for d in datasets.iter().filter(|d| writes.contains(&d.id)) {
+            let graph = NamedNode::new_unchecked(self.iris.dataset(&d.id));
+            tx.remove_named_graph(graph.as_ref()).map_err(storage)?;
+            tx.insert_named_graph(graph.as_ref());
+            let g = oxigraph::model::GraphName::NamedNode(graph.clone());
+            for t in &d.triples {
+                tx.insert(Quad::new(t.subject.clone(), t.predicate.clone(), t.object.clone(), g.clone()).as_ref());
+            }
+            let literal = |v: &str| oxigraph::model::Literal::new_simple_literal(v);
+            for (p, o) in [
+                (import::IMPORTED_FROM, literal(&plan.source)),
+                (import::IMPORT_DIGEST, literal(&d.digest)),
+                (
+                    super::dcat::IMPORTED_AT,
+                    oxigraph::model::Literal::new_typed_literal(time, oxigraph::model::vocab::xsd::DATE_TIME),
+                ),
+            ] {
+                tx.insert(Quad::new(graph.clone(), NamedNode::new_unchecked(p), o, g.clone()).as_ref());
+            }
+        }
+        for id in &plan.withdrawn {
+            let graph = NamedNode::new_unchecked(self.iris.dataset(id));
+            tx.remove_named_graph(graph.as_ref()).map_err(storage)?;
+            self.deactivate(&mut tx, id)?;
+            let t = Tombstone {
+                id: id.clone(),
+                publisher: publisher.clone(),
+                withdrawn: time.to_owned(),
+            };
+            for q in dcat::tombstone_to_quads(&t, &self.iris) {
+                tx.insert(q.as_ref());
+            }
+        }
+        tx.commit().map_err(storage)?;
+        self.changed();
+        Ok(())
     }
 }
 

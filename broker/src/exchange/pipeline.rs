@@ -524,7 +524,7 @@ impl Exchange {
     async fn fetch(&self, s: &Snapshot, decision: &str) -> Result<(Format, Vec<u8>), (&'static str, bool, String)> {
         let dataset = &s.dataset;
         let Some((url, media_type)) = dataset.distributions.iter().find_map(|d| match &d.access_url {
-            Access::Url(u) => Some((u.as_str(), d.media_type.as_str())),
+            Access::Url(u) => Some((u.as_str(), d.media_type.as_deref().unwrap_or("application/json"))),
             Access::Hosted => None,
         }) else {
             return self.hosted(dataset).await;

@@ -22,7 +22,7 @@ pub struct ListQuery {
     publisher: Option<String>,
 }
 
-pub async fn list(_caller: Caller, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, Problem> {
+pub async fn list(caller: Caller, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, Problem> {
     let q = q.into_inner();
     let publisher = q
         .publisher
@@ -36,16 +36,25 @@ pub async fn list(_caller: Caller, state: web::Data<AppState>, q: web::Query<Lis
     };
     let catalog = state.catalog.clone();
     let datasets = web::block(move || catalog.datasets(&filter)).await??;
-    Ok(HttpResponse::Ok().json(datasets))
+    let seen: Vec<Dataset> = datasets.into_iter().map(|d| seen_by(&state, &caller, d)).collect();
+    Ok(HttpResponse::Ok().json(seen))
 }
 
-pub async fn get(_caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+pub async fn get(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let id = parse_id(&id)?;
     let dataset = load(&state, id).await?;
-    // What a board member approves a policy for: send it back with the approval.
-    Ok(HttpResponse::Ok()
-        .insert_header(("X-Distributions-Digest", dataset.distributions_digest()))
-        .json(dataset))
+    let mut response = HttpResponse::Ok();
+    // What a board member of the publishing city approves a policy for: sent back with the approval.
+    if dataset.publisher == caller.identity.ags {
+        response.insert_header(("X-Distributions-Digest", dataset.distributions_digest()));
+    }
+    Ok(response.json(seen_by(&state, &caller, dataset)))
+}
+
+/// The dataset as the caller may see it: another city's provider addresses are the broker's.
+fn seen_by(state: &AppState, caller: &Caller, d: Dataset) -> Dataset {
+    let access = crate::catalog::dcat::Iris::new(&state.base_iri).data_access(&d.id);
+    d.seen_by(&caller.identity.ags, &access)
 }
 
 pub async fn create(caller: Caller, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, Problem> {
@@ -239,7 +248,7 @@ fn unprocessable(violations: Vec<Violation>) -> Problem {
     .with_violations(violations)
 }
 
-fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| OffsetDateTime::now_utc())

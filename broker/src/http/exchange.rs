@@ -4,7 +4,6 @@
 //! about it) lives in the exchange.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::ACCEPT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
@@ -82,23 +81,8 @@ pub fn refused(r: Refusal) -> Problem {
 }
 
 fn response_format(req: &HttpRequest) -> Result<Format, Problem> {
-    let accept = req
-        .headers()
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    if accept.contains("text/csv") {
-        Ok(Format::Csv)
-    } else if accept.contains("application/json") || accept.contains("*/*") {
-        Ok(Format::Json)
-    } else {
-        Err(Problem::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "not-acceptable",
-            "Not Acceptable",
-            format!("data is served as application/json or text/csv, not {accept}"),
-        ))
-    }
+    const OFFERS: &[crate::conneg::Offer<Format>] = &[("application/json", Format::Json), ("text/csv", Format::Csv)];
+    super::problem::negotiate(req, OFFERS).map(|(_, f)| f)
 }
 
 /// `PUT /v1/datasets/{id}/hosted-data`: the publisher's steward uploads the records (CSV or JSON)

@@ -20,13 +20,14 @@ pub async fn whoami(caller: Caller) -> Result<HttpResponse, Problem> {
     })))
 }
 
-pub async fn list(_caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+pub async fn list(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let catalog = state.catalog.clone();
     let members = web::block(move || catalog.members()).await??;
+    let members: Vec<_> = members.into_iter().map(|m| m.seen_by(&caller.identity.ags)).collect();
     Ok(HttpResponse::Ok().json(members))
 }
 
-pub async fn get(_caller: Caller, state: web::Data<AppState>, ags: web::Path<String>) -> Result<HttpResponse, Problem> {
+pub async fn get(caller: Caller, state: web::Data<AppState>, ags: web::Path<String>) -> Result<HttpResponse, Problem> {
     let ags: Ags = ags
         .parse()
         .map_err(|e: crate::identity::IdentityError| Problem::not_found("no-such-member", e.to_string()))?;
@@ -34,6 +35,6 @@ pub async fn get(_caller: Caller, state: web::Data<AppState>, ags: web::Path<Str
     let key = ags.clone();
     let member = web::block(move || catalog.member(&key)).await??;
     member
-        .map(|m| HttpResponse::Ok().json(m))
+        .map(|m| HttpResponse::Ok().json(m.seen_by(&caller.identity.ags)))
         .ok_or_else(|| Problem::not_found("no-such-member", format!("{ags} is not a member")))
 }

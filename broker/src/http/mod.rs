@@ -5,7 +5,9 @@
 
 pub mod auth;
 pub mod datasets;
+pub mod documents;
 pub mod exchange;
+pub mod import;
 pub mod limits;
 pub mod members;
 pub mod policies;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub schemas: Schemas,
     pub sparql_limits: QueryLimits,
     pub max_body_bytes: usize,
+    /// Largest catalog export one import may have.
+    pub max_import_bytes: usize,
     /// ODRL actions and DPV purposes, for compiling and explaining policies.
     pub vocab: Arc<policy_compiler::Vocabulary>,
     pub exchange: Arc<crate::exchange::Exchange>,
@@ -53,6 +57,10 @@ pub struct AppState {
     /// [`crate::exchange::SNAPSHOT_TTL`]: a member removed or a role withdrawn in the store takes
     /// effect within that time (a revoked certificate is refused at once, by the TLS layer).
     pub members: crate::fresh::Fresh<crate::identity::Ags, Option<crate::catalog::Member>>,
+    /// Where the broker's resources live (the configuration's `base_iri`, ending in `/`).
+    pub base_iri: String,
+    /// What the data space's catalog says of itself.
+    pub space: crate::catalog::SpaceCatalog,
 }
 
 impl std::fmt::Debug for AppState {

@@ -95,6 +95,20 @@ impl Problem {
         )
     }
 
+    /// 406: the request's `Accept` header accepts none of `offers`.
+    pub fn not_acceptable<F>(req: &actix_web::HttpRequest, offers: &[crate::conneg::Offer<F>]) -> Self {
+        let accept = accept_header(req).unwrap_or_default();
+        Self::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "Not Acceptable",
+            format!(
+                "this is served as {}, and 'Accept: {accept}' accepts none of them",
+                crate::conneg::offered(offers)
+            ),
+        )
+    }
+
     pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, kind, "Bad request", detail)
     }
@@ -162,6 +176,7 @@ impl From<crate::catalog::CatalogError> for Problem {
             e @ E::NoSuchPolicyVersion { .. } => Problem::not_found("no-such-policy-version", e.to_string()),
             e @ E::PolicyVersionTaken { .. } => Problem::new(StatusCode::CONFLICT, "policy-version-taken", "Conflict", e.to_string()),
             e @ E::NotADraft { .. } => Problem::new(StatusCode::CONFLICT, "not-a-draft", "Conflict", e.to_string()),
+            e @ E::Conflict(_) => Problem::new(StatusCode::CONFLICT, "changed-meanwhile", "Conflict", e.to_string()),
         }
     }
 }
@@ -172,4 +187,20 @@ impl Problem {
         self.kind = kind;
         self
     }
+}
+
+/// The request's `Accept` headers as one list (RFC 9110 §5.3), `None` when there is none (a
+/// value that is not text counts as absent, which RFC 9110 lets a server do).
+pub fn accept_header(req: &actix_web::HttpRequest) -> Option<String> {
+    let values: Vec<&str> = req
+        .headers()
+        .get_all(actix_web::http::header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}
+
+/// The offer the request's `Accept` header prefers ([`crate::conneg`]), or a 406 problem.
+pub fn negotiate<F: Copy>(req: &actix_web::HttpRequest, offers: &[crate::conneg::Offer<F>]) -> Result<crate::conneg::Offer<F>, Problem> {
+    crate::conneg::negotiate(accept_header(req).as_deref(), offers).ok_or_else(|| Problem::not_acceptable(req, offers))
 }

@@ -2,7 +2,6 @@
 //! listener (no client certificate; [`public_routes`] is all that listener serves).
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::ACCEPT;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
@@ -61,12 +60,10 @@ impl ReportQuery {
                 ));
             }
         }
-        Ok(self.format.as_deref() == Some("csv")
-            || req
-                .headers()
-                .get(ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|a| a.contains("text/csv")))
+        match self.format.as_deref() {
+            Some(f) => Ok(f == "csv"),
+            None => super::problem::negotiate(req, &[("application/json", false), ("text/csv", true)]).map(|(_, csv)| csv),
+        }
     }
 
     /// What the caller may see: their own city's part (see [`Scope`]).
@@ -185,14 +182,7 @@ pub const TRANSPARENCY_FRESH: std::time::Duration = std::time::Duration::from_se
 /// The public report: no caller, no client certificate. Made at most once a minute (everyone in
 /// between gets the same bytes), and each address may ask a few times a second.
 pub async fn transparency(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    if let Some(ip) = req.peer_addr().map(|a| a.ip())
-        && let Err(wait) = state.limits.public(ip)
-    {
-        return Err(Problem::rate_limited(
-            format!("too many requests from {ip}; the report changes at most once a minute"),
-            wait,
-        ));
-    }
+    public_rate(&state, &req)?;
     let cached = state.transparency_cache.get(&());
     let body = match cached {
         Some(b) => b,
@@ -217,15 +207,33 @@ pub async fn transparency(state: web::Data<AppState>, req: HttpRequest) -> Resul
         .body(body.as_ref().clone()))
 }
 
+/// Each address may ask the public listener a few times a second (`[limits]
+/// public_requests_per_second`).
+pub fn public_rate(state: &AppState, req: &HttpRequest) -> Result<(), Problem> {
+    match req.peer_addr().map(|a| a.ip()) {
+        Some(ip) => state.limits.public(ip).map_err(|wait| {
+            Problem::rate_limited(
+                format!("too many requests from {ip}; what this listener serves changes at most once a minute"),
+                wait,
+            )
+        }),
+        None => Ok(()),
+    }
+}
+
 async fn public_not_found(req: HttpRequest) -> HttpResponse {
     HttpResponse::build(StatusCode::NOT_FOUND)
         .content_type("application/problem+json")
         .body(
             serde_json::json!({
-                "type": "https://broker.kdr.example/problems/no-such-route",
+                "type": "https://w3id.org/kdr/problems/no-such-route",
                 "title": "Not Found",
                 "status": 404,
-                "detail": format!("this listener serves only GET /transparency, not {} {}", req.method(), req.path()),
+                "detail": format!(
+                    "this listener serves only GET /transparency, /catalog and /datasets/{{id}}, not {} {}",
+                    req.method(),
+                    req.path()
+                ),
             })
             .to_string(),
         )
@@ -234,5 +242,11 @@ async fn public_not_found(req: HttpRequest) -> HttpResponse {
 /// Everything the public listener serves.
 pub fn public_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/transparency", web::get().to(transparency))
+        .route("/catalog", web::get().to(super::documents::harvest))
+        .route("/datasets/{id}", web::get().to(super::documents::public_dataset))
+        .route(
+            "/datasets/{id}/distributions/{index}",
+            web::get().to(super::documents::public_distribution),
+        )
         .default_service(web::to(public_not_found));
 }

@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, Route, web};
 use serde_json::{Map, Value, json};
 
-use super::{datasets, exchange, members, policies, sparql};
+use super::{datasets, documents, exchange, import, members, policies, sparql};
 use crate::schema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,7 +326,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
             ("format", "json (default) or csv"),
         ],
         body: None,
-        responses: &[(200, "The usage rows (JSON or CSV)", None)],
+        responses: &[
+            (200, "The usage rows (JSON or CSV)", None),
+            (406, "Neither JSON nor CSV is acceptable", Some("problem.schema.json")),
+        ],
         handler: |r| r.to(super::reports::usage),
     },
     Endpoint {
@@ -342,7 +345,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
             ("format", "json (default) or csv"),
         ],
         body: None,
-        responses: &[(200, "One record per dataset (JSON or CSV)", None)],
+        responses: &[
+            (200, "One record per dataset (JSON or CSV)", None),
+            (406, "Neither JSON nor CSV is acceptable", Some("problem.schema.json")),
+        ],
         handler: |r| r.to(super::reports::processing),
     },
     Endpoint {
@@ -414,6 +420,67 @@ pub const ENDPOINTS: &[Endpoint] = &[
             (503, "Time limit exceeded, or every query slot taken", Some("problem.schema.json")),
         ],
         handler: |r| r.to(sparql::post),
+    },
+    Endpoint {
+        method: Method::Post,
+        path: "/v1/catalog/import",
+        operation_id: "importCatalog",
+        summary: "Import the steward's city's open-data portal export (DCAT-AP.de in RDF/XML, Turtle, JSON-LD or N-Triples): new datasets registered, changed ones updated, vanished ones withdrawn, quirks repaired; the answer lists each",
+        roles: &["steward"],
+        query: &[(
+            "source",
+            "Where the datasets come from (default: the export's dcat:Catalog IRI); earlier imports from it that are gone now are withdrawn",
+        )],
+        body: Some(Body::Text(&[
+            "application/rdf+xml",
+            "text/turtle",
+            "application/ld+json",
+            "application/n-triples",
+        ])),
+        responses: &[
+            (
+                200,
+                "What was imported, updated, left unchanged, withdrawn, refused and repaired",
+                None,
+            ),
+            (
+                409,
+                "The catalog changed while the import was prepared; nothing was written",
+                Some("problem.schema.json"),
+            ),
+            (422, "Not readable RDF, or no dcat:Dataset in it", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(import::import),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/datasets/{id}",
+        operation_id: "describeDataset",
+        summary: "The dataset's IRI: its DCAT-AP.de description in RDF (RDF/XML, Turtle, JSON-LD or N-Triples by Accept), with ETag",
+        roles: &[],
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "The description", None),
+            (304, "Not modified since the ETag in If-None-Match", None),
+            (406, "No RDF syntax offered is acceptable", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(documents::dataset),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/datasets/{id}/distributions/{index}",
+        operation_id: "describeDistribution",
+        summary: "A distribution's IRI: the description of its dataset in RDF, with ETag",
+        roles: &[],
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "The description", None),
+            (304, "Not modified since the ETag in If-None-Match", None),
+            (406, "No RDF syntax offered is acceptable", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(documents::distribution),
     },
     Endpoint {
         method: Method::Get,
@@ -562,9 +629,11 @@ fn parameter_schema(name: &str, vocab: &policy_compiler::Vocabulary) -> Value {
         "query" => json!({ "type": "string", "minLength": 1 }),
         "id" => json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9-]{2,62}$" }),
         "version" => json!({ "type": "integer", "minimum": 1, "maximum": 4294967295u64 }),
+        "index" => json!({ "type": "integer", "minimum": 0, "maximum": 19 }),
         "ags" | "provider" | "publisher" => json!({ "type": "string", "pattern": "^[0-9]{8}$" }),
         "bucket" => json!({ "type": "string", "enum": ["day", "month"] }),
         "format" => json!({ "type": "string", "enum": ["json", "csv"] }),
+        "source" => json!({ "type": "string", "minLength": 1, "maxLength": 2000 }),
         "from" | "to" => json!({ "anyOf": [{ "type": "string", "format": "date" }, { "type": "string", "format": "date-time" }] }),
         _ => json!({ "type": "string" }),
     }
@@ -583,6 +652,7 @@ fn success_media(ep: &Endpoint) -> Vec<&'static str> {
             "application/n-triples",
             "application/rdf+xml",
         ],
+        "describeDataset" | "describeDistribution" => crate::catalog::RdfSyntax::OFFERS.iter().map(|(m, _)| *m).collect(),
         _ => vec!["application/json"],
     }
 }
@@ -597,7 +667,7 @@ fn operation(ep: &Endpoint, vocab: &policy_compiler::Vocabulary) -> Value {
     }
     for (status, description, schema) in ep.responses {
         let r = match (status, schema) {
-            (204, _) => json!({ "description": description }),
+            (204 | 304, _) => json!({ "description": description }),
             (_, Some(file)) if *file == "problem.schema.json" => json!({ "description": description, "content": problem }),
             (_, Some(file)) => json!({ "description": description, "content": { "application/json": { "schema": schema_ref(file) } } }),
             (s, None) if *s < 300 => {
@@ -620,7 +690,7 @@ fn operation(ep: &Endpoint, vocab: &policy_compiler::Vocabulary) -> Value {
         params.push(json!({ "name": seg, "in": "path", "required": true, "schema": parameter_schema(seg, vocab) }));
     }
     // An operation on a dataset may find it missing, or withdrawn.
-    if ep.path.starts_with("/v1/datasets/{id}") {
+    if ep.path.starts_with("/v1/datasets/{id}") || ep.path.starts_with("/datasets/{id}") {
         for (status, description) in [(404, "No such dataset (or version)"), (410, "The dataset was withdrawn")] {
             responses
                 .entry(status.to_string())

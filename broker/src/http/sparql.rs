@@ -5,7 +5,6 @@
 //! authorisation and validation live.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::ACCEPT;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::auth::Caller;
@@ -70,11 +69,7 @@ fn query_of(params: ProtocolParams) -> Result<String, Problem> {
 }
 
 fn accept(req: &HttpRequest) -> String {
-    req.headers()
-        .get_all(ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",")
+    super::problem::accept_header(req).unwrap_or_default()
 }
 
 fn update_refused() -> Problem {
