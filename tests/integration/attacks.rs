@@ -672,3 +672,57 @@ impl KeptAlive {
         Ok(())
     }
 }
+
+// ---- Imports cannot speak for the broker -------------------------------------------------------
+
+#[actix_rt::test]
+async fn an_import_cannot_forge_another_citys_dataset_a_member_or_where_data_is_fetched_from() {
+    let b = TestBroker::start();
+    let resp = b
+        .client("aalen-steward")
+        .post(b.url("/v1/datasets"))
+        .send_json(&example("aalen-kita-plaetze"))
+        .await;
+    assert_eq!(resp.expect("register").status(), 201);
+    let dump = r#"
+        @prefix dcat: <http://www.w3.org/ns/dcat#> . @prefix dct: <http://purl.org/dc/terms/> .
+        @prefix foaf: <http://xmlns.com/foaf/0.1/> . @prefix kdr: <https://w3id.org/kdr/> .
+        <https://portal.example/d/1> a dcat:Dataset ; dct:identifier "heidenheim-import" ; dct:title "Import"@de ;
+            dct:relation <https://broker.kdr.example/datasets/aalen-kita-plaetze>, <https://broker.kdr.example/members/08136088> ;
+            kdr:importedFrom "elsewhere" ;
+            dcat:distribution <https://portal.example/d/1/csv> .
+        <https://broker.kdr.example/datasets/aalen-kita-plaetze> dct:title "Gefälscht"@de .
+        <https://broker.kdr.example/members/08136088> foaf:name "Gefälscht" .
+        <https://portal.example/d/1/csv> a dcat:Distribution ; dcat:accessURL <https://portal.example/1.csv> ;
+            kdr:fetchFrom <https://127.0.0.1:9441/appointments> ; kdr:hostedByBroker true .
+    "#;
+    let (status, report) = crate::catalog::import(&b, "heidenheim-steward", dump.as_bytes().to_vec(), "text/turtle", Some("portal")).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["imported"], json!(["heidenheim-import"]), "{report}");
+    let kinds: Vec<&str> = report["repaired"]
+        .as_array()
+        .expect("repaired")
+        .iter()
+        .filter_map(|r| r["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"broker-iri") && kinds.contains(&"broker-term"), "{report}");
+    for query in [
+        "ASK { ?s ?p ?o FILTER(CONTAINS(STR(?o), 'Gefälscht')) }",
+        "ASK { ?s <https://w3id.org/kdr/fetchFrom> ?o }",
+        "ASK { <https://broker.kdr.example/datasets/heidenheim-import/distributions/0> <https://w3id.org/kdr/hostedByBroker> ?o }",
+        "ASK { ?s <https://w3id.org/kdr/importedFrom> 'elsewhere' }",
+    ] {
+        assert!(!sparql_ask(&b, "aalen-board", query).await, "{query}");
+    }
+    // Its distribution is what the portal says: fetched from nowhere, hosted by nobody.
+    let mut resp = b
+        .client("heidenheim-steward")
+        .get(b.url("/v1/datasets/heidenheim-import"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        json(&mut resp).await["distributions"][0]["accessURL"],
+        "https://portal.example/1.csv"
+    );
+}

@@ -330,7 +330,7 @@ fn shared(path: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
 }
 
-async fn import(b: &TestBroker, who: &str, body: Vec<u8>, media_type: &str, source: Option<&str>) -> (u16, Value) {
+pub async fn import(b: &TestBroker, who: &str, body: Vec<u8>, media_type: &str, source: Option<&str>) -> (u16, Value) {
     let path = match source {
         Some(s) => format!("/v1/catalog/import?source={}", s.replace(':', "%3A").replace('/', "%2F")),
         None => "/v1/catalog/import".to_owned(),

@@ -22,7 +22,11 @@ use super::dcat::{FILE_TYPE_PREFIX, Iris};
 use super::documents::RdfSyntax;
 use super::model::DatasetId;
 use crate::identity::Ags;
-use crate::ns::{ACCESS_RIGHT_PREFIX, DCAT, DCATDE, DCT, VCARD};
+use crate::ns::{ACCESS_RIGHT_PREFIX, DCAT, DCATDE, DCT, KDR, VCARD};
+
+/// Most statements one imported dataset may have, with everything it links to: a shared node
+/// is copied into each dataset that links to it, and an export must not multiply itself.
+pub const MAX_STATEMENTS: usize = 20_000;
 
 /// The base relative references in an export resolve against (see [`parse`]).
 const NO_BASE: &str = "urn:kdr:relative/";
@@ -453,7 +457,13 @@ pub fn prepare(triples: Vec<Triple>, iris: &Iris, publisher: &Ags) -> Result<Pre
             continue;
         }
         taken.insert(id.clone(), plain.clone());
-        let triples = cut(original, &id, &plain, &by_subject, &stop, iris, publisher);
+        let triples = match cut(original, &id, &plain, &by_subject, &stop, iris, publisher, &mut repairs) {
+            Ok(t) => t,
+            Err(reason) => {
+                prepared.refused.push(Refused { dataset: plain, reason });
+                continue;
+            }
+        };
         let digest = digest(&triples);
         prepared.datasets.push(ImportedDataset {
             id,
@@ -468,6 +478,7 @@ pub fn prepare(triples: Vec<Triple>, iris: &Iris, publisher: &Ags) -> Result<Pre
 
 /// The statements of one dataset: everything reachable from it except other datasets and
 /// catalogs (and its publisher, which becomes the member), with its node and its distributions renamed under its new IRI.
+#[allow(clippy::too_many_arguments)]
 fn cut(
     original: &str,
     id: &DatasetId,
@@ -476,7 +487,8 @@ fn cut(
     stop: &BTreeSet<String>,
     iris: &Iris,
     publisher: &Ags,
-) -> Vec<Triple> {
+    r: &mut Repairs,
+) -> Result<Vec<Triple>, String> {
     let dataset = nn(iris.dataset(id));
     let mut rename: HashMap<String, Term> = HashMap::from([(original.to_owned(), Term::NamedNode(dataset.clone()))]);
     let mut distributions: Vec<String> = by_subject[original]
@@ -493,6 +505,7 @@ fn cut(
     let mut out = Vec::new();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut queue = vec![original.to_owned()];
+    let distribution_prefix = format!("{}/distributions/", dataset.as_str());
     while let Some(node) = queue.pop() {
         if !seen.insert(node.clone()) {
             continue;
@@ -503,6 +516,34 @@ fn cut(
                 Term::BlankNode(b) => NamedOrBlankNode::BlankNode(b),
                 _ => continue,
             };
+            // What the broker itself says (its namespace, its members, other datasets,
+            // governance) is never taken from an export: such a statement would read, in the
+            // union every query sees, as if the broker had made it.
+            if t.predicate.as_str().starts_with(KDR) {
+                r.note(
+                    "broker-term",
+                    "a statement with a predicate of the broker's own namespace was dropped",
+                    t.predicate.as_str(),
+                    None,
+                );
+                continue;
+            }
+            if let NamedOrBlankNode::NamedNode(n) = &subject
+                && n.as_str().starts_with(iris.base())
+                && *n != dataset
+                && !n.as_str().starts_with(&distribution_prefix)
+            {
+                r.note(
+                    "broker-iri",
+                    "a statement about a resource of the broker (a member, another dataset) was dropped",
+                    n.as_str(),
+                    None,
+                );
+                continue;
+            }
+            if out.len() >= MAX_STATEMENTS {
+                return Err(format!("it has more than {MAX_STATEMENTS} statements (with what it links to)"));
+            }
             // The dataset's publisher is the member it is imported for; the dump's publisher
             // node is not followed from there (as a creator or elsewhere it is).
             let is_publisher = node == original && t.predicate.as_str() == format!("{DCT}publisher");
@@ -553,7 +594,7 @@ fn cut(
         nn(format!("{DCAT}dataset")),
         dataset,
     ));
-    out
+    Ok(out)
 }
 
 /// SHA-256 over the statements in a form independent of blank node labels and order: each

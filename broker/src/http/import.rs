@@ -36,6 +36,8 @@ pub async fn import(
             crate::conneg::offered(RdfSyntax::OFFERS)
         ))
     })?;
+    // An import shares the upload slots: its body is read, parsed and cut in memory.
+    let _slot = state.exchange.upload_slot().await.map_err(|e| Problem::busy(e.to_string(), 5))?;
     let bytes = read_body(&state, body, state.max_import_bytes).await?;
     let iris = crate::catalog::dcat::Iris::new(&state.base_iri);
     let publisher = caller.identity.ags.clone();

@@ -449,6 +449,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 Some("problem.schema.json"),
             ),
             (422, "Not readable RDF, or no dcat:Dataset in it", Some("problem.schema.json")),
+            (
+                503,
+                "Too many uploads and imports at once (Retry-After)",
+                Some("problem.schema.json"),
+            ),
         ],
         handler: |r| r.to(import::import),
     },
