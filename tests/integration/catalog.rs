@@ -9,7 +9,7 @@ use oxigraph::io::{JsonLdProfileSet, RdfFormat, RdfParser};
 use oxigraph::model::{Quad, Term};
 use serde_json::{Value, json};
 
-use crate::support::{TestBroker, anonymous_config, example, json, sparql_ask};
+use crate::support::{TestBroker, example, json, public_client, sparql_ask};
 
 const PREFIXES: &str = "PREFIX dcat: <http://www.w3.org/ns/dcat#> PREFIX dct: <http://purl.org/dc/terms/> \
     PREFIX dcatde: <http://dcat-ap.de/def/dcatde/> PREFIX kdr: <https://w3id.org/kdr/> ";
@@ -196,10 +196,7 @@ async fn the_harvest_walks_every_public_dataset_once_and_never_a_restricted_one(
     for n in 0..230 {
         b.catalog.insert_dataset(&public_copy(n)).expect("insert");
     }
-    let addr = b.public_addr.expect("public listener");
-    let connector = awc::Connector::new().rustls_0_23(std::sync::Arc::new(anonymous_config(&b.pki)));
-    let client = awc::Client::builder().connector(connector).finish();
-    let public = |path: &str| format!("https://127.0.0.1:{}{path}", addr.port());
+    let (client, public) = public_client(&b);
 
     let mut seen = BTreeSet::new();
     let mut next = Some("/catalog".to_owned());
@@ -434,14 +431,8 @@ async fn rostocks_portal_export_is_imported_repaired_harvested_back_whole_and_re
     }
     // Re-exported through the harvest endpoint (all public) and parsed back: nothing that
     // DCAT-AP.de defines is lost.
-    let addr = b.public_addr.expect("public listener");
-    let connector = awc::Connector::new().rustls_0_23(std::sync::Arc::new(anonymous_config(&b.pki)));
-    let client = awc::Client::builder().connector(connector).finish();
-    let mut resp = client
-        .get(format!("https://127.0.0.1:{}/catalog", addr.port()))
-        .send()
-        .await
-        .expect("harvest");
+    let (client, public) = public_client(&b);
+    let mut resp = client.get(public("/catalog")).send().await.expect("harvest");
     assert_eq!(resp.status(), 200);
     let harvested = parse(&resp.body().limit(1 << 26).await.expect("body"), RdfFormat::RdfXml);
     assert_eq!(dataset_ids(&harvested).len(), 100);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::exchange::{DATASET, DPV, POLICY, decisions, request, set_up};
-use crate::support::{TestBroker, anonymous_config, attach_approved, json};
+use crate::support::{TestBroker, attach_approved, json, public_client};
 
 /// (day, dataset, consumer, purpose) -> (permits, denies, bytes delivered).
 type Tally = BTreeMap<(String, String, String, String), (u64, u64, u64)>;
@@ -152,11 +152,9 @@ async fn the_public_transparency_report_needs_no_certificate_and_suppresses_smal
     let (status, body, _) = request(&b, "aalen-system", "ImprovePublicServices").await;
     assert_eq!(status, 200, "{body}");
 
-    let addr = b.public_addr.expect("public listener");
-    let connector = awc::Connector::new().rustls_0_23(std::sync::Arc::new(anonymous_config(&b.pki)));
-    let client = awc::Client::builder().connector(connector).finish();
+    let (client, public) = public_client(&b);
     let mut resp = client
-        .get(format!("https://127.0.0.1:{}/transparency", addr.port()))
+        .get(public("/transparency"))
         .send()
         .await
         .expect("no client certificate needed");
@@ -177,10 +175,6 @@ async fn the_public_transparency_report_needs_no_certificate_and_suppresses_smal
         assert!(!text.contains(personal), "{personal} in {text}");
     }
     // Nothing else is served there, and the member API is not reachable without a certificate.
-    let resp = client
-        .get(format!("https://127.0.0.1:{}/v1/datasets", addr.port()))
-        .send()
-        .await
-        .expect("request");
+    let resp = client.get(public("/v1/datasets")).send().await.expect("request");
     assert_eq!(resp.status(), 404);
 }

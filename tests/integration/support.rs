@@ -182,6 +182,15 @@ pub fn anonymous_config(pki: &PkiLayout) -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
+/// A client without a certificate for the public listener, and the URL of `path` there.
+pub fn public_client(b: &TestBroker) -> (Client, impl Fn(&str) -> String) {
+    let port = b.public_addr.expect("public listener").port();
+    let connector = awc::Connector::new().rustls_0_23(Arc::new(anonymous_config(&b.pki)));
+    (Client::builder().connector(connector).finish(), move |path: &str| {
+        format!("https://127.0.0.1:{port}{path}")
+    })
+}
+
 /// Reads a JSON body.
 pub async fn json<S>(resp: &mut awc::ClientResponse<S>) -> serde_json::Value
 where

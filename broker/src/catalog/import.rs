@@ -205,27 +205,19 @@ fn repair(t: Triple, r: &mut Repairs) -> Option<Triple> {
         predicate,
         object,
     } = t;
-    let relative = |term: &str| term.starts_with(NO_BASE);
+    // A relative reference cannot be resolved without the base the export did not give; only
+    // an e-mail address written as one can be repaired (below).
     let is_email = predicate.as_str() == format!("{VCARD}hasEmail");
-    if let NamedOrBlankNode::NamedNode(n) = &subject
-        && relative(n.as_str())
-    {
+    let relative = match (&subject, &object) {
+        (NamedOrBlankNode::NamedNode(n), _) if n.as_str().starts_with(NO_BASE) => Some(n.as_str()),
+        (_, Term::NamedNode(n)) if n.as_str().starts_with(NO_BASE) && !(is_email && n.as_str().contains('@')) => Some(n.as_str()),
+        _ => None,
+    };
+    if let Some(reference) = relative {
         r.note(
             "relative-iri",
             "a statement about a relative reference (no base to resolve it) was dropped",
-            n.as_str(),
-            None,
-        );
-        return None;
-    }
-    if let Term::NamedNode(n) = &object
-        && relative(n.as_str())
-        && !(is_email && n.as_str().contains('@'))
-    {
-        r.note(
-            "relative-iri",
-            "a statement about a relative reference (no base to resolve it) was dropped",
-            n.as_str(),
+            reference,
             None,
         );
         return None;

@@ -64,6 +64,13 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+/// What a dereferenced IRI answers.
+const DESCRIPTION_RESPONSES: &[(u16, &str, Option<&str>)] = &[
+    (200, "The description", None),
+    (304, "Not modified since the ETag in If-None-Match", None),
+    (406, "No RDF syntax offered is acceptable", Some("problem.schema.json")),
+];
+
 pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: Method::Get,
@@ -465,11 +472,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         roles: &[],
         query: &[],
         body: None,
-        responses: &[
-            (200, "The description", None),
-            (304, "Not modified since the ETag in If-None-Match", None),
-            (406, "No RDF syntax offered is acceptable", Some("problem.schema.json")),
-        ],
+        responses: DESCRIPTION_RESPONSES,
         handler: |r| r.to(documents::dataset),
     },
     Endpoint {
@@ -480,11 +483,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         roles: &[],
         query: &[],
         body: None,
-        responses: &[
-            (200, "The description", None),
-            (304, "Not modified since the ETag in If-None-Match", None),
-            (406, "No RDF syntax offered is acceptable", Some("problem.schema.json")),
-        ],
+        responses: DESCRIPTION_RESPONSES,
         handler: |r| r.to(documents::distribution),
     },
     Endpoint {
