@@ -1,0 +1,114 @@
+//! Catalog import benchmark, run on purpose (not a test):
+//!
+//!     cargo run --release -p broker --example import_bench -- [datasets]
+//!
+//! A synthetic portal export of `datasets` datasets (two distributions each, in N-Triples) is
+//! loaded twice, into fresh RocksDB stores side by side: by oxigraph's own bulk loader (the
+//! floor: no repair, no per-dataset graphs, no plan) and by the broker's import (parse, repair,
+//! cut, plan, apply). Prints both times and their ratio (goal of issue 19: within 1.5×), and the
+//! time of importing the same export again (nothing changes).
+
+use std::time::Instant;
+
+use broker::catalog::import::{self, ImportedDataset};
+use broker::catalog::{CatalogImport, OxigraphCatalog, RdfSyntax};
+use oxigraph::io::RdfFormat;
+use oxigraph::store::Store;
+
+fn export(n: usize) -> Vec<u8> {
+    let mut out = String::with_capacity(n * 3000);
+    let themes = ["ENVI", "TRAN", "SOCI", "GOVE", "EDUC"];
+    for i in 0..n {
+        let d = format!("<https://portal.example/dataset/{i}>");
+        let dct = "http://purl.org/dc/terms/";
+        let dcat = "http://www.w3.org/ns/dcat#";
+        out.push_str(&format!(
+            "{d} <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{dcat}Dataset> .\n"
+        ));
+        out.push_str(&format!("{d} <{dct}identifier> \"ds-{i:07}\" .\n"));
+        out.push_str(&format!("{d} <{dct}title> \"Baumkataster und Verkehrszählung {i}\"@de .\n"));
+        out.push_str(&format!(
+            "{d} <{dct}description> \"Bäume, Straßen und Zählstellen der Stadt, Stand {}; Datensatz Nummer {i}.\"@de .\n",
+            2000 + i % 25
+        ));
+        for k in ["Umwelt", "Verkehr", &format!("Bezirk {}", i % 40)] {
+            out.push_str(&format!("{d} <{dcat}keyword> \"{k}\" .\n"));
+        }
+        out.push_str(&format!(
+            "{d} <{dcat}theme> <http://publications.europa.eu/resource/authority/data-theme/{}> .\n",
+            themes[i % themes.len()]
+        ));
+        out.push_str(&format!("{d} <{dct}publisher> <https://portal.example/org> .\n"));
+        out.push_str(&format!(
+            "{d} <{dct}issued> \"2019-05-03\"^^<http://www.w3.org/2001/XMLSchema#date> .\n"
+        ));
+        out.push_str(&format!("{d} <{dct}accessRights> \"public\" .\n"));
+        for (j, (media, format)) in [("text/csv", "CSV"), ("application/json", "JSON")].iter().enumerate() {
+            let r = format!("<https://portal.example/dataset/{i}/resource/{j}>");
+            out.push_str(&format!("{d} <{dcat}distribution> {r} .\n"));
+            out.push_str(&format!(
+                "{r} <http://www.w3.org/1999/02/22-rdf-syntax-ns#type> <{dcat}Distribution> .\n"
+            ));
+            out.push_str(&format!("{r} <{dcat}accessURL> <https://portal.example/files/{i}.{j}> .\n"));
+            out.push_str(&format!(
+                "{r} <{dcat}mediaType> <https://www.iana.org/assignments/media-types/{media}> .\n"
+            ));
+            out.push_str(&format!(
+                "{r} <{dct}format> <http://publications.europa.eu/resource/authority/file-type/{format}> .\n"
+            ));
+            out.push_str(&format!(
+                "{r} <{dct}license> <https://www.dcat-ap.de/def/licenses/dl-by-de/2.0> .\n"
+            ));
+        }
+    }
+    out.into_bytes()
+}
+
+fn ours(catalog: &OxigraphCatalog, bytes: &[u8]) -> (f64, import::Plan) {
+    let t = Instant::now();
+    let iris = catalog.iris().clone();
+    let publisher = "08136088".parse().expect("ags");
+    let triples = import::parse(bytes, RdfSyntax::NTriples).expect("parse");
+    let parsed = t.elapsed().as_secs_f64();
+    let prepared = import::prepare(triples, &iris, &publisher).expect("prepare");
+    let datasets: Vec<ImportedDataset> = prepared.datasets;
+    let cut = t.elapsed().as_secs_f64();
+    let plan = catalog.plan_import(&publisher, "https://portal.example/", &datasets).expect("plan");
+    let planned = t.elapsed().as_secs_f64();
+    catalog.apply_import(&plan, &datasets, "2026-12-02T12:00:00Z").expect("apply");
+    let total = t.elapsed().as_secs_f64();
+    println!(
+        "  parse {parsed:.2} s, repair and cut {:.2} s, plan {:.2} s, apply {:.2} s",
+        cut - parsed,
+        planned - cut,
+        total - planned
+    );
+    (total, plan)
+}
+
+fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let bytes = export(n);
+    println!("export: {n} datasets, {:.1} MB of N-Triples", bytes.len() as f64 / 1e6);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let t = Instant::now();
+    let store = Store::open(dir.path().join("bulk")).expect("store");
+    let mut loader = store.bulk_loader();
+    loader.load_from_slice(RdfFormat::NTriples, &bytes).expect("bulk load");
+    loader.commit().expect("commit");
+    let bulk = t.elapsed().as_secs_f64();
+    println!("oxigraph bulk loader: {bulk:.2} s ({} quads)", store.len().unwrap_or(0));
+    drop(store);
+
+    let catalog = OxigraphCatalog::open(&dir.path().join("broker"), "https://broker.kdr.example/").expect("catalog");
+    let (first, plan) = ours(&catalog, &bytes);
+    println!(
+        "broker import: {first:.2} s ({} imported, {} quads), {:.2}x the bulk loader",
+        plan.imported.len(),
+        catalog.quad_count().unwrap_or(0),
+        first / bulk
+    );
+    let (again, plan) = ours(&catalog, &bytes);
+    println!("the same export again: {again:.2} s ({} unchanged)", plan.unchanged.len());
+}
