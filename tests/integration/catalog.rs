@@ -230,25 +230,30 @@ async fn the_harvest_walks_every_public_dataset_once_and_never_a_restricted_one(
     assert_eq!(seen.len(), 230);
     assert!(!seen.contains(TERMINE), "a restricted dataset was harvestable");
 
-    // Its description is not public either; a public one's is.
-    assert_eq!(
-        client
-            .get(public(&format!("/datasets/{TERMINE}")))
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        404
-    );
-    assert_eq!(
-        client
-            .get(public(&format!("/datasets/{TERMINE}/distributions/0")))
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        404
-    );
+    // Its description is not public either, and no IRI under it tells the public that it
+    // exists: each answers as for an identifier nobody registered. A public one's is served.
+    for (restricted, never) in [
+        (format!("/datasets/{TERMINE}"), "/datasets/never-registered".to_owned()),
+        (
+            format!("/datasets/{TERMINE}/distributions/0"),
+            "/datasets/never-registered/distributions/0".to_owned(),
+        ),
+        (
+            format!("/datasets/{TERMINE}/distributions/7"),
+            "/datasets/never-registered/distributions/7".to_owned(),
+        ),
+    ] {
+        let mut a = client.get(public(&restricted)).send().await.expect("get");
+        let mut b = client.get(public(&never)).send().await.expect("get");
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (404, 404), "{restricted}");
+        let (a, b) = (json(&mut a).await, json(&mut b).await);
+        assert_eq!(a["type"], b["type"], "{restricted}: {a} / {b}");
+        assert_eq!(
+            a["detail"].as_str().map(|d| d.replace(TERMINE, "X")),
+            b["detail"].as_str().map(|d| d.replace("never-registered", "X")),
+            "{restricted}"
+        );
+    }
     let resp = client
         .get(public("/datasets/kita-007"))
         .insert_header(("Accept", "application/ld+json"))

@@ -39,8 +39,9 @@ pub async fn distribution(
 ) -> Result<HttpResponse, Problem> {
     let (id, index) = path.into_inner();
     let id = parse_id(&id)?;
-    check_index(&state, &id, &index, false).await?;
-    describe(&state, id, &req, false).await
+    let described = describe(&state, id.clone(), &req, false).await?;
+    check_index(&state, &id, &index).await?;
+    Ok(described)
 }
 
 /// `GET /datasets/{id}` on the public listener: only a public dataset's description; any
@@ -60,8 +61,11 @@ pub async fn public_distribution(
     super::reports::public_rate(&state, &req)?;
     let (id, index) = path.into_inner();
     let id = parse_id(&id)?;
-    check_index(&state, &id, &index, true).await?;
-    describe(&state, id, &req, true).await
+    // Whether the dataset is there and public first, answered as for the dataset itself: the
+    // index of a restricted one must not tell the public that it exists.
+    let described = describe(&state, id.clone(), &req, true).await?;
+    check_index(&state, &id, &index).await?;
+    Ok(described)
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,8 +125,8 @@ async fn describe(state: &AppState, id: DatasetId, req: &HttpRequest, public_onl
     }
 }
 
-/// A distribution's index must be one the dataset has.
-async fn check_index(state: &AppState, id: &DatasetId, index: &str, public_only: bool) -> Result<(), Problem> {
+/// A distribution's index must be one the dataset (found by `describe`) has.
+async fn check_index(state: &AppState, id: &DatasetId, index: &str) -> Result<(), Problem> {
     let not_found = || Problem::not_found("no-such-distribution", format!("dataset '{id}' has no distribution '{index}'"));
     let index: usize = index.parse().map_err(|_| not_found())?;
     let catalog = state.catalog.clone();
@@ -130,8 +134,6 @@ async fn check_index(state: &AppState, id: &DatasetId, index: &str, public_only:
     let dataset = web::block(move || catalog.dataset(&wanted)).await??;
     match dataset {
         Some(d) if index < d.distributions.len() => Ok(()),
-        // Existence of a restricted dataset is not the public's business: `describe` answers.
-        None if !public_only => Ok(()),
         _ => Err(not_found()),
     }
 }
