@@ -455,12 +455,6 @@ fn read_distributions(g: &Graph, iri: &str, iris: &Iris, id: &DatasetId) -> Vec<
     dists.into_iter().map(|(_, d)| d).collect()
 }
 
-/// The subjects of the statements [`FETCH_FROM`] keeps outside the dataset's graph: its
-/// distributions, as the graph names them.
-pub fn distribution_nodes(g: &Graph, dataset_iri: &str) -> Vec<String> {
-    g.iris(dataset_iri, DCAT, "distribution")
-}
-
 /// The quads of one member, in the members graph.
 pub fn member_to_quads(m: &Member, iris: &Iris) -> Vec<Quad> {
     let s = nn(iris.member(&m.ags));

@@ -271,10 +271,15 @@ impl OxigraphCatalog {
             .quads_for_pattern(None, None, None, Some(GraphNameRef::NamedNode(graph_name.as_ref())))
             .collect::<Result<Vec<Quad>, _>>()
             .map_err(storage)?;
-        let nodes = dcat::distribution_nodes(&Graph::from_quads(public.clone()), graph_name.as_str());
+        let distribution = NamedNode::new_unchecked(format!("{}distribution", crate::ns::DCAT));
         let mut private = Vec::new();
-        for node in nodes {
-            private.extend(self.private_quads(&NamedNode::new_unchecked(node), Some(dcat::FETCH_FROM))?);
+        for q in public
+            .iter()
+            .filter(|q| q.predicate == distribution && q.subject.as_ref() == graph_name.as_ref().into())
+        {
+            if let oxigraph::model::Term::NamedNode(node) = &q.object {
+                private.extend(self.private_quads(node, Some(dcat::FETCH_FROM))?);
+            }
         }
         Ok((public, private))
     }
@@ -583,8 +588,7 @@ impl OxigraphCatalog {
     fn public_ids(&self) -> Result<Arc<Vec<DatasetId>>, CatalogError> {
         let generation = self.generation();
         let mut cached = self.public_ids.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((g, ids)) = cached.as_ref().filter(|(g, _)| *g == generation) {
-            debug_assert_eq!(*g, generation);
+        if let Some((_, ids)) = cached.as_ref().filter(|(g, _)| *g == generation) {
             return Ok(ids.clone());
         }
         let access = NamedNode::new_unchecked(format!("{}accessRights", crate::ns::DCT));

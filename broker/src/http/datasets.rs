@@ -36,7 +36,8 @@ pub async fn list(caller: Caller, state: web::Data<AppState>, q: web::Query<List
     };
     let catalog = state.catalog.clone();
     let datasets = web::block(move || catalog.datasets(&filter)).await??;
-    let seen: Vec<Dataset> = datasets.into_iter().map(|d| seen_by(&state, &caller, d)).collect();
+    let iris = crate::catalog::dcat::Iris::new(&state.base_iri);
+    let seen: Vec<Dataset> = datasets.into_iter().map(|d| seen_by(&iris, &caller, d)).collect();
     Ok(HttpResponse::Ok().json(seen))
 }
 
@@ -48,12 +49,12 @@ pub async fn get(caller: Caller, state: web::Data<AppState>, id: web::Path<Strin
     if dataset.publisher == caller.identity.ags {
         response.insert_header(("X-Distributions-Digest", dataset.distributions_digest()));
     }
-    Ok(response.json(seen_by(&state, &caller, dataset)))
+    Ok(response.json(seen_by(&crate::catalog::dcat::Iris::new(&state.base_iri), &caller, dataset)))
 }
 
 /// The dataset as the caller may see it: another city's provider addresses are the broker's.
-fn seen_by(state: &AppState, caller: &Caller, d: Dataset) -> Dataset {
-    let access = crate::catalog::dcat::Iris::new(&state.base_iri).data_access(&d.id);
+fn seen_by(iris: &crate::catalog::dcat::Iris, caller: &Caller, d: Dataset) -> Dataset {
+    let access = iris.data_access(&d.id);
     d.seen_by(&caller.identity.ags, &access)
 }
 
