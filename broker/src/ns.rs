@@ -20,6 +20,16 @@ pub const THEME_PREFIX: &str = "http://publications.europa.eu/resource/authority
 /// The EU access-rights table (`dct:accessRights`).
 pub const ACCESS_RIGHT_PREFIX: &str = "http://publications.europa.eu/resource/authority/access-right/";
 pub const MEDIA_TYPE_PREFIX: &str = "https://www.iana.org/assignments/media-types/";
+/// The EU file-type table (`dct:format`).
+pub const FILE_TYPE_PREFIX: &str = "http://publications.europa.eu/resource/authority/file-type/";
+/// The EU language table (`dct:language`).
+pub const LANGUAGE_PREFIX: &str = "http://publications.europa.eu/resource/authority/language/";
+/// DCAT-AP.de's controlled vocabularies (licences, contributors, geocoding levels, ...).
+pub const DCATDE_DEF: &str = "http://dcat-ap.de/def/";
+/// The DCAT-AP.de licence vocabulary.
+pub const LICENSES_PREFIX: &str = "http://dcat-ap.de/def/licenses/";
+pub const ADMS: &str = "http://www.w3.org/ns/adms#";
+pub const SKOS: &str = "http://www.w3.org/2004/02/skos/core#";
 /// DCAT-AP.de's geocoding IRI prefix for municipality keys; the AGS travels in a SAN URI of this form.
 pub const AGS_IRI_PREFIX: &str = "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/";
 /// The project's own namespace for terms the standards lack (roles, problem types, profile terms).

@@ -14,12 +14,10 @@ use oxigraph::model::{GraphName, Literal, NamedNode, NamedOrBlankNode, Quad, Ter
 use super::model::{Access, ContactPoint, Dataset, DatasetId, Distribution, Lang, Member, Temporal, Tombstone};
 use crate::identity::{AGS_IRI_PREFIX, Ags, NS, ROLE_IRI_PREFIX, Role};
 
-pub use crate::ns::{ACCESS_RIGHT_PREFIX, DCAT, DCATDE, DCT, FOAF, MEDIA_TYPE_PREFIX, THEME_PREFIX, VCARD};
+pub use crate::ns::{
+    ACCESS_RIGHT_PREFIX, DCAT, DCATDE, DCT, FILE_TYPE_PREFIX, FOAF, LANGUAGE_PREFIX, MEDIA_TYPE_PREFIX, THEME_PREFIX, VCARD,
+};
 const LEVEL_MUNICIPALITY: &str = "http://dcat-ap.de/def/politicalGeocoding/Level/municipality";
-/// The EU file-type table (`dct:format`).
-pub const FILE_TYPE_PREFIX: &str = "http://publications.europa.eu/resource/authority/file-type/";
-/// The EU language table (`dct:language`).
-const LANGUAGE_PREFIX: &str = "http://publications.europa.eu/resource/authority/language/";
 
 /// Where the broker fetches a distribution's data from (a provider's API). Written as a
 /// default-graph quad, which the store keeps in its private store, where no SPARQL query of a

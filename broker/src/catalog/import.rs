@@ -18,11 +18,14 @@ use oxigraph::model::vocab::{rdf, xsd};
 use oxigraph::model::{BlankNode, Literal, NamedNode, NamedOrBlankNode, Term, Triple};
 use serde::Serialize;
 
-use super::dcat::{FILE_TYPE_PREFIX, Iris};
+use super::dcat::Iris;
 use super::documents::RdfSyntax;
 use super::model::DatasetId;
 use crate::identity::Ags;
-use crate::ns::{ACCESS_RIGHT_PREFIX, DCAT, DCATDE, DCT, KDR, VCARD};
+use crate::ns::{
+    ACCESS_RIGHT_PREFIX, ADMS, DCAT, DCATDE, DCATDE_DEF as DEF, DCT, FILE_TYPE_PREFIX, KDR, LANGUAGE_PREFIX, LICENSES_PREFIX as LICENSES,
+    SKOS, VCARD,
+};
 
 /// Most statements one imported dataset may have, with everything it links to: a shared node
 /// is copied into each dataset that links to it, and an export must not multiply itself.
@@ -47,11 +50,6 @@ const OLD_DEF_HOSTS: &[&str] = &[
     "http://www.dcat-ap.de/def/",
     "https://dcat-ap.de/def/",
 ];
-const DEF: &str = "http://dcat-ap.de/def/";
-const LICENSES: &str = "http://dcat-ap.de/def/licenses/";
-const LANGUAGE_PREFIX: &str = "http://publications.europa.eu/resource/authority/language/";
-const ADMS: &str = "http://www.w3.org/ns/adms#";
-const SKOS: &str = "http://www.w3.org/2004/02/skos/core#";
 /// The file-type codes older dumps use for services, and the table's codes for them.
 const FILE_TYPE_FIXES: &[(&str, &str)] = &[("WMS", "WMS_SRVC"), ("WFS", "WFS_SRVC"), ("WCS", "WCS_SRVC"), ("WMTS", "WMTS_SRVC")];
 
