@@ -726,3 +726,32 @@ async fn an_import_cannot_forge_another_citys_dataset_a_member_or_where_data_is_
         "https://portal.example/1.csv"
     );
 }
+
+#[actix_rt::test]
+async fn an_export_that_multiplies_itself_through_a_shared_node_is_refused_per_dataset() {
+    let b = TestBroker::start();
+    // Two datasets link to one node with more statements than one dataset may carry: copied into
+    // each, it would double; at 10,000 datasets, multiply by 10,000.
+    let mut dump = String::from(
+        "@prefix dcat: <http://www.w3.org/ns/dcat#> . @prefix dct: <http://purl.org/dc/terms/> .\n\
+         <https://portal.example/d/a> a dcat:Dataset ; dct:identifier \"heavy-a\" ; dct:relation <https://portal.example/shared> .\n\
+         <https://portal.example/d/b> a dcat:Dataset ; dct:identifier \"heavy-b\" ; dct:relation <https://portal.example/shared> .\n\
+         <https://portal.example/d/c> a dcat:Dataset ; dct:identifier \"light-c\" ; dct:title \"Leicht\" .\n",
+    );
+    for i in 0..broker::catalog::import::MAX_STATEMENTS {
+        dump.push_str(&format!("<https://portal.example/shared> dct:subject \"{i}\" .\n"));
+    }
+    let quads = b.quad_count();
+    let (status, report) = crate::catalog::import(&b, "heidenheim-steward", dump.into_bytes(), "text/turtle", Some("portal")).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["imported"], json!(["light-c"]), "{report}");
+    let refused: Vec<&str> = report["refused"]
+        .as_array()
+        .expect("refused")
+        .iter()
+        .filter_map(|r| r["reason"].as_str())
+        .collect();
+    assert_eq!(refused.len(), 2, "{report}");
+    assert!(refused.iter().all(|r| r.contains("more than 20000 statements")), "{report}");
+    assert!(b.quad_count() < quads + 100, "nothing of the heavy ones was written");
+}
