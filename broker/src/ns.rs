@@ -30,6 +30,12 @@ pub const DCATDE_DEF: &str = "http://dcat-ap.de/def/";
 pub const LICENSES_PREFIX: &str = "http://dcat-ap.de/def/licenses/";
 pub const ADMS: &str = "http://www.w3.org/ns/adms#";
 pub const SKOS: &str = "http://www.w3.org/2004/02/skos/core#";
+/// The ISA Location Core vocabulary (`locn:geometry`).
+pub const LOCN: &str = "http://www.w3.org/ns/locn#";
+/// GeoSPARQL, whose geometry literals DCAT-AP.de puts under `locn:geometry`.
+pub const GSP: &str = "http://www.opengis.net/ont/geosparql#";
+/// The EU distribution-status table (DCAT-AP.de 3.0's `adms:status` values).
+pub const DISTRIBUTION_STATUS_PREFIX: &str = "http://publications.europa.eu/resource/authority/distribution-status/";
 /// DCAT-AP.de's geocoding IRI prefix for municipality keys; the AGS travels in a SAN URI of this form.
 pub const AGS_IRI_PREFIX: &str = "http://dcat-ap.de/def/politicalGeocoding/municipalityKey/";
 /// The project's own namespace for terms the standards lack (roles, problem types, profile terms).

@@ -14,6 +14,7 @@ pub const IDENTITY: &str = include_str!("../../schemas/identity.schema.json");
 pub const MEMBER: &str = include_str!("../../schemas/member.schema.json");
 pub const POLICY_INPUT: &str = include_str!("../../schemas/policy-input.schema.json");
 pub const POLICY_DECISION: &str = include_str!("../../schemas/policy-decision.schema.json");
+pub const VALIDATION: &str = include_str!("../../schemas/validation.schema.json");
 
 /// Every schema shipped with the broker, by file name (as referenced from the OpenAPI document).
 pub const ALL: &[(&str, &str)] = &[
@@ -23,6 +24,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("member.schema.json", MEMBER),
     ("policy-input.schema.json", POLICY_INPUT),
     ("policy-decision.schema.json", POLICY_DECISION),
+    ("validation.schema.json", VALIDATION),
 ];
 
 /// One thing wrong with a request body.

@@ -42,7 +42,22 @@ pub fn open_catalog(config: &Config) -> Result<Arc<OxigraphCatalog>, CatalogErro
         Some(dir) => OxigraphCatalog::open(dir, &config.base_iri)?,
         None => OxigraphCatalog::in_memory(&config.base_iri)?,
     };
-    Ok(Arc::new(catalog.with_workers(sparql_workers(config)?)))
+    let catalog = Arc::new(catalog.with_workers(sparql_workers(config)?));
+    // The text index and the DCAT-AP.de shapes are built in the background, so that neither
+    // the start nor the first search or registration waits for them.
+    let warm = catalog.clone();
+    let spawned = std::thread::Builder::new().name("catalog-warm".into()).spawn(move || {
+        if let Err(e) = warm.warm_search() {
+            tracing::warn!(error = %e, "the search index could not be built; the first search tries again");
+        }
+        if let Err(e) = crate::catalog::shacl::validator() {
+            tracing::error!(error = %e, "the DCAT-AP.de shapes cannot be compiled; registrations will fail");
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread to build the search index ahead; the first search builds it");
+    }
+    Ok(catalog)
 }
 
 /// How the SPARQL workers of `config` are started.

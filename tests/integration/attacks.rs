@@ -688,12 +688,14 @@ async fn an_import_cannot_forge_another_citys_dataset_a_member_or_where_data_is_
         @prefix dcat: <http://www.w3.org/ns/dcat#> . @prefix dct: <http://purl.org/dc/terms/> .
         @prefix foaf: <http://xmlns.com/foaf/0.1/> . @prefix kdr: <https://w3id.org/kdr/> .
         <https://portal.example/d/1> a dcat:Dataset ; dct:identifier "heidenheim-import" ; dct:title "Import"@de ;
+            dct:description "Ein Import"@de ;
             dct:relation <https://broker.kdr.example/datasets/aalen-kita-plaetze>, <https://broker.kdr.example/members/08136088> ;
             kdr:importedFrom "elsewhere" ;
             dcat:distribution <https://portal.example/d/1/csv> .
         <https://broker.kdr.example/datasets/aalen-kita-plaetze> dct:title "Gefälscht"@de .
         <https://broker.kdr.example/members/08136088> foaf:name "Gefälscht" .
         <https://portal.example/d/1/csv> a dcat:Distribution ; dcat:accessURL <https://portal.example/1.csv> ;
+            dct:license <http://dcat-ap.de/def/licenses/cc-zero> ;
             kdr:fetchFrom <https://127.0.0.1:9441/appointments> ; kdr:hostedByBroker true .
     "#;
     let (status, report) = crate::catalog::import(&b, "heidenheim-steward", dump.as_bytes().to_vec(), "text/turtle", Some("portal")).await;
@@ -736,7 +738,8 @@ async fn an_export_that_multiplies_itself_through_a_shared_node_is_refused_per_d
         "@prefix dcat: <http://www.w3.org/ns/dcat#> . @prefix dct: <http://purl.org/dc/terms/> .\n\
          <https://portal.example/d/a> a dcat:Dataset ; dct:identifier \"heavy-a\" ; dct:relation <https://portal.example/shared> .\n\
          <https://portal.example/d/b> a dcat:Dataset ; dct:identifier \"heavy-b\" ; dct:relation <https://portal.example/shared> .\n\
-         <https://portal.example/d/c> a dcat:Dataset ; dct:identifier \"light-c\" ; dct:title \"Leicht\" .\n",
+         <https://portal.example/d/c> a dcat:Dataset ; dct:identifier \"light-c\" ; dct:title \"Leicht\" ;\n\
+         dct:description \"Leicht beschrieben\" .\n",
     );
     for i in 0..broker::catalog::import::MAX_STATEMENTS {
         dump.push_str(&format!("<https://portal.example/shared> dct:subject \"{i}\" .\n"));

@@ -431,6 +431,9 @@ async fn rostocks_portal_export_is_imported_repaired_harvested_back_whole_and_re
         "access-rights-literal",
         "file-type",
         "vocabulary-iri",
+        "byte-size",
+        "status",
+        "geometry-literal",
     ] {
         assert!(kinds(&report).contains(kind), "{kind} not repaired: {}", report["repaired"]);
     }
@@ -696,4 +699,225 @@ async fn an_import_that_cannot_be_read_writes_nothing_and_says_where() {
     .await;
     assert_eq!(s, 200, "{report}");
     assert_eq!(report["imported"].as_array().map(Vec::len), Some(1), "{report}");
+}
+
+async fn get_json(b: &TestBroker, who: &str, path: &str) -> (u16, Value) {
+    let mut resp = b.client(who).get(b.url(path)).send().await.expect("get");
+    let status = resp.status().as_u16();
+    (status, json(&mut resp).await)
+}
+
+fn hit_ids(results: &Value) -> Vec<String> {
+    results["hits"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|h| h["id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+#[actix_rt::test]
+async fn search_finds_german_inflections_counts_facets_pages_and_follows_every_write() {
+    let b = TestBroker::start();
+    let (status, report) = import(
+        &b,
+        "aalen-steward",
+        shared("catalogs/rostock-catalog.rdf"),
+        "application/rdf+xml",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    // "Friedhof" finds "Friedhöfe", "Ärztehaus" finds "Ärztehäuser": stems, umlauts folded.
+    // (Percent-encoded: "ärztehaus", "FLIESSGEWÄSSER".)
+    for (words, title) in [
+        ("Friedhof", "Friedhöfe"),
+        ("%C3%A4rztehaus", "Ärztehäuser"),
+        ("FLIESSGEW%C3%84SSER", "Fließgewässer"),
+    ] {
+        let (status, found) = get_json(&b, "heidenheim-system", &format!("/v1/datasets?q={words}")).await;
+        assert_eq!(status, 200, "{found}");
+        let titles: Vec<&str> = found["hits"]
+            .as_array()
+            .expect("hits")
+            .iter()
+            .filter_map(|h| h["title"].as_str())
+            .collect();
+        assert!(titles.contains(&title), "{words}: {titles:?}");
+        assert!(found["hits"].as_array().expect("hits").iter().all(|h| h["publisher"] == "08136088"));
+    }
+    // Browsing: no words, 100 datasets, facets over all of them, pages of 30.
+    let (_, all) = get_json(&b, "aalen-board", "/v1/datasets?q=&per_page=30&page=4").await;
+    assert_eq!((all["total"].as_u64(), hit_ids(&all).len()), (Some(100), 10), "{all}");
+    assert_eq!(all["facets"]["publisher"]["08136088"], 100, "{}", all["facets"]);
+    let csv = all["facets"]["format"]["CSV"].as_u64().expect("CSV facet");
+    let (_, only_csv) = get_json(&b, "aalen-board", "/v1/datasets?format=CSV&per_page=100").await;
+    assert_eq!(only_csv["total"].as_u64(), Some(csv), "a filter keeps what its facet counted");
+    // Every write is searchable at once: registered, changed, withdrawn.
+    let mut termine = example(TERMINE);
+    assert_eq!(register(&b, "aalen-steward", &termine).await.0, 201);
+    let (_, found) = get_json(&b, "heidenheim-system", "/v1/datasets?q=B%C3%BCrgerb%C3%BCro").await;
+    assert_eq!(hit_ids(&found), vec![TERMINE], "{found}");
+    termine["title"] = json!({ "de": "Wartezeiten im Standesamt" });
+    let resp = b
+        .client("aalen-steward")
+        .put(b.url(&format!("/v1/datasets/{TERMINE}")))
+        .send_json(&termine)
+        .await
+        .expect("put");
+    assert_eq!(resp.status(), 200);
+    let (_, found) = get_json(&b, "heidenheim-system", "/v1/datasets?q=Standesamt").await;
+    assert_eq!(hit_ids(&found), vec![TERMINE], "{found}");
+    let resp = b
+        .client("aalen-steward")
+        .delete(b.url(&format!("/v1/datasets/{TERMINE}")))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(resp.status(), 204);
+    let (_, found) = get_json(&b, "heidenheim-system", "/v1/datasets?q=Standesamt").await;
+    assert_eq!(found["total"], 0, "{found}");
+}
+
+#[actix_rt::test]
+async fn a_search_is_bounded_and_query_syntax_in_it_is_only_words() {
+    let b = TestBroker::start();
+    assert_eq!(register(&b, "aalen-steward", &example(TERMINE)).await.0, 201);
+    for (path, status) in [
+        (format!("/v1/datasets?q={}", "a".repeat(501)), 400),
+        ("/v1/datasets?q=x&per_page=101".to_owned(), 400),
+        ("/v1/datasets?q=x&per_page=0".to_owned(), 400),
+        ("/v1/datasets?q=x&page=0".to_owned(), 400),
+        ("/v1/datasets?q=x&keyword=y".to_owned(), 400),
+        ("/v1/datasets?q=x&theme=".to_owned(), 400),
+        // Far past the last hit: an empty page, not a heap of a million entries.
+        ("/v1/datasets?q=&page=1000000000&per_page=100".to_owned(), 200),
+        // Query syntax is not an error, and reaches no field the search does not offer.
+        ("/v1/datasets?q=id%3A*%20OR%20%22%28%5B".to_owned(), 200),
+        ("/v1/datasets?q=&publisher=..%2F..%2Fetc".to_owned(), 200),
+    ] {
+        let (got, body) = get_json(&b, "heidenheim-system", &path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        if status == 400 {
+            assert_eq!(body["status"], 400, "problem+json: {body}");
+        }
+    }
+    let (_, past) = get_json(&b, "heidenheim-system", "/v1/datasets?q=&page=1000000000&per_page=100").await;
+    assert_eq!((past["total"].as_u64(), hit_ids(&past).len()), (Some(1), 0), "{past}");
+    let (_, syntax) = get_json(&b, "heidenheim-system", "/v1/datasets?q=id%3A*%20OR%20%22%28%5B").await;
+    assert!(hit_ids(&syntax).is_empty(), "{syntax}");
+}
+
+/// A dataset of a portal export: `extra` is added to its statements (Turtle, after `;`).
+fn portal_dataset(name: &str, extra: &str) -> String {
+    format!(
+        r#"<https://portal.example/dataset/{name}> a dcat:Dataset ; dct:identifier "{name}" ;
+            dct:title "Messwerte {name}"@de ; {extra}
+            dcat:distribution <https://portal.example/dataset/{name}/csv> .
+        <https://portal.example/dataset/{name}/csv> a dcat:Distribution ;
+            dcat:accessURL <https://portal.example/{name}.csv> ;
+            dct:license <http://dcat-ap.de/def/licenses/dl-by-de/2.0> ;
+            dct:format <http://publications.europa.eu/resource/authority/file-type/CSV> .
+        "#
+    )
+}
+
+const PORTAL_PREFIXES: &str = "@prefix dcat: <http://www.w3.org/ns/dcat#> . @prefix dct: <http://purl.org/dc/terms/> .\n";
+
+#[actix_rt::test]
+async fn an_import_refuses_what_violates_the_dcat_ap_de_shapes_naming_node_property_and_german_message() {
+    let b = TestBroker::start();
+    let good = portal_dataset("gut", r#"dct:description "Messwerte der Stadt"@de ;"#);
+    // dct:description is mandatory for a dcat:Dataset (DCAT-AP 3.0, sh:minCount 1).
+    let bad = portal_dataset("ohne-beschreibung", "");
+    let dump = format!("{PORTAL_PREFIXES}{good}{bad}");
+    let (status, report) = import(
+        &b,
+        "aalen-steward",
+        dump.into_bytes(),
+        "text/turtle",
+        Some("https://portal.example/"),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["imported"], json!(["gut"]), "{report}");
+    let refused = &report["refused"][0];
+    assert_eq!(refused["dataset"], "https://portal.example/dataset/ohne-beschreibung", "{report}");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("does not meet DCAT-AP.de 3.0")),
+        "{report}"
+    );
+    let finding = refused["findings"]
+        .as_array()
+        .and_then(|f| {
+            f.iter()
+                .find(|f| f["path"].as_str().is_some_and(|p| p.contains("purl.org/dc/terms/description")))
+        })
+        .unwrap_or_else(|| panic!("no finding on dct:description: {report}"));
+    assert_eq!(finding["severity"], "violation");
+    assert!(
+        finding["focus"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("/datasets/ohne-beschreibung")),
+        "{finding}"
+    );
+    assert!(
+        finding["message"].as_str().is_some_and(|m| m.contains("MUSS")),
+        "German message: {finding}"
+    );
+    assert!(
+        !sparql_ask(
+            &b,
+            "heidenheim-system",
+            &format!("{PREFIXES}ASK {{ GRAPH ?g {{ ?d dct:identifier \"ohne-beschreibung\" }} }}")
+        )
+        .await,
+        "nothing of the refused dataset is written"
+    );
+    // Nothing in an export meets the shapes: a problem, nothing written.
+    let quads = b.quad_count();
+    let dump = format!("{PORTAL_PREFIXES}{}", portal_dataset("auch-ohne", ""));
+    let (status, problem) = import(
+        &b,
+        "aalen-steward",
+        dump.into_bytes(),
+        "text/turtle",
+        Some("https://portal2.example/"),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(
+        problem["type"].as_str().map(|t| t.ends_with("not-dcat-ap-de")),
+        Some(true),
+        "{problem}"
+    );
+    assert!(problem["shaclResults"].as_array().is_some_and(|r| !r.is_empty()), "{problem}");
+    assert_eq!(b.quad_count(), quads);
+    // What was imported is checked again on request, warnings and all.
+    let (status, validation) = get_json(&b, "heidenheim-system", "/v1/datasets/gut/validation").await;
+    assert_eq!(status, 200, "{validation}");
+    assert_eq!(
+        (validation["conforms"].clone(), validation["violations"].clone()),
+        (json!(true), json!(0)),
+        "{validation}"
+    );
+    let (status, _) = get_json(&b, "heidenheim-system", "/v1/datasets/gibt-es-nicht/validation").await;
+    assert_eq!(status, 404);
+}
+
+#[actix_rt::test]
+async fn every_example_dataset_meets_dcat_ap_de_as_registered() {
+    let b = TestBroker::start();
+    for (who, name) in [
+        ("aalen-steward", "aalen-buergerbuero-termine"),
+        ("aalen-steward", "aalen-kita-plaetze"),
+        ("heidenheim-steward", "heidenheim-parkhaus-belegung"),
+        ("heidenheim-steward", "heidenheim-einwohner-stadtteile"),
+    ] {
+        let (status, body) = register(&b, who, &example(name)).await;
+        assert_eq!(status, 201, "{name}: {body}");
+        let (status, validation) = get_json(&b, "aalen-board", &format!("/v1/datasets/{name}/validation")).await;
+        assert_eq!(status, 200);
+        assert_eq!(validation["violations"], 0, "{name}: {validation}");
+    }
 }

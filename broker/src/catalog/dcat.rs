@@ -150,6 +150,16 @@ impl Writer {
     }
 }
 
+/// What of a dataset is published (everything but what the broker keeps to itself), as
+/// triples: what the DCAT-AP.de shapes judge.
+pub fn dataset_to_triples(d: &Dataset, iris: &Iris) -> Vec<oxigraph::model::Triple> {
+    dataset_to_quads(d, iris)
+        .into_iter()
+        .filter(|q| !q.graph_name.is_default_graph())
+        .map(|q| oxigraph::model::Triple::new(q.subject, q.predicate, q.object))
+        .collect()
+}
+
 /// The quads of one dataset, all in the dataset's own graph.
 pub fn dataset_to_quads(d: &Dataset, iris: &Iris) -> Vec<Quad> {
     let s = nn(iris.dataset(&d.id));

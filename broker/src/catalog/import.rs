@@ -23,8 +23,8 @@ use super::documents::RdfSyntax;
 use super::model::DatasetId;
 use crate::identity::Ags;
 use crate::ns::{
-    ACCESS_RIGHT_PREFIX, ADMS, DCAT, DCATDE, DCATDE_DEF as DEF, DCT, FILE_TYPE_PREFIX, KDR, LANGUAGE_PREFIX, LICENSES_PREFIX as LICENSES,
-    SKOS, VCARD,
+    ACCESS_RIGHT_PREFIX, ADMS, DCAT, DCATDE, DCATDE_DEF as DEF, DCT, DISTRIBUTION_STATUS_PREFIX, FILE_TYPE_PREFIX, GSP, KDR,
+    LANGUAGE_PREFIX, LICENSES_PREFIX as LICENSES, LOCN, MEDIA_TYPE_PREFIX, SKOS, VCARD,
 };
 
 /// Most statements one imported dataset may have, with everything it links to: a shared node
@@ -52,6 +52,15 @@ const OLD_DEF_HOSTS: &[&str] = &[
 ];
 /// The file-type codes older dumps use for services, and the table's codes for them.
 const FILE_TYPE_FIXES: &[(&str, &str)] = &[("WMS", "WMS_SRVC"), ("WFS", "WFS_SRVC"), ("WCS", "WCS_SRVC"), ("WMTS", "WMTS_SRVC")];
+/// The ADMS 1.0 status IRIs older dumps give `adms:status`, and the EU distribution-status
+/// codes DCAT-AP.de 3.0 requires instead (same meaning, one to one).
+const ADMS_STATUS: &str = "http://purl.org/adms/status/";
+const STATUS_FIXES: &[(&str, &str)] = &[
+    ("Completed", "COMPLETED"),
+    ("Deprecated", "DEPRECATED"),
+    ("UnderDevelopment", "DEVELOP"),
+    ("Withdrawn", "WITHDRAWN"),
+];
 
 /// Why an import cannot be made at all (nothing is written).
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +88,19 @@ pub struct Repair {
 pub struct Refused {
     pub dataset: String,
     pub reason: String,
+    /// What the DCAT-AP.de shapes found, where that is the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<super::shacl::Finding>,
+}
+
+impl Refused {
+    pub fn new(dataset: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            dataset: dataset.into(),
+            reason: reason.into(),
+            findings: Vec::new(),
+        }
+    }
 }
 
 /// One dataset as it will be stored: its statements, all about nodes under its new IRI (or
@@ -196,8 +218,9 @@ fn valid_literal(l: &Literal) -> bool {
 
 const DATE_PROPERTIES: &[&str] = &["issued", "modified"];
 
-/// Repairs one statement; `None` drops it.
-fn repair(t: Triple, r: &mut Repairs) -> Option<Triple> {
+/// Repairs one statement into `out`: itself, changed, dropped, or (a geometry given as a
+/// literal) two statements.
+fn repair(t: Triple, r: &mut Repairs, out: &mut Vec<Triple>) {
     let Triple {
         subject,
         predicate,
@@ -218,7 +241,7 @@ fn repair(t: Triple, r: &mut Repairs) -> Option<Triple> {
             reference,
             None,
         );
-        return None;
+        return;
     }
     let mut predicate = predicate;
     if let Some(fixed) = current_iri(predicate.as_str()) {
@@ -233,10 +256,44 @@ fn repair(t: Triple, r: &mut Repairs) -> Option<Triple> {
     let p = predicate.as_str();
     let object = match object {
         Term::NamedNode(n) => repair_iri_object(p, n, r),
-        Term::Literal(l) => repair_literal_object(p, l, r)?,
+        Term::Literal(l) if p == format!("{LOCN}geometry") => {
+            let node = geometry_node(l, r, out);
+            Term::BlankNode(node)
+        }
+        Term::Literal(l) => match repair_literal_object(p, l, r) {
+            Some(object) => object,
+            None => return,
+        },
         other => other,
     };
-    Some(Triple::new(subject, predicate, object))
+    out.push(Triple::new(subject, predicate, object));
+}
+
+/// DCAT-AP.de 3.0 wants `locn:geometry` to point at a geometry node; dumps give the WKT or
+/// GeoJSON literal itself. The literal moves under a new `locn:Geometry` node as GeoSPARQL
+/// writes it (`gsp:asWKT` / `gsp:asGeoJSON`), unchanged.
+fn geometry_node(l: Literal, r: &mut Repairs, out: &mut Vec<Triple>) -> BlankNode {
+    let node = BlankNode::default();
+    let geo_json = l.datatype().as_str() == format!("{GSP}geoJSONLiteral")
+        || l.datatype().as_str() == format!("{MEDIA_TYPE_PREFIX}application/vnd.geo+json")
+        || l.value().trim_start().starts_with('{');
+    let (property, datatype) = if geo_json {
+        ("asGeoJSON", "geoJSONLiteral")
+    } else {
+        ("asWKT", "wktLiteral")
+    };
+    let short: String = l.value().chars().take(40).collect();
+    r.note(
+        "geometry-literal",
+        "a geometry given as a literal moved under a locn:Geometry node (gsp:asWKT or gsp:asGeoJSON)",
+        &short,
+        Some(&format!("[ a locn:Geometry; gsp:{property} \"{short}\"^^gsp:{datatype} ]")),
+    );
+    let subject = NamedOrBlankNode::BlankNode(node.clone());
+    out.push(Triple::new(subject.clone(), rdf::TYPE, nn(format!("{LOCN}Geometry"))));
+    let literal = Literal::new_typed_literal(l.value(), nn(format!("{GSP}{datatype}")));
+    out.push(Triple::new(subject, nn(format!("{GSP}{property}")), literal));
+    node
 }
 
 fn repair_iri_object(p: &str, n: NamedNode, r: &mut Repairs) -> Term {
@@ -269,6 +326,19 @@ fn repair_iri_object(p: &str, n: NamedNode, r: &mut Repairs) -> Term {
         r.note(
             "file-type",
             "service file type replaced by the EU table's code (WMS -> WMS_SRVC)",
+            &iri,
+            Some(&fixed),
+        );
+        iri = fixed;
+    }
+    if p == format!("{ADMS}status")
+        && let Some(code) = iri.strip_prefix(ADMS_STATUS)
+        && let Some((_, fixed)) = STATUS_FIXES.iter().find(|(old, _)| *old == code)
+    {
+        let fixed = format!("{DISTRIBUTION_STATUS_PREFIX}{fixed}");
+        r.note(
+            "status",
+            "ADMS 1.0 status replaced by the EU distribution-status code (Completed -> COMPLETED)",
             &iri,
             Some(&fixed),
         );
@@ -349,6 +419,18 @@ fn repair_literal_object(p: &str, l: Literal, r: &mut Repairs) -> Option<Term> {
                 None
             }
         },
+        _ if p == format!("{DCAT}byteSize") && l.datatype() != xsd::NON_NEGATIVE_INTEGER => match whole_number(value) {
+            Some(bytes) => {
+                r.note(
+                    "byte-size",
+                    "byte size written as xsd:nonNegativeInteger (it was a decimal or text)",
+                    value,
+                    Some(&bytes),
+                );
+                Some(Term::Literal(Literal::new_typed_literal(bytes, xsd::NON_NEGATIVE_INTEGER)))
+            }
+            None => Some(Term::Literal(l)),
+        },
         _ if p == format!("{VCARD}hasEmail") && value.contains('@') => {
             let iri = super::dcat::mailto(value.trim_start_matches("mailto:"));
             r.note("email-literal", "e-mail address as text made a mailto: IRI", value, Some(&iri));
@@ -356,6 +438,18 @@ fn repair_literal_object(p: &str, l: Literal, r: &mut Repairs) -> Option<Term> {
         }
         _ => Some(Term::Literal(l)),
     }
+}
+
+/// `value` as a whole number of bytes without leading zeros (`"1024"`, `"1024.0"`), or `None`
+/// for anything else (a negative, a fraction, text): that stays, and the shapes say why.
+fn whole_number(value: &str) -> Option<String> {
+    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 20 || !digits(whole) || !digits(fraction) || fraction.bytes().any(|b| b != b'0') {
+        return None;
+    }
+    let trimmed = whole.trim_start_matches('0');
+    Some(if trimmed.is_empty() { "0" } else { trimmed }.to_owned())
 }
 
 /// A dataset identifier from a dump's identifier or IRI: lower case, runs of anything else
@@ -389,7 +483,11 @@ fn term_key(t: &Term) -> Option<String> {
 /// Repairs `triples` and cuts them into datasets for `publisher`.
 pub fn prepare(triples: Vec<Triple>, iris: &Iris, publisher: &Ags) -> Result<Prepared, ImportError> {
     let mut repairs = Repairs::default();
-    let triples: Vec<Triple> = triples.into_iter().filter_map(|t| repair(t, &mut repairs)).collect();
+    let mut repaired = Vec::with_capacity(triples.len());
+    for t in triples {
+        repair(t, &mut repairs, &mut repaired);
+    }
+    let triples = repaired;
     let mut by_subject: HashMap<String, Vec<&Triple>> = HashMap::new();
     for t in &triples {
         by_subject.entry(key(&t.subject)).or_default().push(t);
@@ -433,24 +531,24 @@ pub fn prepare(triples: Vec<Triple>, iris: &Iris, publisher: &Ags) -> Result<Pre
             .and_then(identifier_from)
             .or_else(|| identifier_from(plain.trim_end_matches('/').rsplit('/').next().unwrap_or_default()));
         let Some(id) = id else {
-            prepared.refused.push(Refused {
-                dataset: plain,
-                reason: "neither its dct:identifier nor its IRI gives an identifier (3 to 63 letters, digits or hyphens)".into(),
-            });
+            prepared.refused.push(Refused::new(
+                plain,
+                "neither its dct:identifier nor its IRI gives an identifier (3 to 63 letters, digits or hyphens)",
+            ));
             continue;
         };
         if let Some(first) = taken.get(&id) {
-            prepared.refused.push(Refused {
-                dataset: plain,
-                reason: format!("its identifier '{id}' is the one of {first} in the same file"),
-            });
+            prepared.refused.push(Refused::new(
+                plain,
+                format!("its identifier '{id}' is the one of {first} in the same file"),
+            ));
             continue;
         }
         taken.insert(id.clone(), plain.clone());
         let triples = match cut(original, &id, &plain, &by_subject, &stop, iris, publisher, &mut repairs) {
             Ok(t) => t,
             Err(reason) => {
-                prepared.refused.push(Refused { dataset: plain, reason });
+                prepared.refused.push(Refused::new(plain, reason));
                 continue;
             }
         };
@@ -633,8 +731,11 @@ pub struct Plan {
     pub unchanged: Vec<DatasetId>,
     /// Imported before from the same source and gone from it now.
     pub withdrawn: Vec<DatasetId>,
-    /// In the dump, but their identifier belongs to another dataset (or a withdrawn one).
+    /// In the dump, but their identifier belongs to another dataset (or a withdrawn one), or
+    /// their description violates the DCAT-AP.de shapes.
     pub refused: Vec<Refused>,
+    /// What the shapes warn about in the datasets to be written, by property and message.
+    pub warnings: Vec<super::shacl::WarningGroup>,
     /// The catalog's generation the plan was made for: applied only to that one.
     #[serde(skip)]
     pub generation: u64,
@@ -689,5 +790,49 @@ mod tests {
         );
         assert_eq!(current_iri("http://dcat-ap.de/def/licenses/cc-zero"), None);
         assert_eq!(current_iri("http://purl.org/dc/terms/title"), None);
+    }
+
+    fn repaired(t: Triple) -> (Vec<Triple>, Vec<&'static str>) {
+        let (mut r, mut out) = (Repairs::default(), Vec::new());
+        repair(t, &mut r, &mut out);
+        (out, r.0.keys().copied().collect())
+    }
+
+    #[test]
+    fn byte_sizes_statuses_and_geometry_literals_get_the_form_the_shapes_require() {
+        let s = nn("https://portal.example/d/1");
+        let size = |v: &str, dt| Triple::new(s.clone(), nn(format!("{DCAT}byteSize")), Literal::new_typed_literal(v, dt));
+        let (out, kinds) = repaired(size("001024.00", xsd::DECIMAL));
+        assert_eq!(out[0].object, Literal::new_typed_literal("1024", xsd::NON_NEGATIVE_INTEGER).into());
+        assert_eq!(kinds, ["byte-size"]);
+        for kept in ["10.5", "-3", "viel", ""] {
+            let (out, kinds) = repaired(size(kept, xsd::STRING));
+            assert_eq!(out[0].object, Literal::new_typed_literal(kept, xsd::STRING).into(), "{kept}");
+            assert!(kinds.is_empty(), "{kept}");
+        }
+        let status = Triple::new(
+            s.clone(),
+            nn(format!("{ADMS}status")),
+            nn("http://purl.org/adms/status/UnderDevelopment"),
+        );
+        let (out, kinds) = repaired(status);
+        assert_eq!(out[0].object, nn(format!("{DISTRIBUTION_STATUS_PREFIX}DEVELOP")).into());
+        assert_eq!(kinds, ["status"]);
+        let wkt = Literal::new_typed_literal("POINT(10 48)", nn(format!("{GSP}wktLiteral")));
+        let (out, kinds) = repaired(Triple::new(s.clone(), nn(format!("{LOCN}geometry")), wkt.clone()));
+        assert_eq!(kinds, ["geometry-literal"]);
+        assert_eq!(out.len(), 3, "{out:?}");
+        let node = out
+            .iter()
+            .find(|t| t.subject == s.clone().into())
+            .map(|t| t.object.clone())
+            .expect("link");
+        assert!(
+            out.iter()
+                .any(|t| t.object == Term::from(wkt.clone()) && Term::from(t.subject.clone()) == node)
+        );
+        let json = Literal::new_typed_literal("{\"type\":\"Point\"}", nn(format!("{MEDIA_TYPE_PREFIX}application/vnd.geo+json")));
+        let (out, _) = repaired(Triple::new(s, nn(format!("{LOCN}geometry")), json));
+        assert!(out.iter().any(|t| t.predicate.as_str() == format!("{GSP}asGeoJSON")), "{out:?}");
     }
 }

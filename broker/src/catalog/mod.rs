@@ -12,6 +12,8 @@ pub mod import;
 pub mod isolated;
 pub mod model;
 pub mod policy;
+pub mod search;
+pub mod shacl;
 pub mod sparql;
 pub mod store;
 
@@ -35,6 +37,15 @@ pub enum CatalogError {
     NoSuchDataset(DatasetId),
     #[error("dataset '{}' was withdrawn by {} on {}; a withdrawn identifier is never used again", .0.id, .0.publisher, .0.withdrawn)]
     DatasetWithdrawn(Box<Tombstone>),
+    #[error("dataset '{dataset}' does not meet DCAT-AP.de 3.0: {}", self::shacl::violations_summary(findings).unwrap_or_default())]
+    NotDcatApDe {
+        dataset: DatasetId,
+        findings: Vec<self::shacl::Finding>,
+    },
+    #[error(transparent)]
+    Shacl(#[from] self::shacl::ShaclError),
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("the catalog changed while this was being prepared ({0}); nothing was written, try again")]
     Conflict(String),
     #[error("the policy cannot be stored: {0}")]
@@ -121,6 +132,9 @@ pub trait CatalogDocuments: Send + Sync {
     /// Page `number` (1-based) of the harvestable catalog: the datasets whose access rights
     /// are `PUBLIC`, by identifier, `per_page` to a page, with Hydra paging; `None` past the
     /// last page. `page_iri` names a page.
+    /// What the DCAT-AP.de shapes find in a dataset's description as it is served
+    /// ([`shacl`]), violations first; `None` if there is no such dataset.
+    fn dataset_findings(&self, id: &DatasetId) -> Result<Option<Vec<self::shacl::Finding>>, CatalogError>;
     fn harvest_page(
         &self,
         number: usize,
@@ -143,6 +157,14 @@ pub trait CatalogImport: Send + Sync {
     fn apply_import(&self, plan: &import::Plan, datasets: &[import::ImportedDataset], time: &str) -> Result<(), CatalogError>;
 }
 
+/// Full-text search over the datasets ([`search`]), in step with every write.
+pub trait DatasetSearch: Send + Sync {
+    fn search(&self, query: &search::SearchQuery) -> Result<search::SearchResults, CatalogError>;
+}
+
 /// Everything the broker needs from its metadata graph.
-pub trait Catalog: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService + CatalogDocuments + CatalogImport {}
-impl<T: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService + CatalogDocuments + CatalogImport> Catalog for T {}
+pub trait Catalog:
+    MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService + CatalogDocuments + CatalogImport + DatasetSearch
+{
+}
+impl<T: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService + CatalogDocuments + CatalogImport + DatasetSearch> Catalog for T {}

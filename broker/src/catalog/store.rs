@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad};
+use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad, Triple};
 use oxigraph::store::{StorageError, Store, Transaction};
 use policy_compiler::ir::Policy;
 
@@ -17,6 +17,7 @@ use super::dcat::{self, Graph, Iris};
 use super::documents::{self, Page, RdfSyntax, SpaceCatalog};
 use super::import::{self, ImportedDataset, Plan, Refused};
 use super::policy::{self as policy_graph, PolicyStatus, PolicyVersion, Review};
+use super::search;
 use super::sparql::{self, QueryLimits, QueryOutput, SparqlError};
 use super::{
     CatalogDocuments, CatalogError, CatalogImport, Dataset, DatasetCatalog, DatasetFilter, DatasetId, Member, MemberRegistry,
@@ -40,12 +41,49 @@ pub struct OxigraphCatalog {
     workers: Option<super::isolated::Isolated>,
     /// The public datasets' identifiers, sorted, of one generation (what harvest pages cut).
     public_ids: Mutex<Option<(u64, Arc<Vec<DatasetId>>)>>,
+    /// The text index over the datasets ([`search`]), fed by every dataset write.
+    search: search::SearchIndex,
+    /// Searches and on-request validations running now: each is bounded, so that no caller
+    /// can queue more of them than there are cores to run them.
+    searching: AtomicUsize,
+    validating: AtomicUsize,
+    /// Findings of on-request validations, by dataset, of one catalog generation.
+    findings: Mutex<std::collections::HashMap<DatasetId, (u64, Vec<super::shacl::Finding>)>>,
+}
+
+/// Most searches at once (they take milliseconds; more wait as busy, 503).
+const MAX_SEARCHES: usize = 8;
+/// Most on-request validations at once.
+const MAX_VALIDATIONS: usize = 2;
+
+/// One of a bounded number of places, given back when dropped.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl<'a> Slot<'a> {
+    fn take(count: &'a AtomicUsize, max: usize, what: &str) -> Result<Self, CatalogError> {
+        if count.fetch_add(1, Ordering::SeqCst) >= max {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return Err(CatalogError::Busy(format!("{max} {what} are running; try again in a moment")));
+        }
+        Ok(Self(count))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for OxigraphCatalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OxigraphCatalog").field("iris", &self.iris).finish_non_exhaustive()
     }
+}
+
+/// Validates statements against the DCAT-AP.de shapes ([`shacl`]).
+fn validate(triples: &[Triple]) -> Result<Vec<super::shacl::Finding>, CatalogError> {
+    Ok(super::shacl::validator()?.validate(triples)?)
 }
 
 fn storage(e: StorageError) -> CatalogError {
@@ -80,7 +118,7 @@ impl OxigraphCatalog {
         std::fs::create_dir_all(&private_dir)
             .map_err(|e| CatalogError::Storage(format!("cannot create {}: {e}", private_dir.display())))?;
         let private = Store::open(&private_dir).map_err(storage)?;
-        let mut catalog = Self::with_store(Store::open(dir).map_err(storage)?, private, base_iri);
+        let mut catalog = Self::with_store(Store::open(dir).map_err(storage)?, private, base_iri)?;
         catalog.on_disk = true;
         let upgraded = catalog.upgrade()?;
         if upgraded > 0 {
@@ -114,7 +152,7 @@ impl OxigraphCatalog {
                     continue;
                 }
                 if let Some(d) = self.dataset(&id)? {
-                    self.write_dataset(&d, true)?;
+                    self.write_dataset(&d, true, false)?;
                     rewritten += 1;
                 }
             }
@@ -150,15 +188,11 @@ impl OxigraphCatalog {
 
     /// A store that lives only as long as the process.
     pub fn in_memory(base_iri: &str) -> Result<Self, CatalogError> {
-        Ok(Self::with_store(
-            Store::new().map_err(storage)?,
-            Store::new().map_err(storage)?,
-            base_iri,
-        ))
+        Self::with_store(Store::new().map_err(storage)?, Store::new().map_err(storage)?, base_iri)
     }
 
-    fn with_store(store: Store, private: Store, base_iri: &str) -> Self {
-        Self {
+    fn with_store(store: Store, private: Store, base_iri: &str) -> Result<Self, CatalogError> {
+        Ok(Self {
             store,
             private,
             iris: Iris::new(base_iri),
@@ -168,7 +202,52 @@ impl OxigraphCatalog {
             on_disk: false,
             workers: None,
             public_ids: Mutex::new(None),
+            search: search::SearchIndex::new().map_err(|e| CatalogError::Storage(e.to_string()))?,
+            searching: AtomicUsize::new(0),
+            validating: AtomicUsize::new(0),
+            findings: Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// Brings the text index in step with datasets just written or withdrawn. The graph is
+    /// the truth: a failure here leaves the index stale, to be rebuilt before the next search.
+    fn reindex(&self, written: &[DatasetId], withdrawn: &[DatasetId]) {
+        let entries: Result<Vec<_>, _> = written
+            .iter()
+            .map(|id| self.dataset_triples(id).map(|t| search::Entry::from_triples(id, &t, &self.iris)))
+            .collect();
+        let result = match entries {
+            Ok(entries) => self.search.update(entries, withdrawn).map_err(|e| e.to_string()),
+            Err(e) => {
+                // Unread, the written ones would be missing: rebuild everything instead.
+                self.search.mark_stale();
+                Err(e.to_string())
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "the search index fell behind the catalog; it is rebuilt before the next search");
         }
+    }
+
+    /// Every dataset's index entry, read from the graph under the write lock (one state of it).
+    fn search_entries(&self) -> Result<Vec<search::Entry>, CatalogError> {
+        let _guard = self.lock();
+        let mut entries = Vec::new();
+        for id in self.graphs_under::<DatasetId>(&self.iris.datasets_prefix()) {
+            let triples = self.dataset_triples(&id)?;
+            if !triples.is_empty() {
+                entries.push(search::Entry::from_triples(&id, &triples, &self.iris));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Builds the text index now (the server does at start, in the background), so that the
+    /// first search does not wait for it.
+    pub fn warm_search(&self) -> Result<(), CatalogError> {
+        self.search
+            .rebuild(|| self.search_entries())
+            .map_err(|e| CatalogError::Storage(e.to_string()))
     }
 
     pub fn iris(&self) -> &Iris {
@@ -333,8 +412,31 @@ impl OxigraphCatalog {
         self.writes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_dataset(&self, dataset: &Dataset, must_exist: bool) -> Result<(), CatalogError> {
+    /// Writes a dataset's description; `checked`: only if it meets the DCAT-AP.de shapes
+    /// (what an earlier version stored is rewritten as it is).
+    fn write_dataset(&self, dataset: &Dataset, must_exist: bool, checked: bool) -> Result<(), CatalogError> {
         let graph = NamedNode::new_unchecked(self.iris.dataset(&dataset.id));
+        let (private, public): (Vec<Quad>, Vec<Quad>) = dcat::dataset_to_quads(dataset, &self.iris)
+            .into_iter()
+            .partition(|q| q.graph_name.is_default_graph());
+        if checked {
+            // Before the lock: validation takes milliseconds and reads nothing it writes.
+            let mut triples: Vec<Triple> = public
+                .iter()
+                .map(|q| Triple::new(q.subject.clone(), q.predicate.clone(), q.object.clone()))
+                .collect();
+            triples.extend(self.publisher_triples(&dataset.publisher)?);
+            let findings = validate(&triples)?;
+            if findings.iter().any(|f| f.severity == super::shacl::Severity::Violation) {
+                return Err(CatalogError::NotDcatApDe {
+                    dataset: dataset.id.clone(),
+                    findings: findings
+                        .into_iter()
+                        .filter(|f| f.severity == super::shacl::Severity::Violation)
+                        .collect(),
+                });
+            }
+        }
         let _guard = self.lock();
         let exists = self.store.contains_named_graph(graph.as_ref()).map_err(storage)?;
         match (must_exist, exists) {
@@ -348,9 +450,6 @@ impl OxigraphCatalog {
             (true, true) => {}
         }
         let old_private = if exists { self.dataset_graph(&graph)?.1 } else { Vec::new() };
-        let (private, public): (Vec<Quad>, Vec<Quad>) = dcat::dataset_to_quads(dataset, &self.iris)
-            .into_iter()
-            .partition(|q| q.graph_name.is_default_graph());
         self.write_private_then_public(&old_private, &private, |tx| {
             if exists {
                 tx.remove_named_graph(graph.as_ref()).map_err(storage)?;
@@ -362,6 +461,7 @@ impl OxigraphCatalog {
             Ok(())
         })?;
         self.changed();
+        self.reindex(std::slice::from_ref(&dataset.id), &[]);
         Ok(())
     }
 }
@@ -400,11 +500,11 @@ impl MemberRegistry for OxigraphCatalog {
 
 impl DatasetCatalog for OxigraphCatalog {
     fn insert_dataset(&self, dataset: &Dataset) -> Result<(), CatalogError> {
-        self.write_dataset(dataset, false)
+        self.write_dataset(dataset, false, true)
     }
 
     fn replace_dataset(&self, dataset: &Dataset) -> Result<(), CatalogError> {
-        self.write_dataset(dataset, true)
+        self.write_dataset(dataset, true, true)
     }
 
     fn withdraw_dataset(&self, id: &DatasetId, time: &str) -> Result<Tombstone, CatalogError> {
@@ -431,6 +531,7 @@ impl DatasetCatalog for OxigraphCatalog {
         }
         tx.commit().map_err(storage)?;
         self.changed();
+        self.reindex(&[], std::slice::from_ref(id));
         // Withdrawn, its identifier never used again: nothing reads its addresses any more.
         if let Err(e) = apply(&self.private, &private, &[]) {
             tracing::warn!(dataset = %id, error = %e, "the withdrawn dataset's provider addresses could not be removed");
@@ -674,6 +775,33 @@ impl CatalogDocuments for OxigraphCatalog {
         document(&triples, syntax).map(Some)
     }
 
+    fn dataset_findings(&self, id: &DatasetId) -> Result<Option<Vec<super::shacl::Finding>>, CatalogError> {
+        let generation = self.generation();
+        if let Ok(cache) = self.findings.lock()
+            && let Some((g, findings)) = cache.get(id)
+            && *g == generation
+        {
+            return Ok(Some(findings.clone()));
+        }
+        let _slot = Slot::take(&self.validating, MAX_VALIDATIONS, "validations")?;
+        let mut triples = self.dataset_triples(id)?;
+        if triples.is_empty() {
+            return Ok(None);
+        }
+        if let Some(ags) = Self::publisher_of(&triples, &self.iris, &self.iris.dataset(id)) {
+            triples.extend(self.publisher_triples(&ags)?);
+        }
+        let findings = validate(&triples)?;
+        if let Ok(mut cache) = self.findings.lock() {
+            // Of one generation at most; bounded, whoever asks for however many datasets.
+            cache.retain(|_, (g, _)| *g == generation);
+            if cache.len() < 1024 {
+                cache.insert(id.clone(), (generation, findings.clone()));
+            }
+        }
+        Ok(Some(findings))
+    }
+
     fn harvest_page(
         &self,
         number: usize,
@@ -764,33 +892,59 @@ impl CatalogImport for OxigraphCatalog {
             generation,
             ..Plan::default()
         };
+        let mut publisher_triples = None;
+        let mut findings = Vec::new();
         for d in datasets {
             if let Some(t) = self.tombstone(&d.id)? {
-                plan.refused.push(Refused {
-                    dataset: d.original.clone(),
-                    reason: format!(
+                plan.refused.push(Refused::new(
+                    d.original.clone(),
+                    format!(
                         "its identifier '{}' was withdrawn by {} on {}; a withdrawn identifier is never used again",
                         d.id, t.publisher, t.withdrawn
                     ),
-                });
-            } else if earlier.binary_search(&d.id).is_ok() {
-                if self.own_literal(&d.id, import::IMPORT_DIGEST)?.as_deref() == Some(d.digest.as_str()) {
-                    plan.unchanged.push(d.id.clone());
-                } else {
-                    plan.updated.push(d.id.clone());
-                }
-            } else if let Some(other) = self.dataset(&d.id)? {
-                plan.refused.push(Refused {
-                    dataset: d.original.clone(),
-                    reason: format!(
+                ));
+                continue;
+            }
+            let update = earlier.binary_search(&d.id).is_ok();
+            if update && self.own_literal(&d.id, import::IMPORT_DIGEST)?.as_deref() == Some(d.digest.as_str()) {
+                plan.unchanged.push(d.id.clone());
+                continue;
+            }
+            if !update && let Some(other) = self.dataset(&d.id)? {
+                plan.refused.push(Refused::new(
+                    d.original.clone(),
+                    format!(
                         "its identifier '{}' is taken by a dataset of {} that was not imported from this source",
                         d.id, other.publisher
                     ),
-                });
+                ));
+                continue;
+            }
+            // What is written is validated with the publisher's description, as it is served.
+            let context = match &publisher_triples {
+                Some(t) => t,
+                None => publisher_triples.insert(self.publisher_triples(publisher)?),
+            };
+            let mut triples = d.triples.clone();
+            triples.extend(context.iter().cloned());
+            let found = validate(&triples)?;
+            if let Some(reason) = super::shacl::violations_summary(&found) {
+                let mut refused = Refused::new(d.original.clone(), format!("it does not meet DCAT-AP.de 3.0: {reason}"));
+                refused.findings = found
+                    .into_iter()
+                    .filter(|f| f.severity == super::shacl::Severity::Violation)
+                    .collect();
+                plan.refused.push(refused);
+                continue;
+            }
+            findings.extend(found);
+            if update {
+                plan.updated.push(d.id.clone());
             } else {
                 plan.imported.push(d.id.clone());
             }
         }
+        plan.warnings = super::shacl::group_warnings(&findings);
         let now: std::collections::BTreeSet<&DatasetId> = datasets.iter().map(|d| &d.id).collect();
         plan.withdrawn = earlier.into_iter().filter(|id| !now.contains(id)).collect();
         Ok(plan)
@@ -842,7 +996,19 @@ impl CatalogImport for OxigraphCatalog {
         }
         tx.commit().map_err(storage)?;
         self.changed();
+        let written: Vec<DatasetId> = writes.into_iter().cloned().collect();
+        self.reindex(&written, &plan.withdrawn);
         Ok(())
+    }
+}
+
+impl super::DatasetSearch for OxigraphCatalog {
+    fn search(&self, query: &search::SearchQuery) -> Result<search::SearchResults, CatalogError> {
+        let _slot = Slot::take(&self.searching, MAX_SEARCHES, "searches")?;
+        if self.search.is_stale() {
+            self.warm_search()?;
+        }
+        self.search.search(query).map_err(|e| CatalogError::Storage(e.to_string()))
     }
 }
 

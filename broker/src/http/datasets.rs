@@ -20,10 +20,25 @@ pub struct ListQuery {
     keyword: Option<String>,
     theme: Option<String>,
     publisher: Option<String>,
+    /// Full-text search: with it (or any of the parameters below) the answer is a page of hits.
+    q: Option<String>,
+    licence: Option<String>,
+    format: Option<String>,
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+impl ListQuery {
+    fn is_search(&self) -> bool {
+        self.q.is_some() || self.licence.is_some() || self.format.is_some() || self.page.is_some() || self.per_page.is_some()
+    }
 }
 
 pub async fn list(caller: Caller, state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, Problem> {
     let q = q.into_inner();
+    if q.is_search() {
+        return search(state, q).await;
+    }
     let publisher = q
         .publisher
         .map(|p| p.parse::<Ags>())
@@ -41,6 +56,52 @@ pub async fn list(caller: Caller, state: web::Data<AppState>, q: web::Query<List
     Ok(HttpResponse::Ok().json(seen))
 }
 
+/// `GET /v1/datasets?q=...`: relevance-ordered hits with facets ([`crate::catalog::search`]).
+async fn search(state: web::Data<AppState>, q: ListQuery) -> Result<HttpResponse, Problem> {
+    use crate::catalog::search::{MAX_PER_PAGE, MAX_QUERY_CHARS, SearchQuery};
+    let bad = |detail: String| Problem::bad_request("bad-query-parameter", detail);
+    let text = q.q.unwrap_or_default();
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(bad(format!("query parameter 'q': at most {MAX_QUERY_CHARS} characters")));
+    }
+    let per_page = q.per_page.unwrap_or(20);
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(bad(format!("query parameter 'per_page': 1 to {MAX_PER_PAGE}")));
+    }
+    let page = q.page.unwrap_or(1);
+    if page == 0 {
+        return Err(bad("query parameter 'page': counts from 1".into()));
+    }
+    let mut filters = Vec::new();
+    for (facet, value) in [
+        ("theme", q.theme),
+        ("publisher", q.publisher),
+        ("licence", q.licence),
+        ("format", q.format),
+    ] {
+        if let Some(v) = value {
+            if v.is_empty() || v.len() > 200 {
+                return Err(bad(format!("query parameter '{facet}': 1 to 200 characters")));
+            }
+            filters.push((facet, v));
+        }
+    }
+    if let Some(k) = q.keyword {
+        return Err(bad(format!(
+            "query parameter 'keyword' ('{k}') filters the plain list; with a search, put it into 'q'"
+        )));
+    }
+    let query = SearchQuery {
+        text,
+        filters,
+        page,
+        per_page,
+    };
+    let catalog = state.catalog.clone();
+    let results = web::block(move || catalog.search(&query)).await??;
+    Ok(HttpResponse::Ok().json(results))
+}
+
 pub async fn get(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let id = parse_id(&id)?;
     let dataset = load(&state, id).await?;
@@ -50,6 +111,26 @@ pub async fn get(caller: Caller, state: web::Data<AppState>, id: web::Path<Strin
         response.insert_header(("X-Distributions-Digest", dataset.distributions_digest()));
     }
     Ok(response.json(seen_by(&crate::catalog::dcat::Iris::new(&state.base_iri), &caller, dataset)))
+}
+
+/// `GET /v1/datasets/{id}/validation`: the description as served, through the DCAT-AP.de shapes.
+pub async fn validation(_caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let id = parse_id(&id)?;
+    let catalog = state.catalog.clone();
+    let wanted = id.clone();
+    let findings = web::block(move || catalog.dataset_findings(&wanted))
+        .await??
+        .ok_or_else(|| Problem::not_found("no-such-dataset", format!("dataset '{id}' does not exist")))?;
+    let count = |s| findings.iter().filter(|f| f.severity == s).count();
+    use crate::catalog::shacl::Severity;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "dataset": id,
+        "profile": crate::catalog::shacl::PROFILE,
+        "conforms": count(Severity::Violation) == 0,
+        "violations": count(Severity::Violation),
+        "warnings": count(Severity::Warning),
+        "findings": findings,
+    })))
 }
 
 /// The dataset as the caller may see it: another city's provider addresses are the broker's.

@@ -62,13 +62,21 @@ pub async fn import(
     report["unchanged"] = plan.unchanged.len().into();
     report["repaired"] = serde_json::to_value(&prepared.repairs).unwrap_or_default();
     let changes = plan.imported.len() + plan.updated.len() + plan.withdrawn.len();
+    if changes + plan.unchanged.len() == 0 && plan.refused.iter().any(|r| !r.findings.is_empty()) {
+        return Err(nothing_meets_the_shapes(&plan));
+    }
     if changes > 0 {
         let catalog = state.catalog.clone();
         let applied = plan.clone();
         let time = super::datasets::now_rfc3339();
-        super::audited(&state, &caller, "catalog-imported", &plan.source, report.clone(), move || {
-            catalog.apply_import(&applied, &datasets, &time)
-        })
+        super::audited(
+            &state,
+            &caller,
+            "catalog-imported",
+            &plan.source,
+            audit_detail(&report),
+            move || catalog.apply_import(&applied, &datasets, &time),
+        )
         .await?;
         for id in plan.updated.iter() {
             state.exchange.forget(id);
@@ -79,6 +87,46 @@ pub async fn import(
     }
     tracing::info!(by = %caller.identity.ags, source = %plan.source, imported = plan.imported.len(), updated = plan.updated.len(), withdrawn = plan.withdrawn.len(), "catalog imported");
     Ok(HttpResponse::Ok().json(report))
+}
+
+/// What the audit trail keeps of an import's report: every change, every refusal with its
+/// reason, the repairs; the shapes' findings only counted (they are the steward's to read in
+/// the answer, and would make one record as large as the export).
+fn audit_detail(report: &serde_json::Value) -> serde_json::Value {
+    let mut detail = report.clone();
+    if let Some(refused) = detail["refused"].as_array_mut() {
+        for r in refused {
+            if let Some(findings) = r.as_object_mut().and_then(|o| o.remove("findings")) {
+                r["violations"] = findings.as_array().map_or(0, Vec::len).into();
+            }
+        }
+    }
+    if let Some(warnings) = detail["warnings"].as_array() {
+        detail["warnings"] = warnings.iter().filter_map(|w| w["count"].as_u64()).sum::<u64>().into();
+    }
+    detail
+}
+
+/// Every dataset of the export violates the DCAT-AP.de shapes: a problem naming each one's
+/// violations (node, property, message), not a report of an import that did nothing.
+fn nothing_meets_the_shapes(plan: &import::Plan) -> Problem {
+    let findings: Vec<_> = plan.refused.iter().flat_map(|r| r.findings.iter()).collect();
+    let first = plan
+        .refused
+        .iter()
+        .find(|r| !r.findings.is_empty())
+        .map(|r| format!("{}: {}", r.dataset, r.reason));
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not-dcat-ap-de",
+        "The description does not meet DCAT-AP.de 3.0",
+        format!(
+            "no dataset of the export meets DCAT-AP.de 3.0, nothing was imported; {}",
+            first.unwrap_or_default()
+        ),
+    )
+    .with("refused", serde_json::to_value(&plan.refused).unwrap_or_default())
+    .with("shaclResults", serde_json::to_value(findings).unwrap_or_default())
 }
 
 fn refused(e: ImportError) -> Problem {

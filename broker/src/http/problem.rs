@@ -177,6 +177,22 @@ impl From<crate::catalog::CatalogError> for Problem {
             e @ E::PolicyVersionTaken { .. } => Problem::new(StatusCode::CONFLICT, "policy-version-taken", "Conflict", e.to_string()),
             e @ E::NotADraft { .. } => Problem::new(StatusCode::CONFLICT, "not-a-draft", "Conflict", e.to_string()),
             e @ E::Conflict(_) => Problem::new(StatusCode::CONFLICT, "changed-meanwhile", "Conflict", e.to_string()),
+            E::Shacl(e) => Problem::internal("the DCAT-AP.de validation failed", e),
+            e @ E::Busy(_) => Problem::busy(e.to_string(), 1),
+            E::NotDcatApDe { dataset, findings } => {
+                let detail = E::NotDcatApDe {
+                    dataset,
+                    findings: findings.clone(),
+                }
+                .to_string();
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "not-dcat-ap-de",
+                    "The description does not meet DCAT-AP.de 3.0",
+                    detail,
+                )
+                .with("shaclResults", serde_json::to_value(findings).unwrap_or_default())
+            }
         }
     }
 }

@@ -112,17 +112,32 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: Method::Get,
         path: "/v1/datasets",
         operation_id: "listDatasets",
-        summary: "Registered datasets, optionally filtered",
+        summary: "Registered datasets, optionally filtered; with q (or licence, format, page, per_page) a full-text search: relevance-ordered hits over titles, descriptions and keywords with German stemming, facet counts (theme, publisher, licence, format) over all hits, and paging",
         roles: &[],
         query: &[
-            ("keyword", "Only datasets with this keyword (case-insensitive)"),
+            ("keyword", "Only datasets with this keyword (case-insensitive; the plain list only)"),
             ("theme", "Only datasets with this EU data-theme code"),
             ("publisher", "Only datasets published by this AGS"),
+            (
+                "q",
+                "Words to search for, all of them required (at most 500 characters; empty: every dataset)",
+            ),
+            (
+                "licence",
+                "Search: only datasets with this DCAT-AP.de licence code (e.g. dl-by-de-2.0)",
+            ),
+            (
+                "format",
+                "Search: only datasets with a distribution of this EU file-type code (e.g. CSV)",
+            ),
+            ("page", "Search: the page, from 1"),
+            ("per_page", "Search: hits a page, 1 to 100 (default 20)"),
         ],
         body: None,
         responses: &[
-            (200, "Matching datasets", None),
+            (200, "Matching datasets; with a search, a page of hits with facets", None),
             (400, "Malformed filter", Some("problem.schema.json")),
+            (503, "Every search slot is taken (Retry-After)", Some("problem.schema.json")),
         ],
         handler: |r| r.to(datasets::list),
     },
@@ -144,7 +159,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 Some("problem.schema.json"),
             ),
             (413, "Body too large", Some("problem.schema.json")),
-            (422, "Schema violations, each by JSON Pointer", Some("problem.schema.json")),
+            (
+                422,
+                "Schema violations, each by JSON Pointer; or DCAT-AP.de 3.0 violations, each by node, property and message (shaclResults)",
+                Some("problem.schema.json"),
+            ),
         ],
         handler: |r| r.to(datasets::create),
     },
@@ -170,9 +189,28 @@ pub const ENDPOINTS: &[Endpoint] = &[
         responses: &[
             (200, "Replaced", None),
             (404, "No such dataset", Some("problem.schema.json")),
-            (422, "Schema violations", Some("problem.schema.json")),
+            (
+                422,
+                "Schema violations, or DCAT-AP.de 3.0 violations (shaclResults)",
+                Some("problem.schema.json"),
+            ),
         ],
         handler: |r| r.to(datasets::replace),
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/v1/datasets/{id}/validation",
+        operation_id: "validateDataset",
+        summary: "The dataset's description checked against the DCAT-AP.de 3.0 shapes GovData validates with: violations and warnings by node, property and message (German where the shapes have it)",
+        roles: &[],
+        query: &[],
+        body: None,
+        responses: &[
+            (200, "The findings (none: the description conforms)", Some("validation.schema.json")),
+            (404, "No such dataset", Some("problem.schema.json")),
+            (503, "Every validation slot is taken (Retry-After)", Some("problem.schema.json")),
+        ],
+        handler: |r| r.to(datasets::validation),
     },
     Endpoint {
         method: Method::Delete,
@@ -447,7 +485,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         responses: &[
             (
                 200,
-                "What was imported, updated, left unchanged, withdrawn, refused and repaired",
+                "What was imported, updated, left unchanged, withdrawn, refused (with the DCAT-AP.de violations where those are why) and repaired, and the shapes' warnings by property and message",
                 None,
             ),
             (
@@ -455,7 +493,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
                 "The catalog changed while the import was prepared; nothing was written",
                 Some("problem.schema.json"),
             ),
-            (422, "Not readable RDF, or no dcat:Dataset in it", Some("problem.schema.json")),
+            (
+                422,
+                "Not readable RDF, no dcat:Dataset in it, or no dataset in it meets DCAT-AP.de 3.0 (shaclResults)",
+                Some("problem.schema.json"),
+            ),
             (
                 503,
                 "Too many uploads and imports at once (Retry-After)",
@@ -581,7 +623,7 @@ pub fn openapi(vocab: &policy_compiler::Vocabulary) -> Value {
 
 /// Makes a schema file a component that resolves inside the OpenAPI document alone: no `$id`
 /// (which would make its references resolve against the file's own address), references to
-/// another file (`member.schema.json`) and to its own `$defs` (`#/$defs/langText`) rewritten to
+/// another file (`member.schema.json`, `validation.schema.json#/$defs/finding`) and to its own `$defs` (`#/$defs/langText`) rewritten to
 /// component paths.
 fn self_contained(v: &mut Value, component: &str) {
     match v {
@@ -589,10 +631,10 @@ fn self_contained(v: &mut Value, component: &str) {
             map.remove("$id");
             map.remove("$schema");
             if let Some(Value::String(r)) = map.get_mut("$ref") {
-                *r = if let Some(local) = r.strip_prefix("#/") {
-                    format!("#/components/schemas/{component}/{local}")
-                } else {
-                    format!("#/components/schemas/{}", component_name(r))
+                *r = match r.split_once("#/") {
+                    Some(("", local)) => format!("#/components/schemas/{component}/{local}"),
+                    Some((file, local)) => format!("#/components/schemas/{}/{local}", component_name(file)),
+                    None => format!("#/components/schemas/{}", component_name(r)),
                 };
             }
             map.values_mut().for_each(|x| self_contained(x, component));
@@ -638,6 +680,10 @@ fn parameter_schema(name: &str, vocab: &policy_compiler::Vocabulary) -> Value {
         "bucket" => json!({ "type": "string", "enum": ["day", "month"] }),
         "format" => json!({ "type": "string", "enum": ["json", "csv"] }),
         "source" => json!({ "type": "string", "minLength": 1, "maxLength": 2000 }),
+        "q" => json!({ "type": "string", "maxLength": 500 }),
+        "page" => json!({ "type": "integer", "minimum": 1, "maximum": 10000 }),
+        "per_page" => json!({ "type": "integer", "minimum": 1, "maximum": 100 }),
+        "licence" | "theme" => json!({ "type": "string", "minLength": 1, "maxLength": 200 }),
         "from" | "to" => json!({ "anyOf": [{ "type": "string", "format": "date" }, { "type": "string", "format": "date-time" }] }),
         _ => json!({ "type": "string" }),
     }
@@ -687,7 +733,12 @@ fn operation(ep: &Endpoint, vocab: &policy_compiler::Vocabulary) -> Value {
         .iter()
         .map(|(name, d)| {
             let required = d.starts_with("Required");
-            json!({ "name": name, "in": "query", "description": d, "required": required, "schema": parameter_schema(name, vocab) })
+            let schema = match (ep.operation_id, *name) {
+                // The search's file-type filter, not a report's output format.
+                ("listDatasets", "format") => json!({ "type": "string", "minLength": 1, "maxLength": 200 }),
+                _ => parameter_schema(name, vocab),
+            };
+            json!({ "name": name, "in": "query", "description": d, "required": required, "schema": schema })
         })
         .collect();
     for seg in ep.path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')) {
