@@ -59,4 +59,46 @@ impl Connection {
             })
         })
     }
+
+    /// `POST`s a large body in chunks, calling `sent` with the bytes sent so far (for a progress
+    /// bar) and waiting up to `timeout` for the answer: an import of a whole portal takes
+    /// minutes, not the sixty seconds other calls get.
+    pub fn upload(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        media_type: &str,
+        timeout: Duration,
+        sent: impl Fn(u64) + 'static,
+    ) -> Result<Answer, ClientError> {
+        const CHUNK: usize = 256 * 1024;
+        let tls = crate::tls::client_config(&self.ca, &self.certificate, &self.private_key)?;
+        let url = format!("{}{path}", self.broker.trim_end_matches('/'));
+        let media_type = media_type.to_owned();
+        actix_rt::System::new().block_on(async move {
+            let connector = awc::Connector::new().rustls_0_23(Arc::new(tls));
+            let client = awc::Client::builder().connector(connector).timeout(timeout).finish();
+            let body = bytes::Bytes::from(body);
+            let total = body.len();
+            let mut done = 0u64;
+            let chunks = (0..total.div_ceil(CHUNK)).map(move |i| {
+                let chunk = body.slice(i * CHUNK..((i + 1) * CHUNK).min(total));
+                done += chunk.len() as u64;
+                sent(done);
+                Ok::<_, std::io::Error>(chunk)
+            });
+            let send_err = |reason: String| ClientError::Send { url: url.clone(), reason };
+            let mut resp = client
+                .post(&url)
+                .insert_header(("Content-Type", media_type))
+                .send_stream(futures_util::stream::iter(chunks))
+                .await
+                .map_err(|e| send_err(e.to_string()))?;
+            let body = resp.body().limit(64 << 20).await.map_err(|e| send_err(e.to_string()))?;
+            Ok(Answer {
+                status: resp.status().as_u16(),
+                body: body.to_vec(),
+            })
+        })
+    }
 }

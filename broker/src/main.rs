@@ -499,12 +499,43 @@ fn run_catalog(cmd: CatalogCommand) -> Result<()> {
                 "nt" => "application/n-triples",
                 _ => "application/rdf+xml",
             };
-            eprintln!("importing {} ({} bytes, {media_type}) ...", file.display(), bytes.len());
             let path = format!("/v1/catalog/import{}", query(&[("source", source.as_deref())]));
-            print_answer(&conn.connection().call("POST", &path, Some((bytes, media_type.to_owned())))?)?;
+            let answer = upload_with_progress(&conn.connection(), &path, &file, bytes, media_type)?;
+            print_answer(&answer)?;
         }
     }
     Ok(())
+}
+
+/// Uploads `bytes` with a progress bar on standard error (drawn only on a terminal): the bytes
+/// sent, then the time the broker takes to read, validate and write what it received.
+fn upload_with_progress(
+    conn: &broker::client::Connection,
+    path: &str,
+    file: &std::path::Path,
+    bytes: Vec<u8>,
+    media_type: &str,
+) -> Result<broker::client::Answer> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let total = bytes.len() as u64;
+    let bar = ProgressBar::new(total).with_message(format!("{} ({media_type})", file.display()));
+    bar.set_style(
+        ProgressStyle::with_template("{msg}\n[{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} sent")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let shown = bar.clone();
+    let answer = conn.upload(path, bytes, media_type, std::time::Duration::from_secs(3600), move |sent| {
+        shown.set_position(sent);
+        if sent >= total {
+            shown.set_style(
+                ProgressStyle::with_template("{msg}\n[{elapsed_precise}] {spinner} the broker reads, validates and writes it")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            shown.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+    });
+    bar.finish_and_clear();
+    Ok(answer?)
 }
 
 /// Prints an answer's body; a status of 400 or more is an error (with the problem's text).
