@@ -756,6 +756,16 @@ async fn search_finds_german_inflections_counts_facets_pages_and_follows_every_w
     assert_eq!(register(&b, "aalen-steward", &termine).await.0, 201);
     let (_, found) = get_json(&b, "heidenheim-system", "/v1/datasets?q=B%C3%BCrgerb%C3%BCro").await;
     assert_eq!(hit_ids(&found), vec![TERMINE], "{found}");
+    // A keyword filters a search as it filters the plain list: whole, in any case.
+    for (keyword, hits) in [("VERWALTUNG", vec![TERMINE]), ("Verwalt", vec![])] {
+        let (_, found) = get_json(
+            &b,
+            "heidenheim-system",
+            &format!("/v1/datasets?q=B%C3%BCrgerb%C3%BCro&keyword={keyword}"),
+        )
+        .await;
+        assert_eq!(hit_ids(&found), hits, "{keyword}: {found}");
+    }
     termine["title"] = json!({ "de": "Wartezeiten im Standesamt" });
     let resp = b
         .client("aalen-steward")
@@ -786,7 +796,7 @@ async fn a_search_is_bounded_and_query_syntax_in_it_is_only_words() {
         ("/v1/datasets?q=x&per_page=101".to_owned(), 400),
         ("/v1/datasets?q=x&per_page=0".to_owned(), 400),
         ("/v1/datasets?q=x&page=0".to_owned(), 400),
-        ("/v1/datasets?q=x&keyword=y".to_owned(), 400),
+        ("/v1/datasets?q=x&keyword=".to_owned(), 400),
         ("/v1/datasets?q=x&theme=".to_owned(), 400),
         // Far past the last hit: an empty page, not a heap of a million entries.
         ("/v1/datasets?q=&page=1000000000&per_page=100".to_owned(), 200),

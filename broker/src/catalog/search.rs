@@ -55,6 +55,10 @@ pub const MAX_HIT: usize = 10_000;
 /// The facets every search answers with, and the filters it takes.
 pub const FACETS: [&str; 4] = ["theme", "publisher", "licence", "format"];
 
+/// A filter on one whole keyword (any case), as the plain list has it; not counted as a facet
+/// (keywords are free text: counting them would let descriptions flood the answer).
+pub const KEYWORD: &str = "keyword";
+
 const GERMAN: &str = "kdr_german";
 
 /// What one search asks.
@@ -110,7 +114,8 @@ pub struct Entry {
     pub keywords: Vec<String>,
     pub publisher: String,
     /// (facet, value) pairs: EU theme codes, the publisher's AGS, licence and file-type codes,
-    /// only values of the vocabularies the broker knows (a description cannot flood a facet).
+    /// only values of the vocabularies the broker knows (a description cannot flood a facet);
+    /// and each keyword in lower case under [`KEYWORD`], a filter that is never counted.
     pub facets: Vec<(&'static str, String)>,
 }
 
@@ -147,6 +152,7 @@ impl Entry {
                         e.descriptions.push(l.value().to_owned());
                     } else if is(t, DCAT, "keyword") {
                         e.keywords.push(l.value().to_owned());
+                        e.facets.push((KEYWORD, l.value().to_lowercase()));
                     }
                 }
                 Term::NamedNode(n) => {

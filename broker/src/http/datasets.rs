@@ -78,6 +78,7 @@ async fn search(state: web::Data<AppState>, q: ListQuery) -> Result<HttpResponse
         ("publisher", q.publisher),
         ("licence", q.licence),
         ("format", q.format),
+        (crate::catalog::search::KEYWORD, q.keyword.map(|k| k.to_lowercase())),
     ] {
         if let Some(v) = value {
             if v.is_empty() || v.len() > 200 {
@@ -85,11 +86,6 @@ async fn search(state: web::Data<AppState>, q: ListQuery) -> Result<HttpResponse
             }
             filters.push((facet, v));
         }
-    }
-    if let Some(k) = q.keyword {
-        return Err(bad(format!(
-            "query parameter 'keyword' ('{k}') filters the plain list; with a search, put it into 'q'"
-        )));
     }
     let query = SearchQuery {
         text,

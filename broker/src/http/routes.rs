@@ -115,7 +115,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "Registered datasets, optionally filtered; with q (or licence, format, page, per_page) a full-text search: relevance-ordered hits over titles, descriptions and keywords with German stemming, facet counts (theme, publisher, licence, format) over all hits, and paging",
         roles: &[],
         query: &[
-            ("keyword", "Only datasets with this keyword (case-insensitive; the plain list only)"),
+            (
+                "keyword",
+                "Only datasets with this whole keyword (case-insensitive; also with a search)",
+            ),
             ("theme", "Only datasets with this EU data-theme code"),
             ("publisher", "Only datasets published by this AGS"),
             (
@@ -683,7 +686,7 @@ fn parameter_schema(name: &str, vocab: &policy_compiler::Vocabulary) -> Value {
         "q" => json!({ "type": "string", "maxLength": 500 }),
         "page" => json!({ "type": "integer", "minimum": 1, "maximum": 10000 }),
         "per_page" => json!({ "type": "integer", "minimum": 1, "maximum": 100 }),
-        "licence" | "theme" => json!({ "type": "string", "minLength": 1, "maxLength": 200 }),
+        "licence" | "theme" | "keyword" => json!({ "type": "string", "minLength": 1, "maxLength": 200 }),
         "from" | "to" => json!({ "anyOf": [{ "type": "string", "format": "date" }, { "type": "string", "format": "date-time" }] }),
         _ => json!({ "type": "string" }),
     }
