@@ -39,6 +39,9 @@ pub async fn list(caller: Caller, state: web::Data<AppState>, q: web::Query<List
     if q.is_search() {
         return search(state, q).await;
     }
+    for (name, value) in [("keyword", &q.keyword), ("theme", &q.theme)] {
+        check_filter(name, value.as_deref())?;
+    }
     let publisher = q
         .publisher
         .map(|p| p.parse::<Ags>())
@@ -56,9 +59,23 @@ pub async fn list(caller: Caller, state: web::Data<AppState>, q: web::Query<List
     Ok(HttpResponse::Ok().json(seen))
 }
 
+/// A filter's value is 1 to 200 characters (as the OpenAPI document says), in the list and
+/// the search alike.
+fn check_filter(name: &str, value: Option<&str>) -> Result<(), Problem> {
+    match value {
+        Some(v) if v.is_empty() || v.chars().count() > 200 => Err(Problem::bad_request(
+            "bad-query-parameter",
+            format!("query parameter '{name}': 1 to 200 characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `GET /v1/datasets?q=...`: relevance-ordered hits with facets ([`crate::catalog::search`]).
 async fn search(state: web::Data<AppState>, q: ListQuery) -> Result<HttpResponse, Problem> {
     use crate::catalog::search::{MAX_PER_PAGE, MAX_QUERY_CHARS, SearchQuery};
+    /// As the OpenAPI document says; beyond the last hit a page is empty anyway.
+    const MAX_PAGE: usize = 10_000;
     let bad = |detail: String| Problem::bad_request("bad-query-parameter", detail);
     let text = q.q.unwrap_or_default();
     if text.chars().count() > MAX_QUERY_CHARS {
@@ -69,8 +86,11 @@ async fn search(state: web::Data<AppState>, q: ListQuery) -> Result<HttpResponse
         return Err(bad(format!("query parameter 'per_page': 1 to {MAX_PER_PAGE}")));
     }
     let page = q.page.unwrap_or(1);
-    if page == 0 {
-        return Err(bad("query parameter 'page': counts from 1".into()));
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(bad(format!("query parameter 'page': 1 to {MAX_PAGE}")));
+    }
+    if let Some(p) = &q.publisher {
+        p.parse::<Ags>().map_err(|e| bad(format!("query parameter 'publisher': {e}")))?;
     }
     let mut filters = Vec::new();
     for (facet, value) in [
@@ -80,10 +100,8 @@ async fn search(state: web::Data<AppState>, q: ListQuery) -> Result<HttpResponse
         ("format", q.format),
         (crate::catalog::search::KEYWORD, q.keyword.map(|k| k.to_lowercase())),
     ] {
+        check_filter(facet, value.as_deref())?;
         if let Some(v) = value {
-            if v.is_empty() || v.len() > 200 {
-                return Err(bad(format!("query parameter '{facet}': 1 to 200 characters")));
-            }
             filters.push((facet, v));
         }
     }
