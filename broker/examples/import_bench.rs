@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use broker::catalog::import::{self, ImportedDataset};
-use broker::catalog::{CatalogImport, OxigraphCatalog, RdfSyntax};
+use broker::catalog::{CatalogImport, MemberRegistry, OxigraphCatalog, RdfSyntax};
 use oxigraph::io::RdfFormat;
 use oxigraph::store::Store;
 
@@ -57,6 +57,10 @@ fn main() {
     drop(store);
 
     let catalog = OxigraphCatalog::open(&dir.path().join("broker"), "https://broker.kdr.example/").expect("catalog");
+    // Validation reads the publisher's own statements: the member must exist, as in a running broker.
+    for m in broker::demo::demo_members() {
+        catalog.put_member(&m).expect("member");
+    }
     let (first, plan) = ours(&catalog, &bytes);
     println!(
         "broker import: {first:.2} s ({} imported, {} quads), {:.2}x the bulk loader",
