@@ -113,6 +113,64 @@ fn the_exchange_pipeline_lives_outside_the_http_layer() {
 }
 
 #[test]
+fn governance_steps_are_taken_only_by_the_governance_module() {
+    // The API and the console submit and review through `governance::submit_draft` and
+    // `governance::review`, one implementation of four eyes and of the audit record before the
+    // change: a handler calling the catalog directly would be a second set of rules.
+    for (path, text) in rust_files(&root().join("broker/src")) {
+        if path == "broker/src/governance.rs" || path.starts_with("broker/src/catalog/") {
+            continue;
+        }
+        for forbidden in [".submit_policy(", ".review_policy("] {
+            assert!(
+                !text.contains(forbidden),
+                "{path} calls `{forbidden}`: that is governance::submit_draft / review"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_console_runs_no_script_and_registers_every_page_it_lists() {
+    let dir = root().join("broker/templates");
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("templates") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("template").to_lowercase();
+            for forbidden in ["<script", "javascript:", " onclick=", " onload=", " onsubmit=", " style=\""] {
+                assert!(
+                    !text.contains(forbidden),
+                    "{} holds `{forbidden}`: the console's CSP allows no script or inline style",
+                    path.display()
+                );
+            }
+        }
+    }
+    let source = std::fs::read_to_string(root().join("broker/src/http/console/mod.rs")).expect("console");
+    let registered: Vec<String> = source
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(".route(\""))
+        .filter_map(|l| l.split('"').next())
+        .map(|p| format!("/console{p}"))
+        .collect();
+    assert!(registered.len() >= 8, "{registered:?}");
+    for p in &registered {
+        assert!(
+            broker::http::console::PAGES.iter().any(|(_, listed)| listed == p),
+            "{p} is registered but not in console::PAGES"
+        );
+    }
+    for (_, p) in broker::http::console::PAGES {
+        assert!(registered.contains(&(*p).to_owned()), "{p} is in console::PAGES but not registered");
+    }
+}
+
+#[test]
 fn unsafe_code_only_in_the_no_std_wasm_runtime() {
     let mut files = rust_files(&root().join("broker"));
     files.extend(rust_files(&root().join("policies/compiler")));

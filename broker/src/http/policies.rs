@@ -11,30 +11,24 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use policy_compiler::explain::{Language, explain};
 use policy_compiler::parse::Syntax;
 use serde_json::json;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::auth::Caller;
 use super::datasets::{check_owner, load, parse_id};
 use super::problem::Problem;
 use super::{AppState, read_body};
 use crate::audit::export::Period;
-use crate::catalog::{PolicyStatus, PolicyVersion, Review};
+use crate::catalog::{CatalogError, PolicyVersion};
+use crate::changes::ChangeError;
+use crate::governance::{self, ReviewError, SubmitError};
 use crate::identity::Role;
-use crate::policy::{PolicyRejection, compile_for_dataset};
-
-/// Drafts a dataset may have waiting for review at once.
-const MAX_DRAFTS: usize = 10;
-
-/// How long compiling a submitted policy may take.
-const COMPILE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+use crate::policy::PolicyRejection;
 
 fn rejected(e: &PolicyRejection) -> Problem {
     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-policy", "Invalid policy", e.to_string())
 }
 
 /// The version as JSON, with the policy explained in German and English.
-fn described(state: &AppState, p: &PolicyVersion) -> serde_json::Value {
+pub(super) fn described(state: &AppState, p: &PolicyVersion) -> serde_json::Value {
     let mut v = serde_json::to_value(p).unwrap_or_default();
     let syntax = Syntax::from_media_type(&p.media_type).unwrap_or(Syntax::Turtle);
     if let Ok(policy) = policy_compiler::parse::parse_one(&p.source, syntax, &state.vocab) {
@@ -52,77 +46,46 @@ pub async fn submit(
 ) -> Result<HttpResponse, Problem> {
     caller.require(&[Role::Steward], "submitting a usage policy")?;
     let media_type = super::content_type(&req).unwrap_or("text/turtle").to_owned();
-    let syntax = Syntax::from_media_type(&media_type)
-        .ok_or_else(|| Problem::unsupported_media_type(format!("a policy is text/turtle or application/ld+json, not {media_type}")))?;
+    if Syntax::from_media_type(&media_type).is_none() {
+        return Err(submit_problem(SubmitError::UnsupportedMediaType(media_type)));
+    }
     let id = parse_id(&id)?;
     let dataset = load(&state, id.clone()).await?;
     check_owner(&caller, &dataset, "submit a usage policy for")?;
     let source = read_body(&state, body, state.max_body_bytes).await?;
-    let catalog = state.catalog.clone();
-    let lookup = id.clone();
-    let drafts = web::block(move || catalog.policy_versions(&lookup))
-        .await??
-        .iter()
-        .filter(|v| v.status == PolicyStatus::Draft)
-        .count();
-    if drafts >= MAX_DRAFTS {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "too-many-drafts",
-            "Conflict",
-            format!("dataset '{id}' has {drafts} drafts waiting for review, the most it may; a board member reviews them first"),
-        ));
-    }
-    let dataset_iri = state.catalog.dataset_iri(&id);
-    let st = state.clone();
-    let bytes = source.clone();
-    // On the blocking pool, never an async worker, and within a time limit: the compiler's
-    // input limits bound its work, the deadline bounds what a bug in them would cost.
-    let compiling = web::block(move || compile_for_dataset(&bytes, syntax, &dataset_iri, &st.vocab));
-    let compiled = tokio::time::timeout(COMPILE_DEADLINE, compiling)
+    let stored = governance::submit_draft(&state.exchange, &caller.identity, &dataset, source.to_vec(), &media_type)
         .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "policy-too-complex",
-                "Invalid policy",
-                format!("the policy did not compile within {} s", COMPILE_DEADLINE.as_secs()),
-            )
-        })??
-        .map_err(|e| rejected(&e))?;
-    let ir = compiled.policy;
-    // The number this version will get, so that its record names it; the catalog refuses it if
-    // another submission took it meanwhile.
-    let catalog = state.catalog.clone();
-    let lookup = id.clone();
-    let next = web::block(move || catalog.policy_versions(&lookup))
-        .await??
-        .last()
-        .map_or(1, |p| p.version + 1);
-    let version = PolicyVersion {
-        dataset: id.clone(),
-        version: next,
-        policy: ir.uid.clone(),
-        source: String::from_utf8_lossy(&source).into_owned(),
-        media_type: media_type.split(';').next().unwrap_or_default().trim().to_owned(),
-        module_hash: compiled.hash.to_string(),
-        author: caller.identity.ags.clone(),
-        author_name: caller.identity.common_name.clone(),
-        submitted: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
-        status: PolicyStatus::Draft,
-        review: None,
-        active: false,
-    };
-    let catalog = state.catalog.clone();
-    let detail = json!({ "version": next, "moduleHash": version.module_hash, "policy": version.policy });
-    let stored = super::audited(&state, &caller, "policy-submitted", id.as_str(), detail, move || {
-        catalog.submit_policy(&version, &ir)
-    })
-    .await?;
-    tracing::info!(dataset = %id, version = stored.version, module = %stored.module_hash, by = %caller.identity.ags, "policy submitted");
+        .map_err(submit_problem)?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/datasets/{id}/policy/versions/{}", stored.version)))
         .json(described(&state, &stored)))
+}
+
+/// A submission refused, as the API says it.
+pub fn submit_problem(e: SubmitError) -> Problem {
+    match e {
+        SubmitError::NotSteward(_) | SubmitError::NotOwner { .. } => Problem::forbidden(e.to_string()),
+        SubmitError::UnsupportedMediaType(_) => Problem::unsupported_media_type(e.to_string()),
+        SubmitError::TooManyDrafts { .. } => Problem::new(StatusCode::CONFLICT, "too-many-drafts", "Conflict", e.to_string()),
+        SubmitError::TooComplex => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "policy-too-complex",
+            "Invalid policy",
+            e.to_string(),
+        ),
+        SubmitError::Rejected(r) => rejected(&r),
+        SubmitError::Catalog(c) => c.into(),
+        SubmitError::Change(c) => change_problem(c),
+        SubmitError::Lost => Problem::internal("the policy could not be compiled", e),
+    }
+}
+
+/// An audited change that did not happen, as a problem.
+fn change_problem(e: ChangeError<CatalogError>) -> Problem {
+    match e {
+        ChangeError::Failed(e) => e.into(),
+        other => super::change_problem(other, "the change could not be made"),
+    }
 }
 
 /// The path's dataset and version.
@@ -195,48 +158,29 @@ async fn review(
     approved: bool,
 ) -> Result<HttpResponse, Problem> {
     let (dataset, version) = dataset_version(&state, &path).await?;
-    crate::governance::may_review(&caller.identity, &dataset, &version).map_err(|e| match e {
-        crate::governance::ReviewRefusal::NotADraft { .. } => Problem::new(StatusCode::CONFLICT, "not-a-draft", "Conflict", e.to_string()),
-        other => Problem::forbidden(other.to_string()),
-    })?;
+    governance::may_review(&caller.identity, &dataset, &version).map_err(|e| review_problem(e.into()))?;
     let ReviewBody { note, distributions } = review_body(&state, body).await?;
-    let current = dataset.distributions_digest();
-    if distributions.as_ref().is_some_and(|seen| *seen != current) {
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "distributions-changed",
-            "Conflict",
-            format!(
-                "the distributions of dataset '{}' changed since you looked at them; review them again",
-                dataset.id
-            ),
-        ));
-    }
-    let review = Review {
+    let verdict = governance::Verdict {
         approved,
-        by: caller.identity.ags.clone(),
-        by_name: caller.identity.common_name.clone(),
-        time: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
         note,
-        // What the board approves the policy for: these distributions, and no others.
-        distributions: approved.then_some(current),
+        distributions_seen: distributions,
     };
-    let action = if approved { "policy-approved" } else { "policy-rejected" };
-    let detail = json!({
-        "version": version.version,
-        "moduleHash": version.module_hash,
-        "note": review.note,
-        "distributions": review.distributions,
-    });
-    let catalog = state.catalog.clone();
-    let (id, n) = (dataset.id.clone(), version.version);
-    let reviewed = super::audited(&state, &caller, action, dataset.id.as_str(), detail, move || {
-        catalog.review_policy(&id, n, &review)
-    })
-    .await?;
-    state.exchange.forget(&dataset.id);
-    tracing::info!(dataset = %dataset.id, version = n, by = %caller.identity.common_name, action, "policy reviewed");
+    let reviewed = governance::review(&state.exchange, &caller.identity, &dataset, &version, verdict)
+        .await
+        .map_err(review_problem)?;
     Ok(HttpResponse::Ok().json(described(&state, &reviewed)))
+}
+
+/// A review refused, as the API says it.
+pub fn review_problem(e: ReviewError) -> Problem {
+    match e {
+        ReviewError::Refused(r @ governance::ReviewRefusal::NotADraft { .. }) => {
+            Problem::new(StatusCode::CONFLICT, "not-a-draft", "Conflict", r.to_string())
+        }
+        ReviewError::Refused(r) => Problem::forbidden(r.to_string()),
+        ReviewError::DistributionsChanged(_) => Problem::new(StatusCode::CONFLICT, "distributions-changed", "Conflict", e.to_string()),
+        ReviewError::Change(c) => change_problem(c),
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -261,16 +205,9 @@ pub async fn simulate(
     }
     let period = Period::parse(q.from.as_deref(), q.to.as_deref())
         .map_err(|e| Problem::bad_request("bad-period", format!("query parameters 'from'/'to': {e}")))?;
-    let compiled = state
-        .exchange
-        .module(&version)
-        .map_err(|e| Problem::internal("the version cannot be compiled", e))?;
-    let log = state.exchange.log.clone();
-    let of = dataset.id.to_string();
-    let records = web::block(move || log.decisions_where(&|r| r.dataset == of && period.contains(&r.time)))
-        .await?
-        .map_err(|e| Problem::internal("the audit log cannot be read", e))?;
-    let sim = crate::governance::simulate(&state.exchange, &compiled.module, &compiled.policy, &version, &records, &period).await;
+    let sim = governance::simulate_version(&state.exchange, &version, period)
+        .await
+        .map_err(|e| Problem::internal("the simulation could not run", e))?;
     Ok(HttpResponse::Ok().json(sim))
 }
 
