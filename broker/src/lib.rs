@@ -3,8 +3,10 @@
 //! See `ARCHITECTURE.md` at the repository root for the map.
 
 pub mod audit;
+pub mod authoring;
 pub mod catalog;
 pub mod changes;
+pub mod chart;
 pub mod client;
 pub mod config;
 pub mod conneg;
@@ -14,6 +16,7 @@ pub mod enforce;
 pub mod exchange;
 pub mod fresh;
 pub mod fsutil;
+pub mod german;
 pub mod governance;
 pub mod hex;
 pub mod hosted;

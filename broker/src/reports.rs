@@ -420,6 +420,16 @@ pub fn transparency(tally: &Tally, theme_of: impl Fn(&str) -> String, minimum: u
     report
 }
 
+/// The field names delivered from `dataset` (decision records name fields, never values): what
+/// the policy workbench offers a steward.
+pub fn fields_of(tally: &Tally, dataset: &str) -> BTreeSet<String> {
+    tally
+        .cells_where(&Period::default(), |c| c.dataset == dataset)
+        .into_iter()
+        .flat_map(|(_, c)| c.fields)
+        .collect()
+}
+
 /// Rows as CSV text.
 pub fn csv(columns: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());

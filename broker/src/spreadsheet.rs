@@ -5,6 +5,11 @@
 //! purpose IRI in a report could run `=HYPERLINK(...)` or worse on a board member's desktop
 //! (OWASP, "CSV Injection"). Such a cell gets a leading `'`, which spreadsheets show as text.
 //! A number (`-5`, `+3.2`) is left as it is: it is data, not a formula.
+//!
+//! [`german_csv`] writes what German spreadsheet software opens as columns without an import
+//! dialogue: Excel with German regional settings splits on `;` (the comma is the decimal
+//! separator) and reads UTF-8 only after a byte-order mark, else "Bürgerbüro" arrives as
+//! "BÃ¼rgerbÃ¼ro".
 
 use std::borrow::Cow;
 
@@ -18,9 +23,34 @@ pub fn safe_cell(cell: &str) -> Cow<'_, str> {
     }
 }
 
+/// Rows as CSV for German spreadsheets: UTF-8 with a byte-order mark, `;` between cells, CRLF
+/// line ends, every cell made inert with [`safe_cell`].
+pub fn german_csv(columns: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<Vec<u8>, csv::Error> {
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(&mut out);
+    w.write_record(columns)?;
+    for r in rows {
+        w.write_record(r.iter().map(|c| safe_cell(c).into_owned()))?;
+    }
+    w.flush()?;
+    drop(w);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::safe_cell;
+    use super::{german_csv, safe_cell};
+
+    #[test]
+    fn german_csv_has_a_bom_semicolons_and_inert_cells() {
+        let bytes = german_csv(&["Monat", "Zweck"], [vec!["Dezember 2026".into(), "=1+1; Bürger".into()]]).expect("csv");
+        assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]), "a byte-order mark first");
+        let text = std::str::from_utf8(&bytes[3..]).expect("utf-8");
+        assert_eq!(text, "Monat;Zweck\r\nDezember 2026;\"'=1+1; Bürger\"\r\n");
+    }
 
     #[test]
     fn formulas_become_text_and_numbers_stay_numbers() {

@@ -10,6 +10,7 @@ pub mod dcat;
 pub mod documents;
 pub mod import;
 pub mod isolated;
+pub mod labels;
 pub mod model;
 pub mod policy;
 pub mod search;
