@@ -150,6 +150,16 @@ pub const DEMO_PROVIDERS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// The password of the demo's PKCS#12 files (`<city>-steward.p12`, `<city>-board.p12`).
+pub const DEMO_P12_PASSWORD: &str = "demo-passwort";
+
+fn write_p12(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+    crate::fsutil::write_atomic(path, bytes, 0o600).map_err(|source| PkiError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// The common name of a demo certificate.
 pub fn person(name: &str) -> &'static str {
     DEMO_PEOPLE.iter().find(|p| p.0 == name).map_or("", |p| p.4)
@@ -163,8 +173,14 @@ pub fn write_demo_pki(dir: &Path) -> Result<PkiLayout, PkiError> {
     ca.issue_server("broker.localhost", "Kommunaler Datenraum Broker", &names, 825)?
         .write(dir, "broker")?;
     for (name, org, city, role, cn) in DEMO_PEOPLE {
-        ca.issue_member(&MemberCertSpec::valid_for_days(cn, org, ags(city), *role, 365))?
+        let (crt, key) = ca
+            .issue_member(&MemberCertSpec::valid_for_days(cn, org, ags(city), *role, 365))?
             .write(dir, name)?;
+        // For a browser: the people (not the systems) open the console.
+        if *role != Role::System {
+            let p12 = crate::pki::export_pkcs12(&crt, &key, &ca.cert_path(), DEMO_P12_PASSWORD)?;
+            write_p12(&dir.join(format!("{name}.p12")), &p12)?;
+        }
     }
     // The cities' own APIs (`broker example-provider`), each proving whose data it serves.
     for (name, org, city, cn) in DEMO_PROVIDERS {

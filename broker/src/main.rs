@@ -351,6 +351,22 @@ enum PkiCommand {
         #[arg(long)]
         cert: Option<PathBuf>,
     },
+    /// Bundle a member certificate, its key and the CA certificate into a PKCS#12 file for a
+    /// browser (to open the console). The password is read from the environment variable named
+    /// by --password-env (never from the command line, where other users could read it).
+    ExportP12 {
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        /// The data space's CA certificate (ca/ca.crt).
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "BROKER_P12_PASSWORD")]
+        password_env: String,
+    },
     /// Re-sign the CRL (it is valid for 30 days).
     Crl {
         #[arg(long)]
@@ -713,6 +729,22 @@ fn run_pki(cmd: PkiCommand) -> Result<()> {
             };
             ca.revoke(&serial)?;
             println!("revoked {serial}; CRL {} re-signed", ca.crl_path().display());
+        }
+        PkiCommand::ExportP12 {
+            cert,
+            key,
+            ca,
+            out,
+            password_env,
+        } => {
+            let password = std::env::var(&password_env)
+                .map_err(|_| anyhow::anyhow!("set the PKCS#12 password in the environment variable {password_env}"))?;
+            let bytes = pki::export_pkcs12(&cert, &key, &ca, &password)?;
+            broker::fsutil::write_atomic(&out, &bytes, 0o600)?;
+            println!(
+                "wrote {} (PKCS#12, key encrypted with AES-256; import it into the browser)",
+                out.display()
+            );
         }
         PkiCommand::Crl { dir } => {
             let ca = CertificateAuthority::open(&dir)?;

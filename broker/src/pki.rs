@@ -45,6 +45,12 @@ pub enum PkiError {
     BadSerial(String),
     #[error("cannot parse certificate '{path}': {reason}")]
     BadCertificate { path: String, reason: String },
+    #[error("cannot parse the private key '{path}': {reason}")]
+    BadKey { path: String, reason: String },
+    #[error("a PKCS#12 file needs a password of at least 8 characters (browsers refuse empty ones, and the file holds a private key)")]
+    WeakPassword,
+    #[error("cannot write the PKCS#12 file: {0}")]
+    Pkcs12(String),
 }
 
 /// What to put into a member certificate.
@@ -324,6 +330,46 @@ pub fn serial_of_cert_file(path: &Path) -> Result<String, PkiError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).map_err(|e| bad(e.to_string()))?;
     let cert = pem.parse_x509().map_err(|e| bad(e.to_string()))?;
     Ok(cert.raw_serial_as_string().replace(':', "").to_ascii_lowercase())
+}
+
+/// A member certificate, its key and the CA certificate as one PKCS#12 file, for importing
+/// into a browser (or the operating system's certificate store) to open the console.
+///
+/// Encrypted with PBES2 (PBKDF2-HMAC-SHA-256, AES-256-CBC) and an HMAC-SHA-256 MAC: what
+/// OpenSSL 3 writes by default and Chromium, Firefox, Windows and NSS's `pk12util` read. The
+/// password protects the private key on its way to the browser: at least 8 characters.
+pub fn export_pkcs12(cert: &Path, key: &Path, ca: &Path, password: &str) -> Result<Vec<u8>, PkiError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    if password.chars().count() < 8 {
+        return Err(PkiError::WeakPassword);
+    }
+    let bad_cert = |path: &Path, reason: String| PkiError::BadCertificate {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut chain = Vec::new();
+    for path in [cert, ca] {
+        let der = CertificateDer::from_pem_file(path).map_err(|e| bad_cert(path, e.to_string()))?;
+        chain.push(p12_keystore::Certificate::from_der(der.as_ref()).map_err(|e| bad_cert(path, e.to_string()))?);
+    }
+    let bad_key = |reason: String| PkiError::BadKey {
+        path: key.display().to_string(),
+        reason,
+    };
+    let der = match PrivateKeyDer::from_pem_file(key).map_err(|e| bad_key(e.to_string()))? {
+        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+        _ => return Err(bad_key("not a PKCS#8 key (the broker's `pki` writes PKCS#8)".into())),
+    };
+    let private = p12_keystore::PrivateKey::from_der(&der).map_err(|e| bad_key(e.to_string()))?;
+    let serial = serial_of_cert_file(cert)?;
+    let alias = chain.first().map(|c| c.subject().to_owned()).unwrap_or_else(|| serial.clone());
+    let mut store = p12_keystore::KeyStore::new();
+    store.add_entry(
+        &alias,
+        p12_keystore::KeyStoreEntry::PrivateKeyChain(p12_keystore::PrivateKeyChain::new(serial.as_bytes(), private, chain)),
+    );
+    store.writer(password).write().map_err(|e| PkiError::Pkcs12(e.to_string()))
 }
 
 fn dn(common_name: &str, organisation: &str) -> DistinguishedName {

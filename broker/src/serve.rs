@@ -88,14 +88,23 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         &config.tls.certificate,
         &config.tls.private_key,
     )?);
+    let exchange = Arc::new(open_exchange(
+        config,
+        audit,
+        catalog.clone(),
+        vocab.clone(),
+        upstream_tls,
+        tls.revocation.clone(),
+    )?);
     let state = AppState {
+        console_csrf: crate::http::console::csrf::CsrfKey::derive(&exchange.secret),
         catalog: catalog.clone(),
         schemas: Schemas::compile()?,
         sparql_limits: config.sparql,
         max_body_bytes: config.max_body_bytes,
         max_import_bytes: config.max_import_bytes,
         vocab: vocab.clone(),
-        exchange: Arc::new(open_exchange(config, audit, catalog, vocab, upstream_tls, tls.revocation.clone())?),
+        exchange,
         revocation: tls.revocation,
         transparency_minimum: config.transparency.minimum_group,
         transparency_cache: crate::fresh::Fresh::new(crate::http::reports::TRANSPARENCY_FRESH),

@@ -7,6 +7,7 @@ mod audit;
 mod availability;
 mod catalog;
 mod cli;
+mod console;
 mod crash;
 mod datasets;
 mod exchange;

@@ -4,6 +4,7 @@
 //! [`auth::Caller`] (identity + member), never a certificate.
 
 pub mod auth;
+pub mod console;
 pub mod datasets;
 pub mod documents;
 pub mod exchange;
@@ -50,7 +51,9 @@ pub struct AppState {
     /// Groups smaller than this are suppressed in the public transparency report.
     pub transparency_minimum: u64,
     /// The public report as last made (at most a minute old).
-    pub transparency_cache: crate::fresh::Fresh<(), Vec<u8>>,
+    pub transparency_cache: crate::fresh::Fresh<(), reports::TransparencyBodies>,
+    /// The key of the console's form tokens (derived from the broker's secret).
+    pub console_csrf: console::csrf::CsrfKey,
     /// Rate and connection limits per caller.
     pub limits: Arc<limits::Limits>,
     /// Member records as `Caller` reads them on every request, kept for at most
@@ -214,6 +217,7 @@ pub fn bind(
             .app_data(state.clone())
             .configure(extractor_errors)
             .configure(routes::configure)
+            .configure(console::configure)
             .default_service(web::to(no_such_route))
     })
     .on_connect(move |conn, ext| on_connect(conn, ext, &limits))

@@ -119,31 +119,7 @@ pub async fn processing(
 ) -> Result<HttpResponse, Problem> {
     let scope = q.scope(&caller)?;
     let period = q.period()?;
-    let catalog = state.catalog.clone();
-    // Art. 30 records are the controller's: the datasets the caller's city publishes.
-    let filter = DatasetFilter {
-        publisher: Some(scope.city),
-        ..DatasetFilter::default()
-    };
-    let datasets = web::block(move || catalog.datasets(&filter)).await??;
-    let mut with_policies = Vec::new();
-    for d in datasets {
-        let catalog = state.catalog.clone();
-        let id = d.id.clone();
-        let active = web::block(move || catalog.active_policy(&id)).await??;
-        let policy = match active {
-            Some(v) => {
-                let compiled = state
-                    .exchange
-                    .module(&v)
-                    .map_err(|e| Problem::internal("an active policy cannot be read", e))?;
-                Some((v.version, (*compiled.policy).clone()))
-            }
-            None => None,
-        };
-        with_policies.push((d, policy));
-    }
-    let out = reports::processing_records(&with_policies, &state.exchange.tally, &period);
+    let out = processing_records_of(&state, scope.city, &period).await?;
     if q.csv(&req)? {
         let columns = [
             "controller",
@@ -176,35 +152,145 @@ pub async fn processing(
     Ok(HttpResponse::Ok().json(out))
 }
 
+/// The DSGVO Art. 30 records of processing of `city`'s datasets in `period` (the API's and the
+/// console's).
+pub async fn processing_records_of(state: &AppState, city: Ags, period: &Period) -> Result<Vec<reports::ProcessingRecord>, Problem> {
+    let catalog = state.catalog.clone();
+    // Art. 30 records are the controller's: the datasets the caller's city publishes.
+    let filter = DatasetFilter {
+        publisher: Some(city),
+        ..DatasetFilter::default()
+    };
+    let datasets = web::block(move || catalog.datasets(&filter)).await??;
+    let mut with_policies = Vec::new();
+    for d in datasets {
+        let catalog = state.catalog.clone();
+        let id = d.id.clone();
+        let active = web::block(move || catalog.active_policy(&id)).await??;
+        let policy = match active {
+            Some(v) => {
+                let compiled = state
+                    .exchange
+                    .module(&v)
+                    .map_err(|e| Problem::internal("an active policy cannot be read", e))?;
+                Some((v.version, (*compiled.policy).clone()))
+            }
+            None => None,
+        };
+        with_policies.push((d, policy));
+    }
+    Ok(reports::processing_records(&with_policies, &state.exchange.tally, period))
+}
+
 /// How long the public report is served from its cache.
 pub const TRANSPARENCY_FRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The public report as served: JSON for programs, an accessible German page for people.
+#[derive(Debug)]
+pub struct TransparencyBodies {
+    json: Vec<u8>,
+    html: String,
+}
+
+/// One row of the public page, in German names.
+struct PublicRow {
+    month: String,
+    from: String,
+    to: String,
+    kind: String,
+    purpose: String,
+    deliveries: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "public/transparency.html")]
+struct TransparencyPage<'a> {
+    style: &'a str,
+    minimum: u64,
+    suppressed: u64,
+    as_of: String,
+    rows: Vec<PublicRow>,
+}
+
+/// The public page's only style, allowed by its hash in the page's Content Security Policy (the
+/// public listener serves no stylesheet of its own).
+const PUBLIC_STYLE: &str = include_str!("../../templates/public/transparency.css");
+
+fn public_csp() -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, PUBLIC_STYLE.as_bytes());
+    use base64::Engine as _;
+    let hash = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    format!("default-src 'none'; style-src 'sha256-{hash}'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+}
+
+async fn transparency_bodies(state: &AppState) -> Result<std::sync::Arc<TransparencyBodies>, Problem> {
+    if let Some(b) = state.transparency_cache.get(&()) {
+        return Ok(b);
+    }
+    let catalog = state.catalog.clone();
+    let (datasets, members) =
+        web::block(move || Ok::<_, crate::catalog::CatalogError>((catalog.datasets(&DatasetFilter::default())?, catalog.members()?)))
+            .await??;
+    let theme_of = |id: &str| {
+        datasets
+            .iter()
+            .find(|d| d.id.as_str() == id)
+            .and_then(|d| d.themes.first().cloned())
+            .unwrap_or_else(|| "unspecified".into())
+    };
+    let report = reports::transparency(&state.exchange.tally, theme_of, state.transparency_minimum);
+    let json = serde_json::to_vec(&report).map_err(|e| Problem::internal("the report cannot be written", e))?;
+    let labels = crate::catalog::labels::labels();
+    let name = |ags: &str| {
+        members
+            .iter()
+            .find(|m| m.ags.as_str() == ags)
+            .map_or_else(|| ags.to_owned(), |m| m.organisation.clone())
+    };
+    let page = TransparencyPage {
+        style: PUBLIC_STYLE,
+        minimum: report.minimum_group,
+        suppressed: report.suppressed_groups,
+        as_of: crate::german::date_time(&crate::audit::now_rfc3339()),
+        rows: report
+            .rows
+            .iter()
+            .map(|r| PublicRow {
+                month: crate::german::month(&r.month),
+                from: name(&r.from_municipality),
+                to: name(&r.to_municipality),
+                kind: if r.kind_of_data == "unspecified" {
+                    "nicht angegeben".to_owned()
+                } else {
+                    labels.theme(&r.kind_of_data).to_owned()
+                },
+                purpose: labels.purpose(&r.purpose).to_owned(),
+                deliveries: crate::german::number(r.deliveries),
+            })
+            .collect(),
+    };
+    let html = askama::Template::render(&page).map_err(|e| Problem::internal("the report cannot be rendered", e))?;
+    Ok(state.transparency_cache.put((), TransparencyBodies { json, html }))
+}
+
 /// The public report: no caller, no client certificate. Made at most once a minute (everyone in
-/// between gets the same bytes), and each address may ask a few times a second.
+/// between gets the same bytes), and each address may ask a few times a second. JSON, or a German
+/// HTML page for a browser (`Accept: text/html`).
 pub async fn transparency(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     public_rate(&state, &req)?;
-    let cached = state.transparency_cache.get(&());
-    let body = match cached {
-        Some(b) => b,
-        None => {
-            let catalog = state.catalog.clone();
-            let datasets = web::block(move || catalog.datasets(&DatasetFilter::default())).await??;
-            let theme_of = |id: &str| {
-                datasets
-                    .iter()
-                    .find(|d| d.id.as_str() == id)
-                    .and_then(|d| d.themes.first().cloned())
-                    .unwrap_or_else(|| "unspecified".into())
-            };
-            let report = reports::transparency(&state.exchange.tally, theme_of, state.transparency_minimum);
-            let bytes = serde_json::to_vec(&report).map_err(|e| Problem::internal("the report cannot be written", e))?;
-            state.transparency_cache.put((), bytes)
-        }
-    };
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(("Cache-Control", "public, max-age=60"))
-        .body(body.as_ref().clone()))
+    let (_, html) = super::problem::negotiate(&req, &[("application/json", false), ("text/html", true)])?;
+    let bodies = transparency_bodies(&state).await?;
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header(("Cache-Control", "public, max-age=60"))
+        .insert_header(("Vary", "Accept"));
+    if html {
+        return Ok(resp
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("Content-Security-Policy", public_csp()))
+            .insert_header(("X-Content-Type-Options", "nosniff"))
+            .body(bodies.html.clone()));
+    }
+    Ok(resp.content_type("application/json").body(bodies.json.clone()))
 }
 
 /// Each address may ask the public listener a few times a second (`[limits]

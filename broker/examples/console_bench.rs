@@ -1,0 +1,203 @@
+//! Console render-time benchmark, run on purpose (not a test):
+//!
+//!     cargo run --release -p broker --example console_bench -- [datasets] [records] [requests]
+//!
+//! A broker on RocksDB with `datasets` datasets of Aalen (default 1,000) and an audit trail of
+//! `records` decision records over the last twelve months (default 1,000,000; the usage tally is
+//! built from it at start, as always), one draft waiting. Then each console page is asked for
+//! `requests` times (default 200) by Aalen's board member (the steward for the workbench) over one
+//! kept-alive connection, and its p50 / p95 / max are printed (goal of issue 20: p95 < 50 ms).
+//! The public transparency page too, with its cache bypassed after the first request being the
+//! point of the cache: the first (cold) render is printed separately.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use broker::audit::chain::{Chain, GENESIS, Item};
+use broker::audit::signing::Signer;
+use broker::audit::{DecisionRecord, Event};
+use broker::catalog::{DatasetCatalog, OxigraphCatalog};
+use broker::config::Config;
+use broker::demo;
+use broker::durable::Framing;
+
+fn decision(n: usize, datasets: usize) -> DecisionRecord {
+    let now = time::OffsetDateTime::now_utc();
+    let time = now - time::Duration::seconds((n as i64 * 31) % (365 * 86_400));
+    let purposes = ["ImprovePublicServices", "ResearchAndDevelopment", "CommercialPurpose"];
+    let permit = !n.is_multiple_of(5);
+    DecisionRecord {
+        id: format!("bench-{n}"),
+        time: time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        consumer: demo::HEIDENHEIM.into(),
+        consumer_role: "system".into(),
+        consumer_serial: "01".into(),
+        provider: demo::AALEN.into(),
+        dataset: format!("bench-{}", n % datasets),
+        purpose: format!("https://w3id.org/dpv#{}", purposes[n % purposes.len()]),
+        action: "http://www.w3.org/ns/odrl/2/use".into(),
+        decision: if permit { "permit" } else { "deny" }.into(),
+        failed_constraints: Vec::new(),
+        reason: None,
+        policy_version: Some(1),
+        module_hash: None,
+        outcome: if permit { "delivered" } else { "denied" }.into(),
+        fields_requested: Vec::new(),
+        fields_delivered: if permit {
+            vec!["bezirk".into(), "anzahl".into()]
+        } else {
+            Vec::new()
+        },
+        records_in: Some(10),
+        records_out: Some(3),
+        bytes_out: Some(200),
+        privacy_spent_milli: None,
+        input: None,
+    }
+}
+
+/// Writes `records` decision records, chained and signed as the broker does, into the state dir.
+fn write_trail(state: &std::path::Path, records: usize, datasets: usize) {
+    let signer = Arc::new(Signer::open_or_create(state).expect("key"));
+    let mut chain = Chain {
+        seq: 0,
+        head: GENESIS.into(),
+        signed_head: true,
+        last_checkpoint: None,
+        signer,
+    };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(state.join("audit.jsonl")).expect("trail"));
+    for chunk in 0..records.div_ceil(10_000) {
+        let items: Vec<Item> = (chunk * 10_000..records.min((chunk + 1) * 10_000))
+            .map(|i| Item::Event(serde_json::to_vec(&Event::Decision(Box::new(decision(i, datasets)))).expect("json")))
+            .chain(std::iter::once(Item::Checkpoint))
+            .collect();
+        let mut out = Vec::new();
+        chain.frame(items, &mut out);
+        file.write_all(&out).expect("write");
+    }
+    file.flush().expect("flush");
+}
+
+fn datasets(n: usize) -> Vec<broker::catalog::Dataset> {
+    let examples = demo::example_datasets().expect("examples");
+    let aalen = examples
+        .iter()
+        .find(|d| d.publisher.as_str() == demo::AALEN)
+        .expect("an Aalen example")
+        .clone();
+    (0..n)
+        .map(|i| {
+            let mut d = aalen.clone();
+            d.id = format!("bench-{i}").parse().expect("id");
+            for t in d.title.values_mut() {
+                t.push_str(&format!(" {i}"));
+            }
+            d
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let n_datasets = args.first().copied().unwrap_or(1_000);
+    let records = args.get(1).copied().unwrap_or(1_000_000);
+    let requests = args.get(2).copied().unwrap_or(200);
+    let dir = tempfile::tempdir_in(".").expect("a directory on the disk under test");
+    let pki = demo::write_test_pki(&dir.path().join("pki")).expect("pki");
+    let data = dir.path().join("data");
+    let text = demo::demo_config("127.0.0.1:0", Some(data.to_str().expect("utf-8 path")));
+    let mut config = Config::parse(&text, dir.path()).expect("config");
+    config.transparency.listen = Some("127.0.0.1:0".parse().expect("addr"));
+    config.limits.member_per_second = 1_000_000;
+    config.limits.public_per_second = 1_000_000;
+    std::fs::create_dir_all(&config.state_dir).expect("state");
+    let t = Instant::now();
+    write_trail(&config.state_dir, records, n_datasets);
+    println!("trail: {records} decision records written in {:.1} s", t.elapsed().as_secs_f64());
+    let catalog = Arc::new(OxigraphCatalog::open(config.data_dir.as_ref().expect("data dir"), &config.base_iri).expect("store"));
+    let t = Instant::now();
+    let server = broker::serve::start_background(&config, catalog.clone(), 2).expect("broker");
+    println!("broker started in {:.1} s (tally from the trail)", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    for d in datasets(n_datasets) {
+        catalog.insert_dataset(&d).expect("dataset");
+    }
+    println!("{n_datasets} datasets registered in {:.1} s", t.elapsed().as_secs_f64());
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let public = format!("https://127.0.0.1:{}", server.public_addr.expect("public").port());
+    let policy = include_str!("../../policies/examples/aalen-buergerbuero-termine.ttl").replace("aalen-buergerbuero-termine", "bench-0");
+    let steward = broker::client::Connection {
+        broker: base.clone(),
+        ca: pki.ca_cert(),
+        certificate: pki.cert("aalen-steward"),
+        private_key: pki.key("aalen-steward"),
+    };
+    let answer = steward
+        .call(
+            "POST",
+            "/v1/datasets/bench-0/policy",
+            Some((policy.into_bytes(), "text/turtle".into())),
+        )
+        .expect("submit");
+    assert_eq!(answer.status, 201, "{}", String::from_utf8_lossy(&answer.body));
+
+    let pages: Vec<(&str, String)> = vec![
+        ("aalen-board", format!("{base}/console/")),
+        ("aalen-board", format!("{base}/console/datensaetze")),
+        ("aalen-board", format!("{base}/console/datensaetze?q=Termine")),
+        ("aalen-board", format!("{base}/console/freigaben")),
+        ("aalen-board", format!("{base}/console/freigaben/bench-0/1")),
+        ("aalen-board", format!("{base}/console/nutzung")),
+        ("aalen-board", format!("{base}/console/nutzung.csv")),
+        ("aalen-steward", format!("{base}/console/datensaetze/bench-0/richtlinie")),
+        ("", format!("{public}/transparency")),
+    ];
+    println!("{:<48} {:>8} {:>8} {:>8}", "page", "p50 ms", "p95 ms", "max ms");
+    actix_rt::System::new().block_on(async move {
+        for (who, url) in pages {
+            let tls = if who.is_empty() {
+                let roots = broker::tls::root_store(&pki.ca_cert()).expect("roots");
+                rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
+            } else {
+                broker::tls::client_config(&pki.ca_cert(), &pki.cert(who), &pki.key(who)).expect("tls")
+            };
+            let client = awc::Client::builder()
+                .connector(awc::Connector::new().rustls_0_23(Arc::new(tls)))
+                .timeout(Duration::from_secs(60))
+                .finish();
+            let mut times = Vec::with_capacity(requests);
+            for i in 0..=requests {
+                let t = Instant::now();
+                let mut resp = client
+                    .get(&url)
+                    .insert_header(("Accept", "text/html"))
+                    .send()
+                    .await
+                    .expect("request");
+                let body = resp.body().limit(64 << 20).await.expect("body");
+                assert_eq!(resp.status(), 200, "{url}: {}", String::from_utf8_lossy(&body));
+                // The first request opens the connection (TLS handshake); it is not counted.
+                if i > 0 {
+                    times.push(t.elapsed());
+                }
+            }
+            times.sort();
+            let path = url.splitn(4, '/').nth(3).unwrap_or_default();
+            println!(
+                "{:<48} {:>8.2} {:>8.2} {:>8.2}",
+                format!("/{path}"),
+                percentile(&times, 0.5),
+                percentile(&times, 0.95),
+                percentile(&times, 1.0)
+            );
+        }
+    });
+    drop(server);
+}
