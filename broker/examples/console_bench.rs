@@ -142,7 +142,7 @@ fn main() {
     let answer = steward
         .call(
             "POST",
-            "/v1/datasets/bench-0/policy",
+            "/v1/datasets/bench-0/policy/versions",
             Some((policy.into_bytes(), "text/turtle".into())),
         )
         .expect("submit");

@@ -113,6 +113,9 @@ pub trait PolicyCatalog: Send + Sync {
     fn review_policy(&self, dataset: &DatasetId, version: u32, review: &policy::Review) -> Result<PolicyVersion, CatalogError>;
     /// Every version of the dataset's policy, oldest first.
     fn policy_versions(&self, dataset: &DatasetId) -> Result<Vec<PolicyVersion>, CatalogError>;
+    /// The datasets that have drafts waiting for review (a board's queue), without reading
+    /// every dataset: drafts are few, datasets many.
+    fn datasets_with_drafts(&self) -> Result<Vec<DatasetId>, CatalogError>;
     fn active_policy(&self, dataset: &DatasetId) -> Result<Option<PolicyVersion>, CatalogError> {
         Ok(self.policy_versions(dataset)?.into_iter().find(|p| p.active))
     }

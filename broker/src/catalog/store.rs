@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad, Triple};
+use oxigraph::model::{GraphNameRef, NamedNode, NamedNodeRef, NamedOrBlankNode, Quad, Term, Triple};
 use oxigraph::store::{StorageError, Store, Transaction};
 use policy_compiler::ir::Policy;
 
@@ -671,6 +671,36 @@ impl PolicyCatalog for OxigraphCatalog {
         }
         out.sort_by_key(|p| p.version);
         Ok(out)
+    }
+
+    fn datasets_with_drafts(&self) -> Result<Vec<DatasetId>, CatalogError> {
+        let records = NamedNode::new_unchecked(self.iris.policy_records_graph());
+        let status = NamedNode::new_unchecked(format!("{}status", policy_graph::KDR));
+        let of_dataset = NamedNode::new_unchecked(format!("{}dataset", policy_graph::KDR));
+        let draft = oxigraph::model::Literal::new_simple_literal(PolicyStatus::Draft.as_str());
+        let prefix = self.iris.datasets_prefix();
+        let mut out = std::collections::BTreeSet::new();
+        for q in self.store.quads_for_pattern(
+            None,
+            Some(status.as_ref()),
+            Some(draft.as_ref().into()),
+            Some(records.as_ref().into()),
+        ) {
+            let version = q.map_err(storage)?.subject;
+            for d in self.store.quads_for_pattern(
+                Some(version.as_ref()),
+                Some(of_dataset.as_ref()),
+                None,
+                Some(records.as_ref().into()),
+            ) {
+                if let Term::NamedNode(n) = d.map_err(storage)?.object
+                    && let Some(id) = n.as_str().strip_prefix(&prefix).and_then(|i| i.parse().ok())
+                {
+                    out.insert(id);
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
     }
 }
 

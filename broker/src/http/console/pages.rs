@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{ConsoleError, Nav, check_form, field, form, page};
 use crate::audit::export::Period;
 use crate::catalog::labels::labels;
-use crate::catalog::{Dataset, DatasetFilter, PolicyStatus, PolicyVersion};
+use crate::catalog::{Dataset, PolicyStatus, PolicyVersion};
 use crate::chart::{Bar, Series, stacked_bars};
 use crate::governance::{self, ReviewError};
 use crate::http::AppState;
@@ -44,19 +44,55 @@ fn themes_of(d: &Dataset) -> String {
     d.themes.iter().map(|t| l.theme(t)).collect::<Vec<_>>().join(", ")
 }
 
-/// The caller's city's datasets with their policy versions, on the blocking pool.
-async fn own_datasets(state: &AppState, caller: &Caller) -> Result<Vec<(Dataset, Vec<PolicyVersion>)>, ConsoleError> {
-    let catalog = state.catalog.clone();
-    let filter = DatasetFilter {
-        publisher: Some(caller.identity.ags.clone()),
-        ..DatasetFilter::default()
+/// Rows a datasets page shows.
+const PER_PAGE: usize = 25;
+
+/// A page of the caller's city's datasets (the search index: paging without reading every
+/// dataset), each with its policy versions; and how many there are in all.
+async fn own_datasets(
+    state: &AppState,
+    caller: &Caller,
+    text: &str,
+    page: usize,
+) -> Result<(usize, Vec<(Dataset, Vec<PolicyVersion>)>), ConsoleError> {
+    let search = crate::catalog::search::SearchQuery {
+        text: text.chars().take(500).collect(),
+        filters: vec![("publisher", caller.identity.ags.to_string())],
+        page,
+        per_page: PER_PAGE,
     };
+    let catalog = state.catalog.clone();
     Ok(web::block(move || {
-        catalog
-            .datasets(&filter)?
-            .into_iter()
-            .map(|d| catalog.policy_versions(&d.id).map(|v| (d, v)))
-            .collect::<Result<Vec<_>, _>>()
+        let found = catalog.search(&search)?;
+        let mut rows = Vec::with_capacity(found.hits.len());
+        for hit in found.hits {
+            let Ok(id) = hit.id.parse() else { continue };
+            if let Some(d) = catalog.dataset(&id)? {
+                rows.push((d, catalog.policy_versions(&id)?));
+            }
+        }
+        Ok::<_, crate::catalog::CatalogError>((found.total, rows))
+    })
+    .await??)
+}
+
+/// The drafts waiting in the caller's city, with their datasets (few: read one by one).
+async fn own_drafts(state: &AppState, caller: &Caller) -> Result<Vec<(Dataset, PolicyVersion)>, ConsoleError> {
+    let catalog = state.catalog.clone();
+    let city = caller.identity.ags.clone();
+    Ok(web::block(move || {
+        let mut out = Vec::new();
+        for id in catalog.datasets_with_drafts()? {
+            let Some(d) = catalog.dataset(&id)?.filter(|d| d.publisher == city) else {
+                continue;
+            };
+            for v in catalog.policy_versions(&id)? {
+                if v.status == PolicyStatus::Draft {
+                    out.push((d.clone(), v));
+                }
+            }
+        }
+        Ok::<_, crate::catalog::CatalogError>(out)
     })
     .await??)
 }
@@ -86,11 +122,11 @@ struct Home {
 
 pub async fn home(caller: Result<Caller, Problem>, state: web::Data<AppState>) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
-    let own = own_datasets(&state, &caller).await?;
-    let drafts = own.iter().flat_map(|(_, v)| v).filter(|v| v.status == PolicyStatus::Draft).count();
+    let (datasets, _) = own_datasets(&state, &caller, "", 1).await?;
+    let drafts = own_drafts(&state, &caller).await?.len();
     page(&Home {
         nav: Nav::of(&caller, "home"),
-        datasets: own.len(),
+        datasets,
         drafts,
     })
 }
@@ -98,6 +134,7 @@ pub async fn home(caller: Result<Caller, Problem>, state: web::Data<AppState>) -
 #[derive(Deserialize)]
 pub struct DatasetsQuery {
     q: Option<String>,
+    seite: Option<usize>,
 }
 
 #[derive(Template)]
@@ -105,6 +142,9 @@ pub struct DatasetsQuery {
 struct Datasets {
     nav: Nav,
     q: String,
+    total: usize,
+    page: usize,
+    pages: usize,
     rows: Vec<DatasetRow>,
 }
 
@@ -115,24 +155,15 @@ pub async fn datasets(
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     let q = query.q.clone().unwrap_or_default();
-    let mut own = own_datasets(&state, &caller).await?;
-    if !q.trim().is_empty() {
-        // The same search as `GET /v1/datasets?q=`, within the caller's city.
-        let search = crate::catalog::search::SearchQuery {
-            text: q.chars().take(500).collect(),
-            filters: vec![("publisher", caller.identity.ags.to_string())],
-            page: 1,
-            per_page: 100,
-        };
-        let catalog = state.catalog.clone();
-        let found = web::block(move || catalog.search(&search)).await??;
-        let ids: Vec<String> = found.hits.into_iter().map(|h| h.id).collect();
-        own.retain(|(d, _)| ids.iter().any(|i| i == d.id.as_str()));
-        own.sort_by_key(|(d, _)| ids.iter().position(|i| i == d.id.as_str()));
-    }
+    let page_no = query.seite.unwrap_or(1).clamp(1, 10_000);
+    // The same search as `GET /v1/datasets?q=`, within the caller's city; empty: all of them.
+    let (total, own) = own_datasets(&state, &caller, &q, page_no).await?;
     page(&Datasets {
         nav: Nav::of(&caller, "datasets"),
         q,
+        total,
+        page: page_no,
+        pages: total.div_ceil(PER_PAGE).max(1),
         rows: own.iter().map(|(d, v)| row(d, v)).collect(),
     })
 }
@@ -156,17 +187,15 @@ struct Queue {
 pub async fn queue(caller: Result<Caller, Problem>, state: web::Data<AppState>) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     caller.require(&[Role::Board, Role::Steward], "die Freigabeliste")?;
-    let own = own_datasets(&state, &caller).await?;
-    let waiting = own
+    let waiting = own_drafts(&state, &caller)
+        .await?
         .iter()
-        .flat_map(|(d, versions)| {
-            versions.iter().filter(|v| v.status == PolicyStatus::Draft).map(move |v| Waiting {
-                dataset: d.id.to_string(),
-                title: title_of(d),
-                version: v.version,
-                author: v.author_name.clone(),
-                submitted: crate::german::date_time(&v.submitted),
-            })
+        .map(|(d, v)| Waiting {
+            dataset: d.id.to_string(),
+            title: title_of(d),
+            version: v.version,
+            author: v.author_name.clone(),
+            submitted: crate::german::date_time(&v.submitted),
         })
         .collect();
     page(&Queue {
@@ -454,9 +483,15 @@ async fn usage_rows(state: &AppState, caller: &Caller, year: i32) -> Result<Vec<
     let period = Period::parse(Some(start.as_str()), Some(end.as_str())).map_err(|e| Problem::bad_request("bad-period", e.to_string()))?;
     let city = caller.identity.ags.to_string();
     let as_consumer = caller.identity.role == Role::Board;
-    Ok(reports::usage(&state.exchange.tally, &period, Bucket::Month, |c| {
-        c.provider == city || (as_consumer && c.consumer == city)
-    }))
+    // A pass over the tally's cells (one per day, dataset, partner and purpose): on the
+    // blocking pool, never an async worker.
+    let tally = state.exchange.tally.clone();
+    Ok(web::block(move || {
+        reports::usage(&tally, &period, Bucket::Month, |c| {
+            c.provider == city || (as_consumer && c.consumer == city)
+        })
+    })
+    .await?)
 }
 
 /// Member names by AGS, for people.
