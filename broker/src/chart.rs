@@ -23,6 +23,19 @@ pub struct Series {
     pub colour: &'static str,
 }
 
+/// Permitted and denied requests, the two series of the usage charts (dark green and dark red:
+/// both over 7:1 against white).
+pub const PERMIT_DENY: [Series; 2] = [
+    Series {
+        name: "erlaubt",
+        colour: "#1b5e20",
+    },
+    Series {
+        name: "abgelehnt",
+        colour: "#b71c1c",
+    },
+];
+
 const WIDTH: u32 = 720;
 const HEIGHT: u32 = 300;
 const LEFT: u32 = 60;
@@ -141,16 +154,7 @@ pub fn escape(text: &str) -> String {
 mod tests {
     use super::*;
 
-    const SERIES: [Series; 2] = [
-        Series {
-            name: "erlaubt",
-            colour: "#1b5e20",
-        },
-        Series {
-            name: "abgelehnt",
-            colour: "#b71c1c",
-        },
-    ];
+    const SERIES: [Series; 2] = PERMIT_DENY;
 
     #[test]
     fn labels_from_members_are_escaped_and_the_chart_describes_itself() {

@@ -1,5 +1,5 @@
 // The console's browser tests: Debian's Chromium driven by playwright-core, against a broker the
-// Rust test (tests/integration/console.rs) started on 127.0.0.1 with a fresh test PKI.
+// Rust test (tests/integration/browser.rs) started on 127.0.0.1 with a fresh test PKI.
 //
 //   node console.mjs <scenario>     with BROKER, PUBLIC, PKI, DATASET in the environment
 //

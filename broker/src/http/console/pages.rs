@@ -459,16 +459,7 @@ pub struct UsageQuery {
     jahr: Option<i32>,
 }
 
-const SERIES: [Series; 2] = [
-    Series {
-        name: "erlaubt",
-        colour: "#1b5e20",
-    },
-    Series {
-        name: "abgelehnt",
-        colour: "#b71c1c",
-    },
-];
+const SERIES: [Series; 2] = crate::chart::PERMIT_DENY;
 
 /// The caller's city's usage rows of `year`, by month (scoped as the API's reports).
 async fn usage_rows(state: &AppState, caller: &Caller, year: i32) -> Result<Vec<reports::UsageRow>, ConsoleError> {
@@ -535,15 +526,24 @@ fn lines(rows: &[reports::UsageRow], names: &std::collections::HashMap<String, S
         .collect()
 }
 
+/// The year asked for, its usage rows in the caller's scope, and member names.
+async fn usage_of(
+    state: &AppState,
+    caller: &Caller,
+    q: &UsageQuery,
+) -> Result<(i32, Vec<reports::UsageRow>, std::collections::HashMap<String, String>), ConsoleError> {
+    let year = q.jahr.unwrap_or_else(this_year);
+    let rows = usage_rows(state, caller, year).await?;
+    Ok((year, rows, names(state).await?))
+}
+
 pub async fn usage(
     caller: Result<Caller, Problem>,
     state: web::Data<AppState>,
     q: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
-    let year = q.jahr.unwrap_or_else(this_year);
-    let rows = usage_rows(&state, &caller, year).await?;
-    let names = names(&state).await?;
+    let (year, rows, names) = usage_of(&state, &caller, &q).await?;
     let mut months = [(0u64, 0u64); 12];
     for r in &rows {
         let m: usize = r.bucket.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
@@ -580,9 +580,7 @@ pub async fn usage_csv(
     q: web::Query<UsageQuery>,
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
-    let year = q.jahr.unwrap_or_else(this_year);
-    let rows = usage_rows(&state, &caller, year).await?;
-    let names = names(&state).await?;
+    let (year, rows, names) = usage_of(&state, &caller, &q).await?;
     let columns = [
         "Monat",
         "Anbietende Kommune",
