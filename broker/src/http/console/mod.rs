@@ -172,6 +172,13 @@ impl ResponseError for ConsoleError {
     }
 }
 
+/// The space's members as (AGS, organisation), by AGS: names for people, partners for forms.
+pub async fn members(state: &AppState) -> Result<Vec<(crate::identity::Ags, String)>, ConsoleError> {
+    let catalog = state.catalog.clone();
+    let members = web::block(move || catalog.members()).await??;
+    Ok(members.into_iter().map(|m| (m.ags, m.organisation)).collect())
+}
+
 /// A rendered page.
 pub fn page(t: &impl Template) -> Result<HttpResponse, ConsoleError> {
     let body = t

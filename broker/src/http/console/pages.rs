@@ -56,7 +56,7 @@ async fn own_datasets(
     page: usize,
 ) -> Result<(usize, Vec<(Dataset, Vec<PolicyVersion>)>), ConsoleError> {
     let search = crate::catalog::search::SearchQuery {
-        text: text.chars().take(500).collect(),
+        text: text.chars().take(crate::catalog::search::MAX_QUERY_CHARS).collect(),
         filters: vec![("publisher", caller.identity.ags.to_string())],
         page,
         per_page: PER_PAGE,
@@ -487,9 +487,7 @@ async fn usage_rows(state: &AppState, caller: &Caller, year: i32) -> Result<Vec<
 
 /// Member names by AGS, for people.
 async fn names(state: &AppState) -> Result<std::collections::HashMap<String, String>, ConsoleError> {
-    let catalog = state.catalog.clone();
-    let members = web::block(move || catalog.members()).await??;
-    Ok(members.into_iter().map(|m| (m.ags.to_string(), m.organisation)).collect())
+    Ok(super::members(state).await?.into_iter().map(|(a, o)| (a.to_string(), o)).collect())
 }
 
 fn this_year() -> i32 {

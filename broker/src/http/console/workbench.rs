@@ -7,7 +7,7 @@ use askama::Template;
 use policy_compiler::explain::{Language, explain};
 
 use super::pages::title_of;
-use super::{ConsoleError, Nav, check_form, field, fields, form, page};
+use super::{ConsoleError, Nav, check_form, field, fields, form, members, page};
 use crate::authoring::{Granularity, Guided, field_list};
 use crate::catalog::Dataset;
 use crate::catalog::labels::{PurposeNode, labels};
@@ -143,12 +143,6 @@ fn workbench(
         error: None,
         submitted: None,
     }
-}
-
-async fn members(state: &AppState) -> Result<Vec<(Ags, String)>, ConsoleError> {
-    let catalog = state.catalog.clone();
-    let members = web::block(move || catalog.members()).await??;
-    Ok(members.into_iter().map(|m| (m.ags, m.organisation)).collect())
 }
 
 pub async fn show(
