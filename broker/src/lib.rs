@@ -32,6 +32,7 @@ pub mod schema;
 pub mod serve;
 pub mod shares;
 pub mod spreadsheet;
+pub mod stewardship;
 pub mod tls;
 pub mod upstream;
 pub mod usage;

@@ -5,15 +5,14 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::auth::Caller;
 use super::problem::Problem;
 use super::{AppState, read_body};
-use crate::catalog::{Dataset, DatasetDescription, DatasetFilter, DatasetId};
+use crate::catalog::{Dataset, DatasetFilter, DatasetId};
 use crate::identity::{Ags, Role};
 use crate::schema::Violation;
+use crate::stewardship::{self, DatasetError};
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -155,25 +154,10 @@ fn seen_by(iris: &crate::catalog::dcat::Iris, caller: &Caller, d: Dataset) -> Da
 
 pub async fn create(caller: Caller, state: web::Data<AppState>, body: web::Payload) -> Result<HttpResponse, Problem> {
     caller.require(&[Role::Steward], "registering a dataset")?;
-    let description = parse_description(&state, body).await?;
-    if let Some(p) = description.publisher.as_ref().filter(|p| **p != caller.identity.ags) {
-        return Err(Problem::forbidden(format!(
-            "a steward of {} may only register datasets of {}, not of {p}",
-            caller.member.organisation, caller.identity.ags
-        )));
-    }
-    check_providers(&caller, &description)?;
-    let id = description.identifier.clone().unwrap_or_else(DatasetId::generate);
-    let now = now_rfc3339();
-    let dataset = Dataset::from_description(id, caller.identity.ags.clone(), description, now.clone(), now);
-    let catalog = state.catalog.clone();
-    let stored = dataset.clone();
-    let detail = serde_json::to_value(&dataset).unwrap_or_default();
-    super::audited(&state, &caller, "dataset-registered", dataset.id.as_str(), detail, move || {
-        catalog.insert_dataset(&stored)
-    })
-    .await?;
-    tracing::info!(dataset = %dataset.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset registered");
+    let value = parse_json(&state, body).await?;
+    let dataset = stewardship::register(&state.exchange, &state.schemas, &caller.identity, &caller.member, value)
+        .await
+        .map_err(dataset_problem)?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/datasets/{}", dataset.id)))
         .json(dataset))
@@ -189,28 +173,23 @@ pub async fn replace(
     let id = parse_id(&id)?;
     let existing = load(&state, id.clone()).await?;
     check_owner(&caller, &existing, "change")?;
-    let description = parse_description(&state, body).await?;
-    if description.identifier.as_ref().is_some_and(|i| *i != id) {
-        return Err(unprocessable(vec![Violation {
-            pointer: "/identifier".into(),
-            message: format!("must be '{id}', the identifier in the path"),
-        }]));
-    }
-    if description.publisher.as_ref().is_some_and(|p| *p != existing.publisher) {
-        return Err(Problem::forbidden("the publisher of a dataset cannot be changed"));
-    }
-    check_providers(&caller, &description)?;
-    let dataset = Dataset::from_description(id, existing.publisher.clone(), description, existing.issued.clone(), now_rfc3339());
-    let catalog = state.catalog.clone();
-    let stored = dataset.clone();
-    let detail = serde_json::to_value(&dataset).unwrap_or_default();
-    super::audited(&state, &caller, "dataset-changed", dataset.id.as_str(), detail, move || {
-        catalog.replace_dataset(&stored)
-    })
-    .await?;
-    state.exchange.forget(&dataset.id);
-    tracing::info!(dataset = %dataset.id, by = %caller.identity.ags, serial = %caller.identity.serial, "dataset replaced");
+    let value = parse_json(&state, body).await?;
+    let dataset = stewardship::change(&state.exchange, &state.schemas, &caller.identity, &caller.member, &existing, value)
+        .await
+        .map_err(dataset_problem)?;
     Ok(HttpResponse::Ok().json(dataset))
+}
+
+/// The problem for a steward's change that was not made.
+pub fn dataset_problem(e: DatasetError) -> Problem {
+    match e {
+        DatasetError::Invalid(violations) => unprocessable(violations),
+        DatasetError::Change(crate::changes::ChangeError::Failed(e)) => e.into(),
+        DatasetError::Change(other) => super::change_problem(other, "the change could not be made"),
+        DatasetError::NotSteward(_) | DatasetError::OtherPublisher { .. } | DatasetError::NotOwner { .. } | DatasetError::PublisherChanged => {
+            Problem::forbidden(e.to_string())
+        }
+    }
 }
 
 pub async fn remove(caller: Caller, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, Problem> {
@@ -230,7 +209,7 @@ pub async fn remove(caller: Caller, state: web::Data<AppState>, id: web::Path<St
         hosted
             .remove(&withdrawn)
             .map_err(|e| crate::catalog::CatalogError::Storage(e.to_string()))?;
-        catalog.withdraw_dataset(&withdrawn, &now_rfc3339())
+        catalog.withdraw_dataset(&withdrawn, &stewardship::now_seconds())
     })
     .await?;
     state.exchange.forget_withdrawn(&id);
@@ -259,71 +238,19 @@ pub(super) async fn load(state: &AppState, id: DatasetId) -> Result<Dataset, Pro
 }
 
 /// Only the publishing city may change a dataset, its policy or its hosted data.
-pub(super) fn check_owner(caller: &Caller, dataset: &Dataset, verb: &str) -> Result<(), Problem> {
-    if dataset.publisher == caller.identity.ags {
-        Ok(())
-    } else {
-        Err(Problem::forbidden(format!(
-            "dataset '{}' is published by {}; a steward of {} ({}) may not {verb} it",
-            dataset.id, dataset.publisher, caller.identity.ags, caller.member.organisation
-        )))
-    }
+pub(super) fn check_owner(caller: &Caller, dataset: &Dataset, verb: &'static str) -> Result<(), Problem> {
+    stewardship::check_owner(&caller.identity, &caller.member, dataset, verb).map_err(dataset_problem)
 }
 
-/// A city's data is fetched only from that city: every access URL must be at one of the
-/// provider origins the operator registered for the steward's member (the exchange checks it
-/// again on every request, and the provider's certificate too).
-fn check_providers(caller: &Caller, d: &DatasetDescription) -> Result<(), Problem> {
-    let registered: Vec<&str> = caller.member.providers.iter().map(|o| o.as_str()).collect();
-    let violations: Vec<Violation> = d
-        .distributions
-        .iter()
-        .enumerate()
-        .filter_map(|(i, dist)| match &dist.access_url {
-            crate::catalog::Access::Url(u) if !caller.member.serves(u) => Some(Violation {
-                pointer: format!("/distributions/{i}/accessURL"),
-                message: if registered.is_empty() {
-                    format!(
-                        "{} has no registered provider API, so only 'hosted' distributions are possible; the operator registers provider origins in the configuration",
-                        caller.member.organisation
-                    )
-                } else {
-                    format!(
-                        "must be at a provider origin registered for {} ({}); the broker fetches a city's data only from that city",
-                        caller.member.organisation,
-                        registered.join(", ")
-                    )
-                },
-            }),
-            _ => None,
-        })
-        .collect();
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(unprocessable(violations))
-    }
-}
-
-/// Body -> JSON -> schema check -> typed description. Every step names what was wrong and where.
-async fn parse_description(state: &AppState, body: web::Payload) -> Result<DatasetDescription, Problem> {
+/// The body as JSON; what is wrong with it named with its place.
+async fn parse_json(state: &AppState, body: web::Payload) -> Result<Value, Problem> {
     let bytes = read_body(state, body, state.max_body_bytes).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    serde_json::from_slice(&bytes).map_err(|e| {
         Problem::bad_request(
             "malformed-json",
             format!("the body is not valid JSON: {e} (line {}, column {})", e.line(), e.column()),
         )
         .with_violations(vec![Violation {
-            pointer: String::new(),
-            message: e.to_string(),
-        }])
-    })?;
-    let violations = state.schemas.check_dataset(&value);
-    if !violations.is_empty() {
-        return Err(unprocessable(violations));
-    }
-    serde_json::from_value(value).map_err(|e| {
-        unprocessable(vec![Violation {
             pointer: String::new(),
             message: e.to_string(),
         }])
@@ -342,12 +269,4 @@ fn unprocessable(violations: Vec<Violation>) -> Problem {
         ),
     )
     .with_violations(violations)
-}
-
-pub(super) fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or_else(|_| OffsetDateTime::now_utc())
-        .format(&Rfc3339)
-        .unwrap_or_default()
 }

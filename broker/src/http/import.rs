@@ -68,7 +68,7 @@ pub async fn import(
     if changes > 0 {
         let catalog = state.catalog.clone();
         let applied = plan.clone();
-        let time = super::datasets::now_rfc3339();
+        let time = crate::stewardship::now_seconds();
         super::audited(
             &state,
             &caller,
