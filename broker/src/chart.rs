@@ -36,6 +36,18 @@ pub const PERMIT_DENY: [Series; 2] = [
     },
 ];
 
+/// [`PERMIT_DENY`] for the console's English pages.
+pub const PERMIT_DENY_EN: [Series; 2] = [
+    Series {
+        name: "permitted",
+        colour: "#1b5e20",
+    },
+    Series {
+        name: "denied",
+        colour: "#b71c1c",
+    },
+];
+
 const WIDTH: u32 = 720;
 const HEIGHT: u32 = 300;
 const LEFT: u32 = 60;
@@ -94,7 +106,7 @@ pub fn stacked_bars(id: &str, title: &str, series: &[Series], bars: &[Bar]) -> S
             r#"<text x="{}" y="{}" text-anchor="middle" font-size="12">{}</text>"#,
             x + bar_w / 2,
             HEIGHT - BOTTOM + 18,
-            escape(&bar.label)
+            escape(&fitted(&bar.label, slot))
         );
     }
     // The legend: a square and the series' name, in text.
@@ -112,6 +124,19 @@ pub fn stacked_bars(id: &str, title: &str, series: &[Series], bars: &[Bar]) -> S
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// A label shortened to the width of its slot (about 7 pixels a character at 12 pixels); the
+/// whole label stays in the bar's `<title>` and the chart's description.
+fn fitted(label: &str, slot: u32) -> String {
+    let room = usize::try_from(slot / 7).unwrap_or(usize::MAX).max(3);
+    if label.chars().count() <= room {
+        label.to_owned()
+    } else {
+        let mut short: String = label.chars().take(room - 1).collect();
+        short.push('…');
+        short
+    }
 }
 
 /// The chart in words, for its `<desc>`.

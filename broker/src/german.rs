@@ -11,10 +11,20 @@ use jiff::tz::TimeZone;
 
 use crate::catalog::labels::MONTHS_DE;
 
-/// The zone the cities are in.
+/// The zone the cities are in (looked up once).
 fn berlin() -> TimeZone {
+    static BERLIN: std::sync::OnceLock<TimeZone> = std::sync::OnceLock::new();
     // The bundled database always has it; UTC is the (visible, never silent) fallback.
-    TimeZone::get("Europe/Berlin").unwrap_or(TimeZone::UTC)
+    BERLIN
+        .get_or_init(|| TimeZone::get("Europe/Berlin").unwrap_or(TimeZone::UTC))
+        .clone()
+}
+
+/// The Berlin month of an RFC 3339 time, `2026-12` (a decision at 23:30 UTC on 30 November
+/// 2026 was made in December in Aalen); `None` if it is not a time.
+pub fn berlin_month(rfc3339: &str) -> Option<String> {
+    let z = rfc3339.parse::<Timestamp>().ok()?.to_zoned(berlin());
+    Some(format!("{:04}-{:02}", z.year(), z.month()))
 }
 
 /// An RFC 3339 time as Berlin local time, "3. Dezember 2026, 08:15 Uhr"; the input unchanged if
@@ -34,6 +44,64 @@ pub fn date_time(rfc3339: &str) -> String {
     )
 }
 
+/// English month names, for the console's English pages.
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// [`date_time`] in `lang`: in English "3 December 2026, 08:15" (still Berlin time: the
+/// cities' time, whatever the reader's language).
+pub fn date_time_in(rfc3339: &str, lang: policy_compiler::explain::Language) -> String {
+    if lang == policy_compiler::explain::Language::De {
+        return date_time(rfc3339);
+    }
+    let Ok(t) = rfc3339.parse::<Timestamp>() else {
+        return rfc3339.to_owned();
+    };
+    let z = t.to_zoned(berlin());
+    let month = usize::try_from(z.month() - 1)
+        .ok()
+        .and_then(|i| MONTHS_EN.get(i))
+        .copied()
+        .unwrap_or("?");
+    format!("{} {month} {}, {:02}:{:02}", z.day(), z.year(), z.hour(), z.minute())
+}
+
+/// [`month`] in `lang`.
+pub fn month_in(yyyy_mm: &str, lang: policy_compiler::explain::Language) -> String {
+    let german = month(yyyy_mm);
+    if lang == policy_compiler::explain::Language::De || german == yyyy_mm {
+        return german;
+    }
+    let m: usize = yyyy_mm.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
+    format!(
+        "{} {}",
+        MONTHS_EN.get(m.saturating_sub(1)).copied().unwrap_or("?"),
+        yyyy_mm.get(..4).unwrap_or_default()
+    )
+}
+
+/// The first three letters of month `i` (0 = January) in `lang`, for chart axes.
+pub fn month_short(i: usize, lang: policy_compiler::explain::Language) -> String {
+    let names = if lang == policy_compiler::explain::Language::De {
+        &MONTHS_DE
+    } else {
+        &MONTHS_EN
+    };
+    names.get(i).map(|m| m.chars().take(3).collect()).unwrap_or_default()
+}
+
 /// "2026-12" as "Dezember 2026"; anything else unchanged.
 pub fn month(yyyy_mm: &str) -> String {
     let mut parts = yyyy_mm.splitn(2, '-');
@@ -45,6 +113,15 @@ pub fn month(yyyy_mm: &str) -> String {
 
 fn month_name(m: i8) -> &'static str {
     usize::try_from(m - 1).ok().and_then(|i| MONTHS_DE.get(i)).copied().unwrap_or("?")
+}
+
+/// [`number`] in `lang`: English groups with commas, "1,234,567".
+pub fn number_in(n: u64, lang: policy_compiler::explain::Language) -> String {
+    let german = number(n);
+    match lang {
+        policy_compiler::explain::Language::De => german,
+        policy_compiler::explain::Language::En => german.replace('.', ","),
+    }
 }
 
 /// A count with German digit grouping: 1234567 → "1.234.567".

@@ -131,18 +131,65 @@ pub struct Counts {
     pub volumes: Volumes,
     /// The fields delivered (names, for the records of processing).
     pub fields: BTreeSet<String>,
+    /// Denials by [`denial_reason`].
+    pub denials: BTreeMap<String, u64>,
+}
+
+/// Why a decision record was a denial, as a bounded key (never the free text of a reason,
+/// which may name a request's details): `constraint:` and the failed constraints' local names,
+/// `no-permission`, `evaluation-error` or `not-shared`; `None` for a permit.
+pub fn denial_reason(r: &DecisionRecord) -> Option<String> {
+    if r.decision == "permit" {
+        return None;
+    }
+    Some(if !r.failed_constraints.is_empty() {
+        let names: Vec<&str> = r
+            .failed_constraints
+            .iter()
+            .map(|c| c.rsplit(['#', '/']).next().unwrap_or(c))
+            .collect();
+        format!("constraint:{}", names.join(" + "))
+    } else if r.policy_version.is_none() {
+        "not-shared".to_owned()
+    } else if r.reason.is_some() {
+        "evaluation-error".to_owned()
+    } else {
+        "no-permission".to_owned()
+    })
 }
 
 /// The counts every report is read from, per [`Cell`]; see the module documentation.
 #[derive(Debug, Default)]
 pub struct Tally {
     cells: std::sync::Mutex<BTreeMap<Cell, Counts>>,
+    /// The same counts by Berlin month, provider, consumer and purpose (datasets folded in):
+    /// the console's usage page reads a year of these, a few hundred at most, instead of every
+    /// day's cell of every dataset.
+    months: std::sync::Mutex<BTreeMap<MonthCell, MonthCounts>>,
+}
+
+/// A month's decisions between two cities for one purpose.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MonthCell {
+    /// `YYYY-MM`, in Berlin local time.
+    pub month: String,
+    pub provider: String,
+    pub consumer: String,
+    pub purpose: String,
+}
+
+/// What a month cell counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MonthCounts {
+    pub volumes: Volumes,
+    pub denials: BTreeMap<String, u64>,
 }
 
 /// What one decision record adds to the tally, taken from it before it is written.
 #[derive(Debug)]
 pub struct TallyEntry {
     cell: Cell,
+    month: Option<String>,
     add: Counts,
 }
 
@@ -160,6 +207,7 @@ impl Tally {
         let delivered = r.outcome == "delivered";
         let permit = r.decision == "permit";
         Some(TallyEntry {
+            month: crate::german::berlin_month(&r.time),
             cell: Cell {
                 day: day.to_owned(),
                 dataset: r.dataset.clone(),
@@ -181,16 +229,45 @@ impl Tally {
                 } else {
                     BTreeSet::new()
                 },
+                denials: denial_reason(r).map(|k| (k, 1)).into_iter().collect(),
             },
         })
     }
 
     /// Adds an entry (once its record is durable).
-    pub fn apply(&self, TallyEntry { cell, add }: TallyEntry) {
+    pub fn apply(&self, TallyEntry { cell, month, add }: TallyEntry) {
+        if let Some(month) = month {
+            let key = MonthCell {
+                month,
+                provider: cell.provider.clone(),
+                consumer: cell.consumer.clone(),
+                purpose: cell.purpose.clone(),
+            };
+            let mut months = self.months.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let m = months.entry(key).or_default();
+            m.volumes.add(&add.volumes);
+            for (reason, n) in &add.denials {
+                *m.denials.entry(reason.clone()).or_default() += n;
+            }
+        }
         let mut cells = self.lock();
         let c = cells.entry(cell).or_default();
         c.volumes.add(&add.volumes);
         c.fields.extend(add.fields);
+        for (reason, n) in add.denials {
+            *c.denials.entry(reason).or_default() += n;
+        }
+    }
+
+    /// The month cells from `first` to `last` (`YYYY-MM`, inclusive) that `keep` admits.
+    pub fn months_where(&self, first: &str, last: &str, keep: impl Fn(&MonthCell) -> bool) -> Vec<(MonthCell, MonthCounts)> {
+        self.months
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(c, _)| c.month.as_str() >= first && c.month.as_str() <= last && keep(c))
+            .map(|(c, n)| (c.clone(), n.clone()))
+            .collect()
     }
 
     /// The cells of `period` that `keep` admits, with their counts.
@@ -255,6 +332,17 @@ pub struct ProcessingRecord {
     pub technical_measures: Vec<String>,
     pub policy_version: Option<u32>,
     pub deliveries: u64,
+    /// The same measures in German (the console's printable records).
+    #[serde(skip)]
+    pub technical_measures_de: Vec<String>,
+    /// The recipients as (municipality, purpose), for pages that name them.
+    #[serde(skip)]
+    pub recipient_pairs: Vec<(String, String)>,
+    /// The fields delivered and the dataset's theme codes, apart.
+    #[serde(skip)]
+    pub fields: Vec<String>,
+    #[serde(skip)]
+    pub themes: Vec<String>,
 }
 
 fn purposes_of(c: &Constraint, out: &mut BTreeSet<String>) {
@@ -279,16 +367,22 @@ fn purposes_of(c: &Constraint, out: &mut BTreeSet<String>) {
     }
 }
 
-/// What the broker does, always, and what the policy's duties add.
-fn measures(policy: &Policy) -> (Vec<String>, Option<String>) {
-    let mut out: BTreeSet<String> = [
-        "mutual TLS with certificates of the data space CA (TLS 1.2/1.3, BSI TR-02102-2 suites)",
-        "every request decided by the dataset's approved, compiled usage policy",
-        "hash-chained, signed audit trail of every decision",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
+/// What the broker does, always, and what the policy's duties add, in English (`de`: German).
+fn measures(policy: &Policy, de: bool) -> (Vec<String>, Option<String>) {
+    let always: [&str; 3] = if de {
+        [
+            "gegenseitiges TLS mit Zertifikaten der Datenraum-CA (TLS 1.2/1.3, Verfahren nach BSI TR-02102-2)",
+            "jede Anfrage entschieden von der freigegebenen, kompilierten Nutzungsrichtlinie des Datensatzes",
+            "verkettetes, signiertes Protokoll jeder Entscheidung",
+        ]
+    } else {
+        [
+            "mutual TLS with certificates of the data space CA (TLS 1.2/1.3, BSI TR-02102-2 suites)",
+            "every request decided by the dataset's approved, compiled usage policy",
+            "hash-chained, signed audit trail of every decision",
+        ]
+    };
+    let mut out: BTreeSet<String> = always.into_iter().map(str::to_owned).collect();
     let mut retention = None;
     for d in policy
         .rules
@@ -297,21 +391,31 @@ fn measures(policy: &Policy) -> (Vec<String>, Option<String>) {
         .flat_map(|r| &r.duties)
     {
         let local = d.action.rsplit(['#', '/']).next().unwrap_or_default();
-        match local {
-            "minimise" => out.insert(format!("data minimisation to {}", d.fields.join(", "))),
-            "pseudonymise" => out.insert(format!("keyed pseudonymisation of {}", d.fields.join(", "))),
-            "generalise" => out.insert(format!("generalisation of {}", d.fields.join(", "))),
-            "aggregate" => out.insert(format!(
+        let fields = d.fields.join(", ");
+        let measure = match (local, de) {
+            ("minimise", false) => format!("data minimisation to {fields}"),
+            ("minimise", true) => format!("Datenminimierung auf {fields}"),
+            ("pseudonymise", false) => format!("keyed pseudonymisation of {fields}"),
+            ("pseudonymise", true) => format!("Pseudonymisierung mit Schlüssel: {fields}"),
+            ("generalise", false) => format!("generalisation of {fields}"),
+            ("generalise", true) => format!("Vergröberung von {fields}"),
+            ("aggregate", false) => format!(
                 "aggregation by {} with groups under {} suppressed",
                 d.group_by.join(", "),
                 d.min_group_size.unwrap_or(0)
-            )),
-            "delete" => {
+            ),
+            ("aggregate", true) => format!(
+                "Zusammenfassung nach {}, Gruppen unter {} unterdrückt",
+                d.group_by.join(", "),
+                d.min_group_size.unwrap_or(0)
+            ),
+            ("delete", _) => {
                 retention.clone_from(&d.retention);
-                false
+                continue;
             }
-            _ => false,
+            _ => continue,
         };
+        out.insert(measure);
     }
     (out.into_iter().collect(), retention)
 }
@@ -319,34 +423,47 @@ fn measures(policy: &Policy) -> (Vec<String>, Option<String>) {
 /// The records of processing of `datasets` (each with its active policy, if any), from the
 /// deliveries tallied in `period`.
 pub fn processing_records(datasets: &[(Dataset, Option<(u32, Policy)>)], tally: &Tally, period: &Period) -> Vec<ProcessingRecord> {
+    // One pass over the tally for all the datasets (not one per dataset: a city has hundreds).
+    let wanted: BTreeSet<&str> = datasets.iter().map(|(d, _)| d.id.as_str()).collect();
+    let mut by_dataset: BTreeMap<String, Vec<(Cell, Counts)>> = BTreeMap::new();
+    for (cell, counts) in tally.cells_where(period, |c| wanted.contains(c.dataset.as_str())) {
+        by_dataset.entry(cell.dataset.clone()).or_default().push((cell, counts));
+    }
     datasets
         .iter()
         .map(|(d, policy)| {
-            let cells = tally.cells_where(period, |c| c.dataset == d.id.as_str());
+            let cells = by_dataset.get(d.id.as_str()).map_or(&[][..], Vec::as_slice);
             let delivered = || cells.iter().filter(|(_, c)| c.volumes.delivered > 0);
             let mut purposes = BTreeSet::new();
-            let (technical_measures, retention) = match policy {
+            let (technical_measures, technical_measures_de, retention) = match policy {
                 Some((_, p)) => {
                     for r in p.rules.iter().filter(|r| r.kind == RuleKind::Permission) {
                         r.constraints.iter().for_each(|c| purposes_of(c, &mut purposes));
                     }
-                    measures(p)
+                    let (en, retention) = measures(p, false);
+                    (en, measures(p, true).0, retention)
                 }
-                None => (vec!["not shared: no approved usage policy".to_owned()], None),
+                None => (
+                    vec!["not shared: no approved usage policy".to_owned()],
+                    vec!["nicht freigegeben: keine Nutzungsrichtlinie in Kraft".to_owned()],
+                    None,
+                ),
             };
-            let recipients: BTreeSet<String> = delivered()
-                .map(|(cell, _)| format!("{} ({})", cell.consumer, cell.purpose))
-                .collect();
-            let mut categories: BTreeSet<String> = delivered()
-                .flat_map(|(_, c)| c.fields.iter().map(|f| format!("field {f}")))
-                .collect();
+            let pairs: BTreeSet<(String, String)> = delivered().map(|(cell, _)| (cell.consumer.clone(), cell.purpose.clone())).collect();
+            let recipients: Vec<String> = pairs.iter().map(|(c, p)| format!("{c} ({p})")).collect();
+            let fields: BTreeSet<String> = delivered().flat_map(|(_, c)| c.fields.iter().cloned()).collect();
+            let mut categories: BTreeSet<String> = fields.iter().map(|f| format!("field {f}")).collect();
             categories.extend(d.themes.iter().map(|t| format!("theme {t}")));
             ProcessingRecord {
+                technical_measures_de,
+                recipient_pairs: pairs.into_iter().collect(),
+                fields: fields.into_iter().collect(),
+                themes: d.themes.clone(),
                 controller: d.publisher.to_string(),
                 dataset: d.id.to_string(),
                 title: d.title.values().next().cloned().unwrap_or_default(),
                 purposes: purposes.into_iter().collect(),
-                recipients: recipients.into_iter().collect(),
+                recipients,
                 data_categories: categories.into_iter().collect(),
                 retention,
                 technical_measures,

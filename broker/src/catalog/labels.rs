@@ -48,6 +48,9 @@ pub struct PurposeNode {
 pub struct Labels {
     themes: HashMap<String, String>,
     purposes: HashMap<String, String>,
+    /// The English labels (the console's English pages).
+    themes_en: HashMap<String, String>,
+    purposes_en: HashMap<String, String>,
     /// Narrower purposes of each purpose, by label.
     children: BTreeMap<String, Vec<String>>,
 }
@@ -75,11 +78,16 @@ impl Labels {
                 let subject = subject.trim_start_matches('<').trim_end_matches('>');
                 let predicate = quad.predicate.as_str();
                 match (&quad.object, predicate) {
-                    (Term::Literal(l), p) if p == pref && l.language() == Some("de") => {
+                    (Term::Literal(l), p) if p == pref && matches!(l.language(), Some("de" | "en")) => {
+                        let (themes, purposes) = if l.language() == Some("de") {
+                            (&mut out.themes, &mut out.purposes)
+                        } else {
+                            (&mut out.themes_en, &mut out.purposes_en)
+                        };
                         if let Some(code) = subject.strip_prefix(THEME_BASE) {
-                            out.themes.insert(code.to_owned(), l.value().to_owned());
+                            themes.insert(code.to_owned(), l.value().to_owned());
                         } else if subject.starts_with(DPV) {
-                            out.purposes.insert(subject.to_owned(), l.value().to_owned());
+                            purposes.insert(subject.to_owned(), l.value().to_owned());
                         }
                     }
                     (Term::NamedNode(parent), p) if p == broader && subject.starts_with(DPV) => {
@@ -97,6 +105,25 @@ impl Labels {
         self.themes.get(code).map_or(code, String::as_str)
     }
 
+    /// The name of an EU data theme code in `lang`, or the code.
+    pub fn theme_in<'a>(&'a self, code: &'a str, lang: policy_compiler::explain::Language) -> &'a str {
+        match lang {
+            policy_compiler::explain::Language::De => self.theme(code),
+            policy_compiler::explain::Language::En => self.themes_en.get(code).map_or(code, String::as_str),
+        }
+    }
+
+    /// The name of a DPV purpose IRI in `lang`, or its local name.
+    pub fn purpose_in<'a>(&'a self, iri: &'a str, lang: policy_compiler::explain::Language) -> &'a str {
+        match lang {
+            policy_compiler::explain::Language::De => self.purpose(iri),
+            policy_compiler::explain::Language::En => self
+                .purposes_en
+                .get(iri)
+                .map_or_else(|| iri.rsplit(['#', '/']).next().unwrap_or(iri), String::as_str),
+        }
+    }
+
     /// The German name of a DPV purpose IRI, or its local name.
     pub fn purpose<'a>(&'a self, iri: &'a str) -> &'a str {
         self.purposes
@@ -106,18 +133,30 @@ impl Labels {
 
     /// Every purpose under `dpv:Purpose`, depth first, siblings by German name.
     pub fn purpose_tree(&self) -> Vec<PurposeNode> {
+        self.purpose_tree_in(policy_compiler::explain::Language::De)
+    }
+
+    /// The purpose tree with the names in `lang`, siblings by name.
+    pub fn purpose_tree_in(&self, lang: policy_compiler::explain::Language) -> Vec<PurposeNode> {
         let mut out = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        self.walk(&format!("{DPV}Purpose"), 0, &mut out, &mut seen);
+        self.walk(&format!("{DPV}Purpose"), 0, lang, &mut out, &mut seen);
         out
     }
 
-    fn walk(&self, parent: &str, depth: usize, out: &mut Vec<PurposeNode>, seen: &mut std::collections::HashSet<String>) {
+    fn walk(
+        &self,
+        parent: &str,
+        depth: usize,
+        lang: policy_compiler::explain::Language,
+        out: &mut Vec<PurposeNode>,
+        seen: &mut std::collections::HashSet<String>,
+    ) {
         let Some(children) = self.children.get(parent) else {
             return;
         };
         let mut sorted: Vec<&String> = children.iter().collect();
-        sorted.sort_by_key(|c| self.purpose(c).to_lowercase());
+        sorted.sort_by_key(|c| self.purpose_in(c, lang).to_lowercase());
         for child in sorted {
             // DPV is a polyhierarchy: a purpose with two parents is listed under the first.
             if !seen.insert(child.clone()) {
@@ -125,10 +164,10 @@ impl Labels {
             }
             out.push(PurposeNode {
                 iri: child.clone(),
-                label: self.purpose(child).to_owned(),
+                label: self.purpose_in(child, lang).to_owned(),
                 depth,
             });
-            self.walk(child, depth + 1, out, seen);
+            self.walk(child, depth + 1, lang, out, seen);
         }
     }
 

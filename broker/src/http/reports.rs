@@ -161,24 +161,27 @@ pub async fn processing_records_of(state: &AppState, city: Ags, period: &Period)
         publisher: Some(city),
         ..DatasetFilter::default()
     };
-    let datasets = web::block(move || catalog.datasets(&filter)).await??;
-    let mut with_policies = Vec::new();
-    for d in datasets {
-        let catalog = state.catalog.clone();
-        let id = d.id.clone();
-        let active = web::block(move || catalog.active_policy(&id)).await??;
-        let policy = match active {
-            Some(v) => {
-                let compiled = state
-                    .exchange
-                    .module(&v)
-                    .map_err(|e| Problem::internal("an active policy cannot be read", e))?;
-                Some((v.version, (*compiled.policy).clone()))
-            }
-            None => None,
-        };
-        with_policies.push((d, policy));
-    }
+    let vocab = state.vocab.clone();
+    // The active versions' rules read from their sources (parsing, not compiling: a city with
+    // hundreds of datasets would otherwise compile hundreds of modules for one report).
+    let with_policies = web::block(move || {
+        let mut out = Vec::new();
+        for d in catalog.datasets(&filter)? {
+            let policy = match catalog.active_policy(&d.id)? {
+                Some(v) => {
+                    let syntax =
+                        policy_compiler::parse::Syntax::from_media_type(&v.media_type).unwrap_or(policy_compiler::parse::Syntax::Turtle);
+                    let parsed = policy_compiler::parse::parse_one(&v.source, syntax, &vocab)
+                        .map_err(|e| crate::catalog::CatalogError::Storage(format!("active policy of {} unreadable: {e}", d.id)))?;
+                    Some((v.version, parsed))
+                }
+                None => None,
+            };
+            out.push((d, policy));
+        }
+        Ok::<_, crate::catalog::CatalogError>(out)
+    })
+    .await??;
     Ok(reports::processing_records(&with_policies, &state.exchange.tally, period))
 }
 
