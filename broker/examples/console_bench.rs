@@ -1,6 +1,6 @@
 //! Console render-time benchmark, run on purpose (not a test):
 //!
-//!     cargo run --release -p broker --example console_bench -- [datasets] [records] [requests]
+//!     cargo run --profile production -p broker --example console_bench -- [datasets] [records] [requests]
 //!
 //! A broker on RocksDB with `datasets` datasets of Aalen (default 1,000) and an audit trail of
 //! `records` decision records over the last twelve months (default 1,000,000; the usage tally is
@@ -156,7 +156,11 @@ fn main() {
         ("aalen-board", format!("{base}/console/freigaben/bench-0/1")),
         ("aalen-board", format!("{base}/console/nutzung")),
         ("aalen-board", format!("{base}/console/nutzung.csv")),
+        ("aalen-board", format!("{base}/console/verzeichnis")),
+        ("aalen-board", format!("{base}/console/protokoll")),
         ("aalen-steward", format!("{base}/console/datensaetze/bench-0/richtlinie")),
+        ("aalen-steward", format!("{base}/console/datensaetze/neu")),
+        ("aalen-steward", format!("{base}/console/datensaetze/bench-0/bearbeiten")),
         ("", format!("{public}/transparency")),
     ];
     println!("{:<48} {:>8} {:>8} {:>8}", "page", "p50 ms", "p95 ms", "max ms");
@@ -198,6 +202,22 @@ fn main() {
                 percentile(&times, 1.0)
             );
         }
+        // Verifying the whole chain from the board's page is on request (a button), not a
+        // page view: one run, timed.
+        let tls = broker::tls::client_config(&pki.ca_cert(), &pki.cert("aalen-board"), &pki.key("aalen-board")).expect("tls");
+        let client = awc::Client::builder()
+            .connector(awc::Connector::new().rustls_0_23(Arc::new(tls)))
+            .timeout(Duration::from_secs(600))
+            .finish();
+        let t = Instant::now();
+        let mut resp = client
+            .get(format!("{base}/console/protokoll?pruefen=1"))
+            .send()
+            .await
+            .expect("verify");
+        let body = resp.body().limit(64 << 20).await.expect("body");
+        assert!(String::from_utf8_lossy(&body).contains("unversehrt"), "the bench trail verifies");
+        println!("verifying the whole trail from the console: {:.2} s", t.elapsed().as_secs_f64());
     });
     drop(server);
 }

@@ -112,6 +112,7 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         members: crate::fresh::Fresh::new(crate::exchange::SNAPSHOT_TTL),
         base_iri: crate::catalog::dcat::Iris::new(&config.base_iri).base().to_owned(),
         space: config.catalog.clone(),
+        trail: Arc::new(crate::http::console::board::TrailState::in_state_dir(&config.state_dir)),
     };
     Ok((tls.config, state, keeper))
 }

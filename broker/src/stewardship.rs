@@ -117,7 +117,11 @@ pub fn check_providers(member: &Member, d: &DatasetDescription) -> Result<(), Da
             _ => None,
         })
         .collect();
-    if violations.is_empty() { Ok(()) } else { Err(DatasetError::Invalid(violations)) }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(DatasetError::Invalid(violations))
+    }
 }
 
 /// Registers `value` as a new dataset of the steward's city.

@@ -44,6 +44,32 @@ async function text(page) {
   return (await page.locator('main').innerText()).replace(/\s+/g, ' ');
 }
 
+// A steward registers a dataset in the form (the schema's choices), then finds it in the list.
+async function register(browser) {
+  const ctx = await as(browser, 'aalen-steward');
+  const page = await ctx.newPage();
+  await page.goto(`${BROKER}/console/datensaetze`);
+  await page.getByRole('link', { name: 'Neuen Datensatz registrieren' }).click();
+  await page.fill('#kennung', 'aalen-spielplaetze');
+  await page.fill('#titel_de', 'Spielplätze in Aalen');
+  await page.fill('#beschreibung_de', 'Lage und Ausstattung der städtischen Spielplätze.');
+  await page.getByLabel('Bildung, Kultur und Sport').check();
+  await page.fill('#schlagwoerter', 'Spielplatz, Freizeit');
+  await page.fill('#beginn', '2026-01-01');
+  await page.selectOption('#lizenz', 'http://dcat-ap.de/def/licenses/dl-by-de/2.0');
+  await page.fill('#kontakt_email', 'gruenflaechen@aalen.example');
+  await page.fill('#verteilung_typ_0', 'text/csv');
+  await page.fill('#verteilung_url_0', 'hosted');
+  await page.getByRole('button', { name: 'Registrieren' }).click();
+  const saved = await page.locator('p.ok').innerText();
+  check(saved.includes('ist gespeichert'), `not saved: ${await text(page)}`);
+  const address = page.url();
+  await page.goto(`${BROKER}/console/datensaetze?q=Spielplätze`);
+  const listed = await text(page);
+  await ctx.close();
+  return { saved, address, listed };
+}
+
 // A steward writes a policy in the guided editor, checks it and submits it as a draft.
 async function draft(browser) {
   const ctx = await as(browser, 'aalen-steward');
@@ -136,7 +162,9 @@ async function usage(browser) {
   const summary = await page.locator('main > p').first().innerText();
   const m = summary.match(/([\d.]+) Anfragen erlaubt/);
   check(m, `no total on the usage page: ${summary}`);
-  const chart = await page.locator('svg desc').textContent();
+  const chart = await page.locator('#nutzung-desc').textContent();
+  const partners = await page.locator('#partner-desc').textContent();
+  const reasons = await page.locator('table[aria-labelledby=ablehnungen]').count() ? await page.locator('table[aria-labelledby=ablehnungen]').innerText() : '';
   const download = page.waitForEvent('download');
   await page.getByRole('link', { name: /CSV/ }).click();
   const file = await (await download).path();
@@ -145,6 +173,8 @@ async function usage(browser) {
   return {
     permits: Number(m[1].replaceAll('.', '')),
     chart,
+    partners,
+    reasons,
     csvBom: csv[0] === 0xef && csv[1] === 0xbb && csv[2] === 0xbf,
     csvHeader: csv.subarray(3).toString('utf8').split('\r\n')[0],
   };
@@ -167,10 +197,14 @@ async function axe(browser) {
   const lang = await (await pub.newPage()).goto(`${PUBLIC}/transparency`).then((r) => r.headers()['content-type']);
   await pub.close();
   const board = await as(browser, 'aalen-board', { bypassCSP: true });
-  for (const p of ['/console/', '/console/datensaetze', '/console/freigaben', '/console/nutzung']) await run(board, `${BROKER}${p}`);
+  for (const p of ['/console/', '/console/datensaetze', '/console/freigaben', '/console/nutzung', '/console/verzeichnis', '/console/protokoll?pruefen=1']) {
+    await run(board, `${BROKER}${p}`);
+  }
   await board.close();
   const steward = await as(browser, 'aalen-steward', { bypassCSP: true });
   await run(steward, `${BROKER}/console/datensaetze/${DATASET}/richtlinie`);
+  await run(steward, `${BROKER}/console/datensaetze/neu`);
+  await run(steward, `${BROKER}/console/datensaetze/${DATASET}/bearbeiten`);
   await steward.close();
   return { contentType: lang, violations: out };
 }
@@ -205,7 +239,7 @@ async function native() {
   return { status: response.status(), who };
 }
 
-const scenarios = { draft, forge, approve, otherCity, usage, axe, native };
+const scenarios = { register, draft, forge, approve, otherCity, usage, axe, native };
 const name = process.argv[2];
 const scenario = scenarios[name];
 if (!scenario) {

@@ -8,6 +8,7 @@ mod availability;
 mod browser;
 mod catalog;
 mod cli;
+mod console;
 mod crash;
 mod datasets;
 mod exchange;

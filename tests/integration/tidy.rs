@@ -170,6 +170,66 @@ fn the_console_runs_no_script_and_registers_every_page_it_lists() {
     }
 }
 
+/// The string literals passed to `t("…")` in `text` (templates and handlers alike).
+fn translated_literals(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("t(\"") {
+        let after = &rest[i + 3..];
+        // `t(` of a longer name (`format(`, `split(`) is not the translation.
+        let before = rest[..i].chars().last();
+        if before.is_none_or(|c| c == '.' || c == ' ' || c == '(' || c == '{')
+            && let Some(end) = after.find('"')
+        {
+            out.push(after[..end].to_owned());
+        }
+        rest = after;
+    }
+    out
+}
+
+#[test]
+fn every_console_text_has_an_english_translation() {
+    let english = broker::http::console::lang::ENGLISH;
+    let mut keys = std::collections::HashSet::new();
+    for (de, en) in english {
+        assert!(keys.insert(*de), "'{de}' is in lang::ENGLISH twice");
+        assert!(!en.is_empty(), "'{de}' has an empty translation");
+    }
+    let mut corpus = String::new();
+    for entry in std::fs::read_dir(root().join("broker/templates/console")).expect("templates") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("template");
+        for literal in translated_literals(&text) {
+            assert!(
+                keys.contains(literal.as_str()),
+                "{}: \"{literal}\" has no English in lang::ENGLISH",
+                path.display()
+            );
+        }
+        corpus.push_str(&text);
+    }
+    for (path, text) in rust_files(&root().join("broker/src/http/console")) {
+        if path.ends_with("lang.rs") {
+            continue;
+        }
+        for literal in translated_literals(&text) {
+            assert!(
+                keys.contains(literal.as_str()),
+                "{path}: \"{literal}\" has no English in lang::ENGLISH"
+            );
+        }
+        corpus.push_str(&text);
+    }
+    corpus.push_str(&std::fs::read_to_string(root().join("broker/src/authoring.rs")).expect("authoring"));
+    for (de, _) in english {
+        assert!(
+            corpus.contains(&format!("\"{de}\"")),
+            "lang::ENGLISH has '{de}', which no console template or handler shows any more"
+        );
+    }
+}
+
 #[test]
 fn unsafe_code_only_in_the_no_std_wasm_runtime() {
     let mut files = rust_files(&root().join("broker"));

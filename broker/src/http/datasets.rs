@@ -186,9 +186,10 @@ pub fn dataset_problem(e: DatasetError) -> Problem {
         DatasetError::Invalid(violations) => unprocessable(violations),
         DatasetError::Change(crate::changes::ChangeError::Failed(e)) => e.into(),
         DatasetError::Change(other) => super::change_problem(other, "the change could not be made"),
-        DatasetError::NotSteward(_) | DatasetError::OtherPublisher { .. } | DatasetError::NotOwner { .. } | DatasetError::PublisherChanged => {
-            Problem::forbidden(e.to_string())
-        }
+        DatasetError::NotSteward(_)
+        | DatasetError::OtherPublisher { .. }
+        | DatasetError::NotOwner { .. }
+        | DatasetError::PublisherChanged => Problem::forbidden(e.to_string()),
     }
 }
 

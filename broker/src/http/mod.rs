@@ -64,6 +64,8 @@ pub struct AppState {
     pub base_iri: String,
     /// What the data space's catalog says of itself.
     pub space: crate::catalog::SpaceCatalog,
+    /// The audit trail's files, for the board's console page.
+    pub trail: Arc<console::board::TrailState>,
 }
 
 impl std::fmt::Debug for AppState {

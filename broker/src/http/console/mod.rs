@@ -14,8 +14,11 @@
 //! The console's pages are not API endpoints: they are registered here, in [`PAGES`], not in
 //! the OpenAPI route table.
 
+pub mod board;
 pub mod csrf;
+pub mod lang;
 mod pages;
+mod register;
 mod workbench;
 
 use actix_web::http::StatusCode;
@@ -37,7 +40,13 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; for
 pub const PAGES: &[(&str, &str)] = &[
     ("GET", "/console/"),
     ("GET", "/console/console.css"),
+    ("GET", "/console/sprache/{lang}"),
     ("GET", "/console/datensaetze"),
+    ("GET", "/console/datensaetze/neu"),
+    ("POST", "/console/datensaetze/neu"),
+    ("GET", "/console/datensaetze/{id}/bearbeiten"),
+    ("POST", "/console/datensaetze/{id}/bearbeiten"),
+    ("POST", "/console/datensaetze/{id}/daten"),
     ("GET", "/console/datensaetze/{id}/richtlinie"),
     ("POST", "/console/datensaetze/{id}/richtlinie"),
     ("GET", "/console/freigaben"),
@@ -45,6 +54,8 @@ pub const PAGES: &[(&str, &str)] = &[
     ("POST", "/console/freigaben/{id}/{version}"),
     ("GET", "/console/nutzung"),
     ("GET", "/console/nutzung.csv"),
+    ("GET", "/console/verzeichnis"),
+    ("GET", "/console/protokoll"),
 ];
 
 /// Registers the console under `/console`.
@@ -62,7 +73,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .wrap(headers)
             .route("/", web::get().to(pages::home))
             .route("/console.css", web::get().to(stylesheet))
+            .route("/sprache/{lang}", web::get().to(lang::switch))
             .route("/datensaetze", web::get().to(pages::datasets))
+            .route("/datensaetze/neu", web::get().to(register::new))
+            .route("/datensaetze/neu", web::post().to(register::create))
+            .route("/datensaetze/{id}/bearbeiten", web::get().to(register::edit))
+            .route("/datensaetze/{id}/bearbeiten", web::post().to(register::save))
+            .route("/datensaetze/{id}/daten", web::post().to(register::upload))
             .route("/datensaetze/{id}/richtlinie", web::get().to(workbench::show))
             .route("/datensaetze/{id}/richtlinie", web::post().to(workbench::post))
             .route("/freigaben", web::get().to(pages::queue))
@@ -70,6 +87,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/freigaben/{id}/{version}", web::post().to(pages::review_post))
             .route("/nutzung", web::get().to(pages::usage))
             .route("/nutzung.csv", web::get().to(pages::usage_csv))
+            .route("/verzeichnis", web::get().to(board::records))
+            .route("/protokoll", web::get().to(board::trail))
             .default_service(web::to(not_found)),
     );
 }
@@ -197,27 +216,45 @@ pub struct Nav {
     pub board: bool,
     /// The page's section, for `aria-current`.
     pub current: &'static str,
+    pub lang: lang::Lang,
+    /// The page's path and query, where the language switch comes back to.
+    pub here: String,
 }
 
 impl Nav {
-    pub fn of(caller: &Caller, current: &'static str) -> Self {
+    pub fn of(caller: &Caller, ui: &lang::Ui, current: &'static str) -> Self {
         Self {
             person: caller.identity.common_name.clone(),
             organisation: caller.member.organisation.clone(),
-            role: role_de(caller.identity.role),
+            role: role_name(caller.identity.role, ui.lang),
             steward: caller.identity.role == Role::Steward,
             board: caller.identity.role == Role::Board,
             current,
+            lang: ui.lang,
+            here: ui.here.clone(),
         }
+    }
+
+    /// A German text of a template in the reader's language.
+    pub fn t(&self, de: &'static str) -> &'static str {
+        self.lang.t(de)
+    }
+
+    /// Whether the page is in English (for sentences whose word order differs).
+    pub fn en(&self) -> bool {
+        self.lang == lang::Lang::En
     }
 }
 
 /// A role as people in a city hall call it.
-pub fn role_de(role: Role) -> &'static str {
-    match role {
-        Role::System => "Fachverfahren",
-        Role::Steward => "Datenverantwortliche Stelle",
-        Role::Board => "Governance-Gremium",
+pub fn role_name(role: Role, lang: lang::Lang) -> &'static str {
+    match (role, lang) {
+        (Role::System, lang::Lang::De) => "Fachverfahren",
+        (Role::Steward, lang::Lang::De) => "Datenverantwortliche Stelle",
+        (Role::Board, lang::Lang::De) => "Governance-Gremium",
+        (Role::System, lang::Lang::En) => "application",
+        (Role::Steward, lang::Lang::En) => "data steward",
+        (Role::Board, lang::Lang::En) => "governance board",
     }
 }
 

@@ -4,10 +4,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use policy_compiler::explain::{Language, explain};
+use policy_compiler::explain::explain;
 use policy_compiler::parse::Syntax;
 use serde::Deserialize;
 
+use super::lang::{Lang, Ui};
 use super::{ConsoleError, Nav, check_form, field, form, page};
 use crate::audit::export::Period;
 use crate::catalog::labels::labels;
@@ -18,7 +19,7 @@ use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::Problem;
 use crate::identity::Role;
-use crate::reports::{self, Bucket};
+use crate::reports;
 
 /// A dataset as a row of the console's lists.
 pub struct DatasetRow {
@@ -39,9 +40,13 @@ pub fn title_of(d: &Dataset) -> String {
         .map_or_else(|| d.id.to_string(), |(_, t)| t.clone())
 }
 
-fn themes_of(d: &Dataset) -> String {
+fn themes_of(d: &Dataset, lang: Lang) -> String {
     let l = labels();
-    d.themes.iter().map(|t| l.theme(t)).collect::<Vec<_>>().join(", ")
+    d.themes
+        .iter()
+        .map(|t| l.theme_in(t, lang.language()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Rows a datasets page shows.
@@ -97,16 +102,18 @@ async fn own_drafts(state: &AppState, caller: &Caller) -> Result<Vec<(Dataset, P
     .await??)
 }
 
-fn row(d: &Dataset, versions: &[PolicyVersion]) -> DatasetRow {
+fn row(d: &Dataset, versions: &[PolicyVersion], lang: Lang) -> DatasetRow {
     let drafts = versions.iter().filter(|v| v.status == PolicyStatus::Draft).count();
-    let policy = match versions.iter().find(|v| v.active) {
-        Some(v) => format!("in Kraft (Version {})", v.version),
-        None => "keine Richtlinie in Kraft – nicht freigegeben".to_owned(),
+    let policy = match (versions.iter().find(|v| v.active), lang) {
+        (Some(v), Lang::De) => format!("in Kraft (Version {})", v.version),
+        (Some(v), Lang::En) => format!("in force (version {})", v.version),
+        (None, Lang::De) => "keine Richtlinie in Kraft – nicht freigegeben".to_owned(),
+        (None, Lang::En) => "no policy in force – not shared".to_owned(),
     };
     DatasetRow {
         id: d.id.to_string(),
         title: title_of(d),
-        themes: themes_of(d),
+        themes: themes_of(d, lang),
         policy,
         drafts,
     }
@@ -120,12 +127,12 @@ struct Home {
     drafts: usize,
 }
 
-pub async fn home(caller: Result<Caller, Problem>, state: web::Data<AppState>) -> Result<HttpResponse, ConsoleError> {
+pub async fn home(caller: Result<Caller, Problem>, state: web::Data<AppState>, ui: Ui) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     let (datasets, _) = own_datasets(&state, &caller, "", 1).await?;
     let drafts = own_drafts(&state, &caller).await?.len();
     page(&Home {
-        nav: Nav::of(&caller, "home"),
+        nav: Nav::of(&caller, &ui, "home"),
         datasets,
         drafts,
     })
@@ -152,6 +159,7 @@ pub async fn datasets(
     caller: Result<Caller, Problem>,
     state: web::Data<AppState>,
     query: web::Query<DatasetsQuery>,
+    ui: Ui,
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     let q = query.q.clone().unwrap_or_default();
@@ -159,12 +167,12 @@ pub async fn datasets(
     // The same search as `GET /v1/datasets?q=`, within the caller's city; empty: all of them.
     let (total, own) = own_datasets(&state, &caller, &q, page_no).await?;
     page(&Datasets {
-        nav: Nav::of(&caller, "datasets"),
+        nav: Nav::of(&caller, &ui, "datasets"),
         q,
         total,
         page: page_no,
         pages: total.div_ceil(PER_PAGE).max(1),
-        rows: own.iter().map(|(d, v)| row(d, v)).collect(),
+        rows: own.iter().map(|(d, v)| row(d, v, ui.lang)).collect(),
     })
 }
 
@@ -184,7 +192,7 @@ struct Queue {
     waiting: Vec<Waiting>,
 }
 
-pub async fn queue(caller: Result<Caller, Problem>, state: web::Data<AppState>) -> Result<HttpResponse, ConsoleError> {
+pub async fn queue(caller: Result<Caller, Problem>, state: web::Data<AppState>, ui: Ui) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     caller.require(&[Role::Board, Role::Steward], "die Freigabeliste")?;
     let waiting = own_drafts(&state, &caller)
@@ -195,11 +203,11 @@ pub async fn queue(caller: Result<Caller, Problem>, state: web::Data<AppState>) 
             title: title_of(d),
             version: v.version,
             author: v.author_name.clone(),
-            submitted: crate::german::date_time(&v.submitted),
+            submitted: crate::german::date_time_in(&v.submitted, ui.lang.language()),
         })
         .collect();
     page(&Queue {
-        nav: Nav::of(&caller, "queue"),
+        nav: Nav::of(&caller, &ui, "queue"),
         waiting,
     })
 }
@@ -251,15 +259,16 @@ pub struct ReviewQuery {
     bis: Option<String>,
 }
 
+/// A recorded decision in German (the template translates it).
 fn decision_de(d: &str) -> &'static str {
     if d == "permit" { "erlaubt" } else { "abgelehnt" }
 }
 
-fn explained(state: &AppState, v: &PolicyVersion) -> String {
+fn explained(state: &AppState, v: &PolicyVersion, lang: Lang) -> String {
     let syntax = Syntax::from_media_type(&v.media_type).unwrap_or(Syntax::Turtle);
     match policy_compiler::parse::parse_one(&v.source, syntax, &state.vocab) {
-        Ok(p) => explain(&p, Language::De),
-        Err(e) => format!("(nicht lesbar: {e})"),
+        Ok(p) => explain(&p, lang.language()),
+        Err(e) => format!("({}: {e})", lang.t("nicht lesbar")),
     }
 }
 
@@ -303,6 +312,7 @@ fn review_period(q: &ReviewQuery) -> Result<(Period, String, String), ConsoleErr
 async fn review_page(
     state: &AppState,
     caller: &Caller,
+    ui: &Ui,
     req: &HttpRequest,
     path: &(String, u32),
     q: &ReviewQuery,
@@ -312,22 +322,22 @@ async fn review_page(
     let active = versions.iter().find(|a| a.active);
     let (period, from, to) = review_period(q)?;
     let mut page = ReviewPage {
-        nav: Nav::of(caller, "queue"),
+        nav: Nav::of(caller, ui, "queue"),
         dataset: dataset.id.to_string(),
         title: title_of(&dataset),
         version: v.version,
-        status: match v.status {
+        status: ui.lang.t(match v.status {
             PolicyStatus::Draft => "Entwurf, wartet auf Freigabe",
             PolicyStatus::Approved if v.active => "freigegeben, in Kraft",
             PolicyStatus::Approved => "freigegeben, abgelöst",
-            PolicyStatus::Rejected => "abgelehnt",
-        },
+            PolicyStatus::Rejected => "vom Gremium abgelehnt",
+        }),
         author: v.author_name.clone(),
-        submitted: crate::german::date_time(&v.submitted),
-        draft_explained: explained(state, &v),
+        submitted: crate::german::date_time_in(&v.submitted, ui.lang.language()),
+        draft_explained: explained(state, &v, ui.lang),
         draft_source: v.source.clone(),
         active_version: active.map(|a| a.version),
-        active_explained: active.map(|a| explained(state, a)).unwrap_or_default(),
+        active_explained: active.map(|a| explained(state, a, ui.lang)).unwrap_or_default(),
         refusal: governance::may_review(&caller.identity, &dataset, &v).err().map(|e| e.to_string()),
         token: state.console_csrf.token(&caller.identity.serial, req.path()),
         distributions: dataset.distributions_digest(),
@@ -355,9 +365,9 @@ async fn review_page(
                     .flips
                     .into_iter()
                     .map(|f| FlipRow {
-                        time: crate::german::date_time(&f.time),
+                        time: crate::german::date_time_in(&f.time, ui.lang.language()),
                         consumer: f.consumer,
-                        purpose: labels().purpose(&f.purpose).to_owned(),
+                        purpose: labels().purpose_in(&f.purpose, ui.lang.language()).to_owned(),
                         recorded: decision_de(&f.recorded),
                         simulated: decision_de(&f.simulated),
                         reasons: f.reasons.join("; "),
@@ -376,9 +386,10 @@ pub async fn review(
     path: web::Path<(String, u32)>,
     q: web::Query<ReviewQuery>,
     req: HttpRequest,
+    ui: Ui,
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
-    page(&review_page(&state, &caller, &req, &path, &q, None).await?)
+    page(&review_page(&state, &caller, &ui, &req, &path, &q, None).await?)
 }
 
 pub async fn review_post(
@@ -387,6 +398,7 @@ pub async fn review_post(
     path: web::Path<(String, u32)>,
     req: HttpRequest,
     body: web::Payload,
+    ui: Ui,
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     let form = form(&state, &req, body).await?;
@@ -423,13 +435,14 @@ pub async fn review_post(
             )),
             ReviewError::Change(c) => ConsoleError(Problem::internal("die Entscheidung konnte nicht gespeichert werden", c)),
         })?;
-    let outcome = if reviewed.status == PolicyStatus::Approved {
-        format!("Version {} ist freigegeben und in Kraft.", reviewed.version)
-    } else {
-        format!("Version {} ist abgelehnt.", reviewed.version)
+    let outcome = match (reviewed.status == PolicyStatus::Approved, ui.lang) {
+        (true, Lang::De) => format!("Version {} ist freigegeben und in Kraft.", reviewed.version),
+        (false, Lang::De) => format!("Version {} ist abgelehnt.", reviewed.version),
+        (true, Lang::En) => format!("Version {} is approved and in force.", reviewed.version),
+        (false, Lang::En) => format!("Version {} is rejected.", reviewed.version),
     };
     let q = ReviewQuery { von: None, bis: None };
-    page(&review_page(&state, &caller, &req, &path, &q, Some(outcome)).await?)
+    page(&review_page(&state, &caller, &ui, &req, &path, &q, Some(outcome)).await?)
 }
 
 /// One line of the usage table.
@@ -443,15 +456,58 @@ pub struct UsageLine {
     pub delivered: String,
 }
 
+/// A denial reason with its count, for people.
+pub struct ReasonLine {
+    pub reason: String,
+    pub count: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/usage.html")]
 struct Usage {
     nav: Nav,
     year: i32,
     chart: String,
+    by_partner: String,
+    by_purpose: String,
     lines: Vec<UsageLine>,
+    reasons: Vec<ReasonLine>,
     permits: String,
     denies: String,
+}
+
+/// A denial reason key ([`reports::denial_reason`]) for people.
+pub fn reason_text(key: &str, lang: Lang) -> String {
+    match key {
+        "not-shared" => lang
+            .t("nicht freigegeben (keine Richtlinie in Kraft, Datensatz geändert oder zurückgezogen)")
+            .to_owned(),
+        "no-permission" => lang.t("keine Erlaubnis für diese Kommune oder Handlung").to_owned(),
+        "evaluation-error" => lang.t("Richtlinie nicht auswertbar (abgelehnt, sicherheitshalber)").to_owned(),
+        other => match other.strip_prefix("constraint:") {
+            Some(names) => format!("{} {names}", lang.t("Bedingung nicht erfüllt:")),
+            None => other.to_owned(),
+        },
+    }
+}
+
+/// A month of usage between two cities for one purpose (the tally's month cell).
+type MonthRow = (reports::MonthCell, reports::MonthCounts);
+
+/// Permits and denials summed by `key` of each row, as bars (at most 12, the largest).
+fn bars_by(rows: &[MonthRow], key: impl Fn(&reports::MonthCell) -> String) -> Vec<Bar> {
+    let mut sums: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for (cell, counts) in rows {
+        let e = sums.entry(key(cell)).or_default();
+        e.0 += counts.volumes.permits;
+        e.1 += counts.volumes.denies;
+    }
+    let mut sums: Vec<(String, (u64, u64))> = sums.into_iter().collect();
+    sums.sort_by(|a, b| (b.1.0 + b.1.1).cmp(&(a.1.0 + a.1.1)).then_with(|| a.0.cmp(&b.0)));
+    sums.into_iter()
+        .take(12)
+        .map(|(label, (p, d))| Bar { label, values: vec![p, d] })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -461,8 +517,10 @@ pub struct UsageQuery {
 
 const SERIES: [Series; 2] = crate::chart::PERMIT_DENY;
 
-/// The caller's city's usage rows of `year`, by month (scoped as the API's reports).
-async fn usage_rows(state: &AppState, caller: &Caller, year: i32) -> Result<Vec<reports::UsageRow>, ConsoleError> {
+/// The caller's city's usage of `year` by Berlin month (scoped as the API's reports: a board
+/// member sees their city as provider and as consumer, a steward as provider). Reads the
+/// tally's month cells: a year is a few hundred of them, however many requests there were.
+async fn usage_rows(state: &AppState, caller: &Caller, year: i32) -> Result<Vec<MonthRow>, ConsoleError> {
     caller.require(&[Role::Board, Role::Steward], "die Nutzungsübersicht")?;
     if !(2000..=9999).contains(&year) {
         return Err(ConsoleError(Problem::bad_request(
@@ -470,19 +528,32 @@ async fn usage_rows(state: &AppState, caller: &Caller, year: i32) -> Result<Vec<
             format!("das Jahr {year} liegt außerhalb von 2000 bis 9999"),
         )));
     }
-    let (start, end) = (format!("{year}-01-01"), format!("{}-01-01", year + 1));
-    let period = Period::parse(Some(start.as_str()), Some(end.as_str())).map_err(|e| Problem::bad_request("bad-period", e.to_string()))?;
     let city = caller.identity.ags.to_string();
     let as_consumer = caller.identity.role == Role::Board;
-    // A pass over the tally's cells (one per day, dataset, partner and purpose): on the
-    // blocking pool, never an async worker.
-    let tally = state.exchange.tally.clone();
-    Ok(web::block(move || {
-        reports::usage(&tally, &period, Bucket::Month, |c| {
+    Ok(state
+        .exchange
+        .tally
+        .months_where(&format!("{year}-01"), &format!("{year}-12"), |c| {
             c.provider == city || (as_consumer && c.consumer == city)
+        }))
+}
+
+/// The denials of the rows by reason, most frequent first.
+fn denial_reasons(rows: &[MonthRow], lang: Lang) -> Vec<ReasonLine> {
+    let mut sums: std::collections::BTreeMap<&str, u64> = Default::default();
+    for (_, counts) in rows {
+        for (reason, n) in &counts.denials {
+            *sums.entry(reason.as_str()).or_default() += n;
+        }
+    }
+    let mut sums: Vec<(&str, u64)> = sums.into_iter().collect();
+    sums.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    sums.into_iter()
+        .map(|(r, n)| ReasonLine {
+            reason: reason_text(r, lang),
+            count: crate::german::number_in(n, lang.language()),
         })
-    })
-    .await?)
+        .collect()
 }
 
 /// Member names by AGS, for people.
@@ -494,32 +565,18 @@ fn this_year() -> i32 {
     time::OffsetDateTime::now_utc().year()
 }
 
-/// Month, provider, consumer, purpose.
-type UsageKey = (String, String, String, String);
-
-fn lines(rows: &[reports::UsageRow], names: &std::collections::HashMap<String, String>) -> Vec<UsageLine> {
-    // By month, provider, consumer and purpose: the dataset is folded in (a board reads who used
-    // what for which purpose; the per-dataset view is the API's).
-    let mut folded: std::collections::BTreeMap<UsageKey, (u64, u64, u64)> = Default::default();
-    for r in rows {
-        let e = folded
-            .entry((r.bucket.clone(), r.provider.clone(), r.consumer.clone(), r.purpose.clone()))
-            .or_default();
-        e.0 += r.volumes.permits;
-        e.1 += r.volumes.denies;
-        e.2 += r.volumes.delivered;
-    }
+fn lines(rows: &[MonthRow], names: &std::collections::HashMap<String, String>, lang: Lang) -> Vec<UsageLine> {
     let name = |ags: &str| names.get(ags).cloned().unwrap_or_else(|| ags.to_owned());
-    folded
-        .into_iter()
-        .map(|((month, provider, consumer, purpose), (p, d, del))| UsageLine {
-            month: crate::german::month(&month),
-            provider: name(&provider),
-            consumer: name(&consumer),
-            purpose: labels().purpose(&purpose).to_owned(),
-            permits: crate::german::number(p),
-            denies: crate::german::number(d),
-            delivered: crate::german::number(del),
+    let l = lang.language();
+    rows.iter()
+        .map(|(c, n)| UsageLine {
+            month: crate::german::month_in(&c.month, l),
+            provider: name(&c.provider),
+            consumer: name(&c.consumer),
+            purpose: labels().purpose_in(&c.purpose, l).to_owned(),
+            permits: crate::german::number_in(n.volumes.permits, l),
+            denies: crate::german::number_in(n.volumes.denies, l),
+            delivered: crate::german::number_in(n.volumes.delivered, l),
         })
         .collect()
 }
@@ -529,7 +586,7 @@ async fn usage_of(
     state: &AppState,
     caller: &Caller,
     q: &UsageQuery,
-) -> Result<(i32, Vec<reports::UsageRow>, std::collections::HashMap<String, String>), ConsoleError> {
+) -> Result<(i32, Vec<MonthRow>, std::collections::HashMap<String, String>), ConsoleError> {
     let year = q.jahr.unwrap_or_else(this_year);
     let rows = usage_rows(state, caller, year).await?;
     Ok((year, rows, names(state).await?))
@@ -539,36 +596,55 @@ pub async fn usage(
     caller: Result<Caller, Problem>,
     state: web::Data<AppState>,
     q: web::Query<UsageQuery>,
+    ui: Ui,
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     let (year, rows, names) = usage_of(&state, &caller, &q).await?;
     let mut months = [(0u64, 0u64); 12];
-    for r in &rows {
-        let m: usize = r.bucket.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
+    for (c, n) in &rows {
+        let m: usize = c.month.get(5..7).and_then(|m| m.parse().ok()).unwrap_or(1);
         if let Some(slot) = months.get_mut(m.saturating_sub(1)) {
-            slot.0 += r.volumes.permits;
-            slot.1 += r.volumes.denies;
+            slot.0 += n.volumes.permits;
+            slot.1 += n.volumes.denies;
         }
     }
     let bars: Vec<Bar> = months
         .iter()
         .enumerate()
         .map(|(i, (p, d))| Bar {
-            label: crate::catalog::labels::MONTHS_DE
-                .get(i)
-                .map(|m| m.chars().take(3).collect())
-                .unwrap_or_default(),
+            label: crate::german::month_short(i, ui.lang.language()),
             values: vec![*p, *d],
         })
         .collect();
     let total = months.iter().fold((0, 0), |a, m| (a.0 + m.0, a.1 + m.1));
+    let city = caller.identity.ags.to_string();
+    let name = |ags: &str| names.get(ags).cloned().unwrap_or_else(|| ags.to_owned());
+    // The partner: the other city of each row (the consumer of the city's data, or the
+    // provider of data the city used).
+    let partners = bars_by(&rows, |c| name(if c.provider == city { &c.consumer } else { &c.provider }));
+    let l = ui.lang.language();
+    let purposes = bars_by(&rows, |c| labels().purpose_in(&c.purpose, l).to_owned());
+    let series = if ui.lang == Lang::De {
+        &SERIES
+    } else {
+        &crate::chart::PERMIT_DENY_EN
+    };
+    let t = |de: &'static str| ui.lang.t(de);
     page(&Usage {
-        nav: Nav::of(&caller, "usage"),
+        nav: Nav::of(&caller, &ui, "usage"),
         year,
-        chart: stacked_bars("nutzung", &format!("Anfragen je Monat {year}"), &SERIES, &bars),
-        lines: lines(&rows, &names),
-        permits: crate::german::number(total.0),
-        denies: crate::german::number(total.1),
+        chart: stacked_bars("nutzung", &format!("{} {year}", t("Anfragen je Monat")), series, &bars),
+        by_partner: stacked_bars(
+            "partner",
+            &format!("{} {year}", t("Anfragen nach Partnerkommune")),
+            series,
+            &partners,
+        ),
+        by_purpose: stacked_bars("zweck", &format!("{} {year}", t("Anfragen nach Zweck")), series, &purposes),
+        reasons: denial_reasons(&rows, ui.lang),
+        lines: lines(&rows, &names, ui.lang),
+        permits: crate::german::number_in(total.0, l),
+        denies: crate::german::number_in(total.1, l),
     })
 }
 
@@ -576,6 +652,7 @@ pub async fn usage_csv(
     caller: Result<Caller, Problem>,
     state: web::Data<AppState>,
     q: web::Query<UsageQuery>,
+    ui: Ui,
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     let (year, rows, names) = usage_of(&state, &caller, &q).await?;
@@ -587,10 +664,11 @@ pub async fn usage_csv(
         "Erlaubt",
         "Abgelehnt",
         "Geliefert",
-    ];
+    ]
+    .map(|c| ui.lang.t(c));
     let csv = crate::spreadsheet::german_csv(
         &columns,
-        lines(&rows, &names)
+        lines(&rows, &names, ui.lang)
             .into_iter()
             .map(|l| vec![l.month, l.provider, l.consumer, l.purpose, l.permits, l.denies, l.delivered]),
     )

@@ -4,8 +4,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use policy_compiler::explain::{Language, explain};
+use policy_compiler::explain::explain;
 
+use super::lang::Ui;
 use super::pages::title_of;
 use super::{ConsoleError, Nav, check_form, field, fields, form, members, page};
 use crate::authoring::{Granularity, Guided, field_list};
@@ -85,6 +86,7 @@ async fn steward_dataset(state: &AppState, caller: &Caller, id: &str) -> Result<
 fn workbench(
     state: &AppState,
     caller: &Caller,
+    ui: &Ui,
     req: &HttpRequest,
     dataset: &Dataset,
     posted: &[(String, String)],
@@ -98,12 +100,12 @@ fn workbench(
         .into_iter()
         .collect();
     Workbench {
-        nav: Nav::of(caller, "datasets"),
+        nav: Nav::of(caller, ui, "datasets"),
         dataset: dataset.id.to_string(),
         title: title_of(dataset),
         token: state.console_csrf.token(&caller.identity.serial, req.path()),
         purposes: labels()
-            .purpose_tree()
+            .purpose_tree_in(ui.lang.language())
             .into_iter()
             .map(|PurposeNode { iri, label, depth }| PurposeOption {
                 selected: chosen.contains(&iri.as_str()),
@@ -150,11 +152,12 @@ pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
     req: HttpRequest,
+    ui: Ui,
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     let dataset = steward_dataset(&state, &caller, &id).await?;
     let members = members(&state).await?;
-    let mut w = workbench(&state, &caller, &req, &dataset, &[], &members);
+    let mut w = workbench(&state, &caller, &ui, &req, &dataset, &[], &members);
     // Start from the version in force, if there is one.
     let catalog = state.catalog.clone();
     let lookup = dataset.id.clone();
@@ -216,13 +219,14 @@ pub async fn post(
     id: web::Path<String>,
     req: HttpRequest,
     body: web::Payload,
+    ui: Ui,
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     let posted = form(&state, &req, body).await?;
     check_form(&state, &caller, &req, field(&posted, "token"))?;
     let dataset = steward_dataset(&state, &caller, &id).await?;
     let members = members(&state).await?;
-    let mut w = workbench(&state, &caller, &req, &dataset, &posted, &members);
+    let mut w = workbench(&state, &caller, &ui, &req, &dataset, &posted, &members);
     match field(&posted, "aktion") {
         Some("erzeugen") => {
             let policy_iri = format!("{}policies/{}/entwurf", state.base_iri, dataset.id);
@@ -233,19 +237,19 @@ pub async fn post(
             }) {
                 Ok(t) => {
                     w.turtle = t;
-                    check(&state, &dataset, &mut w).await;
+                    check(&state, &dataset, &mut w, ui.lang).await;
                 }
                 Err(e) => w.error = Some(e),
             }
         }
-        Some("pruefen") => check(&state, &dataset, &mut w).await,
+        Some("pruefen") => check(&state, &dataset, &mut w, ui.lang).await,
         Some("einreichen") => {
             match governance::submit_draft(&state.exchange, &caller.identity, &dataset, turtle_of(&w), "text/turtle").await {
                 Ok(v) => {
                     w.submitted = Some(v.version);
                     w.explanation = policy_compiler::parse::parse_one(&v.source, policy_compiler::parse::Syntax::Turtle, &state.vocab)
                         .ok()
-                        .map(|p| explain(&p, Language::De));
+                        .map(|p| explain(&p, ui.lang.language()));
                 }
                 Err(e) => w.error = Some(submit_error(e)?),
             }
@@ -261,9 +265,9 @@ pub async fn post(
 }
 
 /// Compiles the textarea's Turtle as a submission would be, and explains it.
-async fn check(state: &AppState, dataset: &Dataset, w: &mut Workbench) {
+async fn check(state: &AppState, dataset: &Dataset, w: &mut Workbench, lang: super::lang::Lang) {
     match governance::compile_checked(&state.exchange, dataset, turtle_of(w), policy_compiler::parse::Syntax::Turtle).await {
-        Ok(c) => w.explanation = Some(explain(&c.policy, Language::De)),
+        Ok(c) => w.explanation = Some(explain(&c.policy, lang.language())),
         Err(e) => w.error = Some(submit_error(e).unwrap_or_else(|page| page.0.detail)),
     }
 }
