@@ -166,6 +166,24 @@ pub struct Tally {
     /// the console's usage page reads a year of these, a few hundred at most, instead of every
     /// day's cell of every dataset.
     months: std::sync::Mutex<BTreeMap<MonthCell, MonthCounts>>,
+    /// Deliveries by (year, dataset): the console's records of processing read a page of
+    /// datasets' years from here, not every day's cell.
+    years: std::sync::Mutex<BTreeMap<(String, String), Deliveries>>,
+}
+
+/// The deliveries of a dataset: how many to whom for what, and which fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deliveries {
+    /// (consumer, purpose) → deliveries.
+    pub to: BTreeMap<(String, String), u64>,
+    pub fields: BTreeSet<String>,
+}
+
+impl Deliveries {
+    fn add(&mut self, consumer: &str, purpose: &str, delivered: u64, fields: &BTreeSet<String>) {
+        *self.to.entry((consumer.to_owned(), purpose.to_owned())).or_default() += delivered;
+        self.fields.extend(fields.iter().cloned());
+    }
 }
 
 /// A month's decisions between two cities for one purpose.
@@ -236,6 +254,16 @@ impl Tally {
 
     /// Adds an entry (once its record is durable).
     pub fn apply(&self, TallyEntry { cell, month, add }: TallyEntry) {
+        if add.volumes.delivered > 0 {
+            let year = cell.day.get(..4).unwrap_or_default().to_owned();
+            let mut years = self.years.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            years.entry((year, cell.dataset.clone())).or_default().add(
+                &cell.consumer,
+                &cell.purpose,
+                add.volumes.delivered,
+                &add.fields,
+            );
+        }
         if let Some(month) = month {
             let key = MonthCell {
                 month,
@@ -257,6 +285,16 @@ impl Tally {
         for (reason, n) in add.denials {
             *c.denials.entry(reason).or_default() += n;
         }
+    }
+
+    /// What `dataset` delivered in `year` (`YYYY`, by UTC day).
+    pub fn deliveries_in_year(&self, year: &str, dataset: &str) -> Deliveries {
+        self.years
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(year.to_owned(), dataset.to_owned()))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The month cells from `first` to `last` (`YYYY-MM`, inclusive) that `keep` admits.
@@ -425,53 +463,69 @@ fn measures(policy: &Policy, de: bool) -> (Vec<String>, Option<String>) {
 pub fn processing_records(datasets: &[(Dataset, Option<(u32, Policy)>)], tally: &Tally, period: &Period) -> Vec<ProcessingRecord> {
     // One pass over the tally for all the datasets (not one per dataset: a city has hundreds).
     let wanted: BTreeSet<&str> = datasets.iter().map(|(d, _)| d.id.as_str()).collect();
-    let mut by_dataset: BTreeMap<String, Vec<(Cell, Counts)>> = BTreeMap::new();
+    let mut by_dataset: BTreeMap<String, Deliveries> = BTreeMap::new();
     for (cell, counts) in tally.cells_where(period, |c| wanted.contains(c.dataset.as_str())) {
-        by_dataset.entry(cell.dataset.clone()).or_default().push((cell, counts));
+        if counts.volumes.delivered > 0 {
+            by_dataset.entry(cell.dataset.clone()).or_default().add(
+                &cell.consumer,
+                &cell.purpose,
+                counts.volumes.delivered,
+                &counts.fields,
+            );
+        }
     }
+    let none = Deliveries::default();
     datasets
         .iter()
-        .map(|(d, policy)| {
-            let cells = by_dataset.get(d.id.as_str()).map_or(&[][..], Vec::as_slice);
-            let delivered = || cells.iter().filter(|(_, c)| c.volumes.delivered > 0);
-            let mut purposes = BTreeSet::new();
-            let (technical_measures, technical_measures_de, retention) = match policy {
-                Some((_, p)) => {
-                    for r in p.rules.iter().filter(|r| r.kind == RuleKind::Permission) {
-                        r.constraints.iter().for_each(|c| purposes_of(c, &mut purposes));
-                    }
-                    let (en, retention) = measures(p, false);
-                    (en, measures(p, true).0, retention)
-                }
-                None => (
-                    vec!["not shared: no approved usage policy".to_owned()],
-                    vec!["nicht freigegeben: keine Nutzungsrichtlinie in Kraft".to_owned()],
-                    None,
-                ),
-            };
-            let pairs: BTreeSet<(String, String)> = delivered().map(|(cell, _)| (cell.consumer.clone(), cell.purpose.clone())).collect();
-            let recipients: Vec<String> = pairs.iter().map(|(c, p)| format!("{c} ({p})")).collect();
-            let fields: BTreeSet<String> = delivered().flat_map(|(_, c)| c.fields.iter().cloned()).collect();
-            let mut categories: BTreeSet<String> = fields.iter().map(|f| format!("field {f}")).collect();
-            categories.extend(d.themes.iter().map(|t| format!("theme {t}")));
-            ProcessingRecord {
-                technical_measures_de,
-                recipient_pairs: pairs.into_iter().collect(),
-                fields: fields.into_iter().collect(),
-                themes: d.themes.clone(),
-                controller: d.publisher.to_string(),
-                dataset: d.id.to_string(),
-                title: d.title.values().next().cloned().unwrap_or_default(),
-                purposes: purposes.into_iter().collect(),
-                recipients,
-                data_categories: categories.into_iter().collect(),
-                retention,
-                technical_measures,
-                policy_version: policy.as_ref().map(|(v, _)| *v),
-                deliveries: delivered().map(|(_, c)| c.volumes.delivered).sum(),
-            }
-        })
+        .map(|(d, policy)| record_of(d, policy.as_ref(), by_dataset.get(d.id.as_str()).unwrap_or(&none)))
         .collect()
+}
+
+/// The records of processing of `datasets` in `year` (`YYYY`), from the tally's yearly
+/// deliveries: as many lookups as datasets, whatever the trail's length.
+pub fn processing_records_in_year(datasets: &[(Dataset, Option<(u32, Policy)>)], tally: &Tally, year: &str) -> Vec<ProcessingRecord> {
+    datasets
+        .iter()
+        .map(|(d, policy)| record_of(d, policy.as_ref(), &tally.deliveries_in_year(year, d.id.as_str())))
+        .collect()
+}
+
+/// One dataset's record of processing from its policy and its deliveries.
+fn record_of(d: &Dataset, policy: Option<&(u32, Policy)>, deliveries: &Deliveries) -> ProcessingRecord {
+    let mut purposes = BTreeSet::new();
+    let (technical_measures, technical_measures_de, retention) = match policy {
+        Some((_, p)) => {
+            for r in p.rules.iter().filter(|r| r.kind == RuleKind::Permission) {
+                r.constraints.iter().for_each(|c| purposes_of(c, &mut purposes));
+            }
+            let (en, retention) = measures(p, false);
+            (en, measures(p, true).0, retention)
+        }
+        None => (
+            vec!["not shared: no approved usage policy".to_owned()],
+            vec!["nicht freigegeben: keine Nutzungsrichtlinie in Kraft".to_owned()],
+            None,
+        ),
+    };
+    let recipients: Vec<String> = deliveries.to.keys().map(|(c, p)| format!("{c} ({p})")).collect();
+    let mut categories: BTreeSet<String> = deliveries.fields.iter().map(|f| format!("field {f}")).collect();
+    categories.extend(d.themes.iter().map(|t| format!("theme {t}")));
+    ProcessingRecord {
+        technical_measures_de,
+        recipient_pairs: deliveries.to.keys().cloned().collect(),
+        fields: deliveries.fields.iter().cloned().collect(),
+        themes: d.themes.clone(),
+        controller: d.publisher.to_string(),
+        dataset: d.id.to_string(),
+        title: d.title.values().next().cloned().unwrap_or_default(),
+        purposes: purposes.into_iter().collect(),
+        recipients,
+        data_categories: categories.into_iter().collect(),
+        retention,
+        technical_measures,
+        policy_version: policy.map(|(v, _)| *v),
+        deliveries: deliveries.to.values().sum(),
+    }
 }
 
 /// One line of the public report.

@@ -44,11 +44,15 @@ struct Records {
     year: i32,
     as_of: String,
     records: Vec<RecordView>,
+    total: usize,
+    page: usize,
+    pages: usize,
 }
 
 #[derive(Deserialize)]
 pub struct YearQuery {
     jahr: Option<i32>,
+    seite: Option<usize>,
 }
 
 /// `P30D` as "30 Tage" ("30 days"); other ISO 8601 durations as written.
@@ -87,8 +91,25 @@ pub async fn records(
     let caller = caller?;
     caller.require(&[Role::Board, Role::Steward], "das Verzeichnis der Verarbeitungstätigkeiten")?;
     let year = q.jahr.unwrap_or_else(|| time::OffsetDateTime::now_utc().year());
-    let period = year_period(year)?;
-    let found = crate::http::reports::processing_records_of(&state, caller.identity.ags.clone(), &period).await?;
+    year_period(year)?;
+    // A page of the city's datasets (the search index pages them), each with the rules of its
+    // version in force, and its deliveries of the year from the tally: the page costs the same
+    // with ten datasets as with a thousand, and with a short trail as with a long one.
+    let page_no = q.seite.unwrap_or(1).clamp(1, 10_000);
+    let (total, own) = super::pages::own_datasets(&state, &caller, "", page_no).await?;
+    let with_policies: Vec<_> = own
+        .into_iter()
+        .map(|(d, versions)| {
+            let policy = versions.iter().find(|v| v.active).and_then(|v| {
+                let syntax = policy_compiler::parse::Syntax::from_media_type(&v.media_type).unwrap_or(policy_compiler::parse::Syntax::Turtle);
+                policy_compiler::parse::parse_one(&v.source, syntax, &state.vocab)
+                    .ok()
+                    .map(|p| (v.version, p))
+            });
+            (d, policy)
+        })
+        .collect();
+    let found = crate::reports::processing_records_in_year(&with_policies, &state.exchange.tally, &year.to_string());
     let names: std::collections::HashMap<String, String> =
         super::members(&state).await?.into_iter().map(|(a, o)| (a.to_string(), o)).collect();
     let name = |ags: &str| names.get(ags).cloned().unwrap_or_else(|| ags.to_owned());
@@ -128,6 +149,9 @@ pub async fn records(
         year,
         as_of: crate::german::date_time_in(&crate::audit::now_rfc3339(), language),
         records,
+        total,
+        page: page_no,
+        pages: total.div_ceil(super::pages::PER_PAGE).max(1),
     })
 }
 
