@@ -25,39 +25,7 @@ bench_setup loadgen
 bench_demo 8543 ${DEMO_ARGS---requests-per-second 1000000}
 bench_unlimited_policy 8543
 
-# nginx: mutual TLS with the same CA and server certificate, proxying to the same provider
-# over mutual TLS with the broker's client certificate, upstream connections kept alive.
-cat >"$work/nginx.conf" <<NGINX
-worker_processes 2;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  upstream aalen { server 127.0.0.1:9441; keepalive 32; }
-  server {
-    listen 127.0.0.1:9543 ssl;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256;
-    ssl_certificate $pki/broker.crt;
-    ssl_certificate_key $pki/broker.key;
-    ssl_client_certificate $pki/ca/ca.crt;
-    ssl_verify_client on;
-    location / {
-      proxy_pass https://aalen/appointments;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_ssl_certificate $pki/broker.crt;
-      proxy_ssl_certificate_key $pki/broker.key;
-      proxy_ssl_trusted_certificate $pki/ca/ca.crt;
-      proxy_ssl_verify on;
-      proxy_ssl_name localhost;
-      proxy_ssl_session_reuse on;
-    }
-  }
-}
-NGINX
-nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
+bench_nginx 9543
 
 load() { "$loadgen" "$1" --ca "$pki/ca/ca.crt" --cert "$pki/heidenheim-system.crt" --key "$pki/heidenheim-system.key" --connections "$conns" --seconds "$secs"; }
 # Rounds of one broker run then one nginx run: on a shared (virtual) machine the speed drifts

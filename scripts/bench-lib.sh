@@ -60,3 +60,40 @@ bench_unlimited_policy() {
 bench_url() {
   echo "https://127.0.0.1:$1/v1/datasets/aalen-buergerbuero-termine/data?purpose=https://w3id.org/dpv%23ImprovePublicServices"
 }
+
+# `bench_nginx PORT`: nginx doing only what the broker's transport does — mutual TLS with the
+# same CA and server certificate, reverse-proxying the same provider over mutual TLS with the
+# broker's client certificate, upstream connections kept alive — on PORT.
+bench_nginx() {
+  cat >"$work/nginx.conf" <<NGINX
+  worker_processes 2;
+  pid $work/nginx.pid;
+  error_log $work/nginx-error.log warn;
+  events { worker_connections 1024; }
+  http {
+    access_log off;
+    upstream aalen { server 127.0.0.1:9441; keepalive 32; }
+    server {
+      listen 127.0.0.1:$1 ssl;
+      ssl_protocols TLSv1.2 TLSv1.3;
+      ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256;
+      ssl_certificate $pki/broker.crt;
+      ssl_certificate_key $pki/broker.key;
+      ssl_client_certificate $pki/ca/ca.crt;
+      ssl_verify_client on;
+      location / {
+        proxy_pass https://aalen/appointments;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_ssl_certificate $pki/broker.crt;
+        proxy_ssl_certificate_key $pki/broker.key;
+        proxy_ssl_trusted_certificate $pki/ca/ca.crt;
+        proxy_ssl_verify on;
+        proxy_ssl_name localhost;
+        proxy_ssl_session_reuse on;
+      }
+    }
+  }
+NGINX
+  nginx -c "$work/nginx.conf" -p "$work" -e "$work/nginx-error.log"
+}

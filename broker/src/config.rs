@@ -41,7 +41,22 @@ struct RawConfig {
     #[serde(default)]
     catalog: RawCatalog,
     #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
     members: Vec<Member>,
+}
+
+/// The admin listener: health and metrics in plain HTTP.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    /// Where `/health/live`, `/health/ready` and `/metrics` are served (off if absent). A
+    /// loopback address unless `dangerous_listen_beyond_loopback` is set.
+    listen: Option<SocketAddr>,
+    /// Serve health and metrics on a non-loopback address: they need no certificate, so only
+    /// behind a firewall that admits the monitoring system alone.
+    #[serde(default)]
+    dangerous_listen_beyond_loopback: bool,
 }
 
 /// What the data space's own catalog says of itself (harvest pages, `dcat:Catalog`).
@@ -252,23 +267,96 @@ pub struct Config {
     pub catalog: crate::catalog::SpaceCatalog,
     pub audit: AuditSettings,
     pub transparency: TransparencySettings,
+    /// Where the admin listener serves health and metrics (off if `None`).
+    pub admin_listen: Option<SocketAddr>,
+}
+
+/// Environment variables that override the file start with this (for containers):
+/// `BROKER__ADMIN__LISTEN=127.0.0.1:9464` sets `listen` in `[admin]`; sections and keys are
+/// separated by `__`, written in any case. A value is read as TOML if it is one (a number, a
+/// boolean, a quoted string), else as a string. `[[members]]` are not overridden: the file is
+/// the authority on members.
+pub const ENV_PREFIX: &str = "BROKER__";
+
+/// Applies the `BROKER__…` variables of `env` to the parsed file `doc`; which were applied.
+fn apply_env(doc: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<Vec<String>, String> {
+    let mut applied = Vec::new();
+    for (name, value) in env {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        if keys.iter().any(String::is_empty) || keys.first().is_some_and(|k| *k == "members") {
+            return Err(format!("{name}: not a setting this variable can override"));
+        }
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let (last, tables) = keys.split_last().ok_or_else(|| format!("{name}: no setting named"))?;
+        let mut table = &mut *doc;
+        for key in tables {
+            let entry = table
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry
+                .as_table_mut()
+                .ok_or_else(|| format!("{name}: '{key}' is a value, not a section"))?;
+        }
+        table.insert(last.clone(), parsed);
+        applied.push(name);
+    }
+    Ok(applied)
 }
 
 impl Config {
+    /// The file at `path`, with the process's `BROKER__…` variables applied.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// The file at `path`, with the `BROKER__…` variables of `env` applied.
+    pub fn load_with_env(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(|reason| ConfigError::Invalid {
+        Self::parse_with_env(&text, path.parent().unwrap_or(Path::new(".")), env).map_err(|reason| ConfigError::Invalid {
             path: path.display().to_string(),
             reason,
         })
     }
 
+    /// Parses TOML text with the `BROKER__…` variables of `env` applied over it.
+    pub fn parse_with_env(text: &str, dir: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, String> {
+        let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        if env.is_empty() {
+            return Self::parse(text, dir);
+        }
+        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        let applied = apply_env(&mut doc, env)?;
+        let raw: RawConfig = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("{e} (with {} from the environment)", applied.join(", ")))?;
+        Self::from_raw(raw, dir)
+    }
+
     /// Parses TOML text; relative paths are taken relative to `dir`.
     pub fn parse(text: &str, dir: &Path) -> Result<Self, String> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        Self::from_raw(raw, dir)
+    }
+
+    fn from_raw(raw: RawConfig, dir: &Path) -> Result<Self, String> {
+        if let Some(a) = raw.admin.listen
+            && !a.ip().is_loopback()
+            && !raw.admin.dangerous_listen_beyond_loopback
+        {
+            return Err(format!(
+                "admin.listen {a} is not a loopback address: health and metrics need no certificate; bind them to 127.0.0.1 or ::1, or set admin.dangerous_listen_beyond_loopback = true behind a firewall"
+            ));
+        }
         if raw.sparql.timeout_ms == 0 || raw.sparql.max_results == 0 || raw.sparql.max_concurrent == 0 {
             return Err("sparql.timeout_ms, sparql.max_results and sparql.max_concurrent must be positive".into());
         }
@@ -360,6 +448,7 @@ impl Config {
                 checkpoint_interval: Duration::from_secs(raw.audit.checkpoint_interval_s.unwrap_or(60).max(1)),
                 retention: raw.audit.retention_days.map(|d| Duration::from_secs(u64::from(d) * 86_400)),
             },
+            admin_listen: raw.admin.listen,
         })
     }
 }

@@ -83,7 +83,15 @@ pub struct GroupCommit<F: Framing> {
     synced: Condvar,
     /// Wakes the writer thread, if there is one.
     work: Condvar,
+    /// Told of every batch: its records and how long writing and `fsync` took (metrics).
+    observer: std::sync::OnceLock<BatchObserver>,
+    /// Whether the last batch failed (readiness: the trail is not writable now).
+    last_failed: std::sync::atomic::AtomicBool,
 }
+
+/// What is told of each batch written: records in it, seconds its write and `fsync` took, and
+/// whether it failed.
+pub type BatchObserver = Box<dyn Fn(usize, std::time::Duration, bool) + Send + Sync>;
 
 /// The open file: which file it is, where the data ends and how far the padding reaches.
 struct Tail {
@@ -154,6 +162,8 @@ impl<F: Framing> GroupCommit<F> {
                 waiters: Vec::new(),
             }),
             synced: Condvar::new(),
+            observer: std::sync::OnceLock::new(),
+            last_failed: std::sync::atomic::AtomicBool::new(false),
             work: Condvar::new(),
         }
     }
@@ -191,6 +201,16 @@ impl<F: Framing> GroupCommit<F> {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Tells `observer` of every batch from now on (once; a second observer is ignored).
+    pub fn observe(&self, observer: BatchObserver) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Whether the last batch failed to be written (nothing since succeeded).
+    pub fn last_batch_failed(&self) -> bool {
+        self.last_failed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, State<F>> {
@@ -245,8 +265,14 @@ impl<F: Framing> GroupCommit<F> {
         let good_len = st.good_len;
         drop(st);
         let mut bytes = Vec::new();
+        let records = items.len();
         framing.frame(items, &mut bytes);
+        let started = std::time::Instant::now();
         let result = self.write(&mut file, good_len, &bytes);
+        self.last_failed.store(result.is_err(), std::sync::atomic::Ordering::Relaxed);
+        if let Some(observe) = self.observer.get() {
+            observe(records, started.elapsed(), result.is_err());
+        }
         let outcome: Outcome = result.as_ref().map(|_| ()).map_err(ToString::to_string);
         let mut st = self.lock();
         st.syncing = false;

@@ -96,6 +96,19 @@ enum Command {
     /// The audit trail (offline: needs only the log and the broker's public key).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Checks a configuration file, with the environment's `BROKER__…` overrides, without
+    /// starting anything: it parses, the certificates, key and CRL load and are in date.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -423,13 +436,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// What is logged unless `RUST_LOG` says otherwise: information and up, except that `opa_wasm`
 /// opens an INFO span around every call into a policy module (one or more per request, ~2 % of
 /// a worker's time under load) and logs nothing useful in it; its warnings and errors still show.
-const DEFAULT_LOG_FILTER: &str = "info,opa_wasm=warn";
+/// The access log (`access=info`: a line per request, the route pattern, status, time and
+/// decision id; no path, no certificate name) is off unless asked for: it is a write per request.
+const DEFAULT_LOG_FILTER: &str = "info,opa_wasm=warn,access=off";
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG_FILTER.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // `BROKER_LOG_FORMAT=json`: one JSON object a line, for the data centre's log collector.
+    if std::env::var("BROKER_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        logs.init();
+    }
     if let Err(e) = run(Cli::parse()) {
         eprintln!("broker: error: {e:#}");
         std::process::exit(1);
@@ -500,6 +519,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Catalog(cmd) => run_catalog(cmd)?,
         Command::Audit(cmd) => run_audit(cmd)?,
         Command::Report(cmd) => run_report(cmd)?,
+        Command::Config(ConfigCommand::Check { config }) => {
+            let cfg = Config::load(&config)?;
+            for note in serve::check(&cfg)? {
+                println!("{note}");
+            }
+            println!("{}: OK", config.display());
+        }
     }
     Ok(())
 }

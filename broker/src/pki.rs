@@ -267,13 +267,23 @@ impl CertificateAuthority {
 
     /// Re-signs the CRL with the current revocations (e.g. before it expires).
     pub fn resign_crl(&self) -> Result<(), PkiError> {
+        self.resign_crl_until(OffsetDateTime::now_utc() + Duration::days(CRL_VALIDITY_DAYS))
+    }
+
+    /// Re-signs the CRL with `next_update` as its end (a shorter validity; a time already past
+    /// makes an expired CRL, which the broker treats as unusable: every client is refused).
+    pub fn resign_crl_until(&self, next_update: OffsetDateTime) -> Result<(), PkiError> {
         let mut state = self.load_state()?;
         state.crl_number += 1;
-        self.write_crl(&state)?;
+        self.write_crl_until(&state, next_update)?;
         self.save_state(&state)
     }
 
     fn write_crl(&self, state: &RevocationState) -> Result<(), PkiError> {
+        self.write_crl_until(state, OffsetDateTime::now_utc() + Duration::days(CRL_VALIDITY_DAYS))
+    }
+
+    fn write_crl_until(&self, state: &RevocationState, next_update: OffsetDateTime) -> Result<(), PkiError> {
         let now = OffsetDateTime::now_utc();
         let revoked_certs = state
             .revoked
@@ -288,8 +298,8 @@ impl CertificateAuthority {
             })
             .collect::<Result<Vec<_>, PkiError>>()?;
         let params = CertificateRevocationListParams {
-            this_update: now - Duration::minutes(5),
-            next_update: now + Duration::days(CRL_VALIDITY_DAYS),
+            this_update: (now - Duration::minutes(5)).min(next_update - Duration::minutes(1)),
+            next_update,
             crl_number: SerialNumber::from_slice(&state.crl_number.max(1).to_be_bytes()),
             issuing_distribution_point: None,
             revoked_certs,

@@ -297,6 +297,16 @@ impl Tally {
             .unwrap_or_default()
     }
 
+    /// Every decision tallied (since the oldest record the trail keeps), summed: what the
+    /// metrics report as counters. A pass over the month cells, a few hundred a year.
+    pub fn totals(&self) -> Volumes {
+        let mut out = Volumes::default();
+        for counts in self.months.lock().unwrap_or_else(std::sync::PoisonError::into_inner).values() {
+            out.add(&counts.volumes);
+        }
+        out
+    }
+
     /// The month cells from `first` to `last` (`YYYY-MM`, inclusive) that `keep` admits.
     pub fn months_where(&self, first: &str, last: &str, keep: impl Fn(&MonthCell) -> bool) -> Vec<(MonthCell, MonthCounts)> {
         self.months

@@ -90,12 +90,16 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
     )?);
     let exchange = Arc::new(open_exchange(
         config,
-        audit,
+        audit.clone(),
         catalog.clone(),
         vocab.clone(),
         upstream_tls,
         tls.revocation.clone(),
     )?);
+    let admin = match config.admin_listen {
+        Some(_) => Some(admin(config, &exchange, audit, tls.revocation.clone())?),
+        None => None,
+    };
     let state = AppState {
         console_csrf: crate::http::console::csrf::CsrfKey::derive(&exchange.secret),
         catalog: catalog.clone(),
@@ -113,8 +117,99 @@ pub fn prepare(config: &Config, catalog: Arc<dyn Catalog>) -> Result<(rustls::Se
         base_iri: crate::catalog::dcat::Iris::new(&config.base_iri).base().to_owned(),
         space: config.catalog.clone(),
         trail: Arc::new(crate::http::console::board::TrailState::in_state_dir(&config.state_dir)),
+        admin,
     };
     Ok((tls.config, state, keeper))
+}
+
+/// Checks `config` without starting anything: the TLS files load (certificate, key, CA, CRL),
+/// the CRL and the broker's certificate are in date, the state directory can be created.
+/// Returns what an operator should know (one line each).
+pub fn check(config: &Config) -> Result<Vec<String>, ServeError> {
+    let member = tls::server_config(&config.tls)?;
+    let mut notes = vec![format!("member listener {} (mutual TLS)", config.listen)];
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let days = (tls::certificate_not_after(&config.tls.certificate)? - now) / 86_400;
+    if days < 0 {
+        return Err(ServeError::State {
+            path: config.tls.certificate.display().to_string(),
+            reason: "the broker's certificate has expired".into(),
+        });
+    }
+    notes.push(format!("broker certificate valid for {days} more days"));
+    let next = member.revocation.crl_status().map_err(|reason| ServeError::State {
+        path: config.tls.crl.display().to_string(),
+        reason,
+    })?;
+    notes.push(format!("CRL valid for {} more hours", (next - now) / 3600));
+    if let Some(p) = config.transparency.listen {
+        tls::public_server_config(&config.tls)?;
+        notes.push(format!("public transparency report on {p}"));
+    }
+    match config.admin_listen {
+        Some(a) => notes.push(format!("admin listener (health, metrics) on {a}")),
+        None => notes.push("no admin listener ([admin] listen)".into()),
+    }
+    let creatable = config
+        .state_dir
+        .ancestors()
+        .find(|p| p.exists())
+        .is_some_and(|p| p.is_dir());
+    if !creatable {
+        return Err(ServeError::State {
+            path: config.state_dir.display().to_string(),
+            reason: "no existing directory to create the state directory in".into(),
+        });
+    }
+    notes.push(format!("state directory {}", config.state_dir.display()));
+    notes.push(format!("{} members", config.members.len()));
+    Ok(notes)
+}
+
+/// What is read at scrape time, from the broker's parts.
+struct Sources {
+    tally: Arc<crate::reports::Tally>,
+    revocation: Arc<crate::tls::ReloadingCrlVerifier>,
+    catalog: Arc<dyn Catalog>,
+}
+
+impl crate::metrics::Sources for Sources {
+    fn decisions(&self) -> (u64, u64, u64) {
+        let v = self.tally.totals();
+        (v.permits, v.denies, v.delivered)
+    }
+
+    fn crl_next_update(&self) -> Option<i64> {
+        self.revocation.crl_status().ok()
+    }
+
+    fn sparql_running(&self) -> usize {
+        crate::catalog::SparqlService::queries_running(self.catalog.as_ref())
+    }
+}
+
+/// Health and metrics for the admin listener: the metrics observe the audit trail's batches,
+/// the probe policy is compiled and loaded now (a broken compiler or engine stops the start).
+fn admin(
+    config: &Config,
+    exchange: &Arc<Exchange>,
+    audit: Arc<FileAuditLog>,
+    revocation: Arc<crate::tls::ReloadingCrlVerifier>,
+) -> Result<crate::http::admin::Admin, ServeError> {
+    let state_err = |reason: String| ServeError::State {
+        path: config.state_dir.display().to_string(),
+        reason,
+    };
+    let not_after = tls::certificate_not_after(&config.tls.certificate)?;
+    let sources = Sources {
+        tally: exchange.tally.clone(),
+        revocation,
+        catalog: exchange.catalog.clone(),
+    };
+    let metrics = Arc::new(crate::metrics::Metrics::new(Arc::new(sources), not_after));
+    audit.observe_batches(metrics.audit_observer());
+    let probe = crate::health::Probe::new(exchange).map_err(state_err)?;
+    Ok(crate::http::admin::Admin { metrics, audit, probe })
 }
 
 /// The configuration is the authority on members: each member it names is added or updated, and
@@ -228,7 +323,8 @@ pub fn run(config: &Config, workers: usize) -> Result<(), ServeError> {
     let catalog = open_catalog(config)?;
     let (tls, state, keeper) = prepare(config, catalog)?;
     let public = public_listener(config)?;
-    let result = http::run(config.listen, tls, public, state, workers).map_err(|(addr, source)| listen_err(addr)(source));
+    let result =
+        http::run(config.listen, tls, public, config.admin_listen, state, workers).map_err(|(addr, source)| listen_err(addr)(source));
     // The final checkpoint, after the last request was answered.
     keeper.stop();
     result
@@ -238,7 +334,8 @@ pub fn run(config: &Config, workers: usize) -> Result<(), ServeError> {
 pub fn start_background(config: &Config, catalog: Arc<dyn Catalog>, workers: usize) -> Result<BackgroundServer, ServeError> {
     let (tls, state, keeper) = prepare(config, catalog)?;
     let public = public_listener(config)?;
-    let server = http::start(config.listen, tls, public, state, workers).map_err(|(addr, source)| listen_err(addr)(source))?;
+    let server = http::start(config.listen, tls, public, config.admin_listen, state, workers)
+        .map_err(|(addr, source)| listen_err(addr)(source))?;
     Ok(server.on_stop(move || keeper.stop()))
 }
 

@@ -166,6 +166,19 @@ pub fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<
     Ok(certs)
 }
 
+/// The `notAfter` of the first certificate in the PEM file at `path`, seconds since the epoch.
+pub fn certificate_not_after(path: &Path) -> Result<i64, TlsError> {
+    let certs = load_certs(path, "certificate")?;
+    let bad = |reason: String| TlsError::Pem {
+        what: "certificate",
+        path: path.display().to_string(),
+        reason,
+    };
+    let first = certs.first().ok_or_else(|| bad("no certificate in the file".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(first.as_ref()).map_err(|e| bad(e.to_string()))?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| pem_err("private key", path, e))
 }
@@ -325,6 +338,26 @@ impl ReloadingCrlVerifier {
             cur.stamp = now;
         }
         (cur.verifier.clone(), cur.crl.clone())
+    }
+
+    /// The CRL as the listener uses it now: `Ok(next_update)` (seconds since the epoch) while it
+    /// is usable and in date, `Err` saying why not (then every client is refused).
+    pub fn crl_status(&self) -> Result<i64, String> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let facts = self
+            .current()
+            .1
+            .ok_or_else(|| {
+                format!(
+                    "the CRL '{}' cannot be used (unreadable, not the CA's, or expired)",
+                    self.crl_path.display()
+                )
+            })?;
+        match facts.next_update {
+            Some(t) if t < now => Err(format!("the CRL '{}' expired {} s ago", self.crl_path.display(), now - t)),
+            Some(t) => Ok(t),
+            None => Err(format!("the CRL '{}' has no nextUpdate", self.crl_path.display())),
+        }
     }
 
     /// Whether a certificate accepted at its connection's handshake is still good now: not

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::exchange::{DATASET, DPV, POLICY};
 use crate::support::{client, example, start_provider};
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -22,7 +22,7 @@ fn free_port() -> u16 {
 
 /// The broker's process, killed when the test ends however it ends: a failed assertion left
 /// brokers running for hours before.
-struct Running(Child);
+pub struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -42,7 +42,7 @@ fn spawn_broker(config: &Path) -> Running {
     )
 }
 
-async fn wait_ready(addr: SocketAddr) {
+pub async fn wait_ready(addr: SocketAddr) {
     for _ in 0..300 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return;

@@ -14,6 +14,7 @@ mod datasets;
 mod exchange;
 mod governance;
 mod openapi;
+mod ops;
 mod policies;
 mod reports;
 mod sparql;

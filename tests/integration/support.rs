@@ -20,6 +20,8 @@ pub struct TestBroker {
     pub addr: SocketAddr,
     /// The public transparency listener, if configured.
     pub public_addr: Option<SocketAddr>,
+    /// The admin listener (health, metrics), if configured.
+    pub admin_addr: Option<SocketAddr>,
     server: Option<BackgroundServer>,
     /// Aalen's own API (the example provider), registered as Aalen's provider origin.
     provider: BackgroundServer,
@@ -57,12 +59,14 @@ impl TestBroker {
         let server = broker::serve::start_background(&config, catalog.clone(), 2).expect("start broker");
         let addr = server.addr;
         let public_addr = server.public_addr;
+        let admin_addr = server.admin_addr;
         Self {
             _dir: dir,
             pki,
             catalog,
             addr,
             public_addr,
+            admin_addr,
             server: Some(server),
             provider,
             config,
@@ -76,6 +80,7 @@ impl TestBroker {
         let server = broker::serve::start_background(&self.config, self.catalog.clone(), 2).expect("restart broker");
         self.addr = server.addr;
         self.public_addr = server.public_addr;
+        self.admin_addr = server.admin_addr;
         self.server = Some(server);
     }
 

@@ -197,6 +197,27 @@ impl FileAuditLog {
         &self.checkpoint_path
     }
 
+    /// Tells `observer` of every batch written from now on (the metrics' batch sizes and
+    /// `fsync` latency).
+    pub fn observe_batches(&self, observer: crate::durable::BatchObserver) {
+        self.file.observe(observer);
+    }
+
+    /// Whether the trail can take records now: the last batch did not fail, and the file can be
+    /// opened for appending (each batch opens it again, so a file that became unwritable since
+    /// is noticed before a request fails on it). Nothing is written.
+    pub fn writable(&self) -> Result<(), String> {
+        if self.file.last_batch_failed() {
+            return Err("the last batch of records could not be written".into());
+        }
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.path())
+            .map(drop)
+            .map_err(|e| format!("'{}' cannot be opened for appending: {e}", self.path().display()))
+    }
+
     fn err(&self, source: std::io::Error) -> LogError {
         LogError {
             path: self.path().display().to_string(),

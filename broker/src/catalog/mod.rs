@@ -125,6 +125,10 @@ pub trait PolicyCatalog: Send + Sync {
 /// slots it counts against).
 pub trait SparqlService: Send + Sync {
     fn query(&self, query: &str, accept: &str, limits: &QueryLimits, member: &str) -> Result<QueryOutput, SparqlError>;
+    /// Queries evaluating now (the metrics' slots in use).
+    fn queries_running(&self) -> usize {
+        0
+    }
 }
 
 /// The catalog as RDF documents ([`documents`]): what dataset IRIs dereference to and what

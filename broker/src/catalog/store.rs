@@ -711,6 +711,10 @@ impl SparqlService for OxigraphCatalog {
             None => sparql::evaluate(&self.store, &self.running_queries, query, accept, limits),
         }
     }
+
+    fn queries_running(&self) -> usize {
+        self.running_queries()
+    }
 }
 
 impl OxigraphCatalog {

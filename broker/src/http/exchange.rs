@@ -75,7 +75,8 @@ pub fn refused(r: Refusal) -> Problem {
         ),
     };
     match decision {
-        Some(id) => problem.with("decisionId", id),
+        // In the body for the consumer, in a header as on a delivery (the access log reads it).
+        Some(id) => problem.with("decisionId", id.clone()).with_header("X-Decision-Id", id),
         None => problem,
     }
 }

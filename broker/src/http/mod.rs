@@ -3,6 +3,7 @@
 //! **Architecture Invariant:** only `broker::http` imports actix-web. Handlers get a
 //! [`auth::Caller`] (identity + member), never a certificate.
 
+pub mod admin;
 pub mod auth;
 pub mod console;
 pub mod datasets;
@@ -23,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix_tls::accept::rustls_0_23::TlsStream;
-use actix_web::dev::{Extensions, Server, ServerHandle};
+use actix_web::dev::{Extensions, Server, ServerHandle, Service};
 use actix_web::http::StatusCode;
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpRequest, HttpServer, web};
@@ -66,6 +67,8 @@ pub struct AppState {
     pub space: crate::catalog::SpaceCatalog,
     /// The audit trail's files, for the board's console page.
     pub trail: Arc<console::board::TrailState>,
+    /// Health and metrics, when the admin listener is configured (`[admin] listen`).
+    pub admin: Option<admin::Admin>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -215,7 +218,13 @@ pub fn bind(
 ) -> std::io::Result<(Server, Vec<SocketAddr>)> {
     let limits = state.limits.clone();
     let server = HttpServer::new(move || {
+        let metrics = state.admin.as_ref().map(|a| a.metrics.clone());
         App::new()
+            .wrap_fn(move |req, srv| {
+                let noted = admin::before(metrics.as_ref(), &req);
+                let answer = srv.call(req);
+                async move { admin::after(noted, answer.await) }
+            })
             .app_data(state.clone())
             .configure(extractor_errors)
             .configure(routes::configure)
@@ -251,11 +260,13 @@ pub fn bind_public(
 /// A listener that failed to bind: its address and why.
 pub type ListenError = (SocketAddr, std::io::Error);
 
-/// Runs the member listener (and the public one, if given) on this thread until stopped.
+/// Runs the member listener (and the public and admin ones, if given) on this thread until
+/// stopped.
 pub fn run(
     listen: SocketAddr,
     tls: rustls::ServerConfig,
     public: Option<(SocketAddr, rustls::ServerConfig)>,
+    admin_listen: Option<SocketAddr>,
     state: AppState,
     workers: usize,
 ) -> Result<(), ListenError> {
@@ -265,6 +276,16 @@ pub fn run(
         for a in &addrs {
             tracing::info!(addr = %a, "broker listening (mutual TLS)");
         }
+        let admin_server = match admin_listen {
+            Some(addr) => {
+                let (a, addrs) = admin::bind_admin(addr, state.clone()).map_err(|e| (addr, e))?;
+                for a in &addrs {
+                    tracing::info!(addr = %a, "admin listener: /health/live, /health/ready, /metrics (plain HTTP)");
+                }
+                Some(a)
+            }
+            None => None,
+        };
         let public = match public {
             Some((addr, ptls)) => {
                 let (p, addrs) = bind_public(addr, ptls, state).map_err(|e| (addr, e))?;
@@ -279,15 +300,19 @@ pub fn run(
         if let Some(p) = public {
             p.handle().stop(true).await;
         }
+        if let Some(a) = admin_server {
+            a.handle().stop(true).await;
+        }
         main
     })
 }
 
-/// Starts the member listener (and the public one, if given) on background threads.
+/// Starts the member listener (and the public and admin ones, if given) on background threads.
 pub fn start(
     listen: SocketAddr,
     tls: rustls::ServerConfig,
     public: Option<(SocketAddr, rustls::ServerConfig)>,
+    admin_listen: Option<SocketAddr>,
     state: AppState,
     workers: usize,
 ) -> Result<BackgroundServer, ListenError> {
@@ -299,13 +324,26 @@ pub fn start(
         }
         None => None,
     };
+    let admin_server = match admin_listen {
+        Some(addr) => {
+            let st = state.clone();
+            Some(BackgroundServer::spawn(move || admin::bind_admin(addr, st)).map_err(|e| (addr, e))?)
+        }
+        None => None,
+    };
     let server = BackgroundServer::start(listen, tls, state, workers).map_err(|e| (listen, e))?;
     let public_addr = public.as_ref().map(|p| p.addr);
-    Ok(server.with_public(public_addr).on_stop(move || {
+    let admin_addr = admin_server.as_ref().map(|a| a.addr);
+    let mut server = server.with_public(public_addr).on_stop(move || {
         if let Some(p) = public {
             p.stop();
         }
-    }))
+        if let Some(a) = admin_server {
+            a.stop();
+        }
+    });
+    server.admin_addr = admin_addr;
+    Ok(server)
 }
 
 /// A server running on its own thread, for tests and the demo.
@@ -313,6 +351,8 @@ pub struct BackgroundServer {
     pub addr: SocketAddr,
     /// The public listener's address, if one runs beside this server.
     pub public_addr: Option<SocketAddr>,
+    /// The admin listener's address, if one runs beside this server.
+    pub admin_addr: Option<SocketAddr>,
     handle: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
     on_stop: Option<Box<dyn FnOnce() + Send>>,
@@ -355,6 +395,7 @@ impl BackgroundServer {
         Ok(Self {
             addr,
             public_addr: None,
+            admin_addr: None,
             handle,
             thread: Some(thread),
             on_stop: None,

@@ -1,0 +1,131 @@
+//! The admin listener: `/health/live`, `/health/ready` and `/metrics` for the data centre's
+//! monitoring, in plain HTTP on an address of its own (localhost unless the operator says
+//! otherwise with a `dangerous_` setting: it needs no certificate, so it must not face the
+//! network). It shows no member's data: health checks and bounded metrics only.
+//!
+//! The member listener's requests are counted by [`observe`], wrapped around its app when the
+//! admin listener is configured (without it, the request path pays nothing).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+use super::AppState;
+
+/// What the admin listener needs beside the member listener's state.
+#[derive(Debug)]
+pub struct Admin {
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub audit: Arc<crate::audit::file::FileAuditLog>,
+    pub probe: crate::health::Probe,
+}
+
+/// Binds the admin listener (plain HTTP, one worker).
+pub fn bind_admin(listen: SocketAddr, state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/health/live", web::get().to(live))
+            .route("/health/ready", web::get().to(ready))
+            .route("/metrics", web::get().to(metrics))
+            .default_service(web::to(|| async { HttpResponse::NotFound().body("/health/live, /health/ready, /metrics\n") }))
+    })
+    .client_request_timeout(std::time::Duration::from_secs(5))
+    .workers(1)
+    .bind(listen)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
+}
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "live": true }))
+}
+
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let Some(admin) = &state.admin else {
+        return HttpResponse::NotFound().finish();
+    };
+    let r = crate::health::readiness(&state.exchange, &admin.audit, &state.revocation, &admin.probe).await;
+    if !r.ready {
+        tracing::warn!(checks = ?r.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect::<Vec<_>>(), "not ready");
+    }
+    let mut resp = if r.ready {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    resp.insert_header(("Cache-Control", "no-store")).json(r)
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let Some(admin) = &state.admin else {
+        return HttpResponse::NotFound().finish();
+    };
+    match admin.metrics.render() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(e) => HttpResponse::InternalServerError().body(format!("the metrics cannot be written: {e}\n")),
+    }
+}
+
+/// What is noted of a member listener's request before it is handled.
+pub struct Before {
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+    route: String,
+    method: &'static str,
+    started: Instant,
+}
+
+/// Notes a request of the member listener (nothing, without metrics and access log): its
+/// route's pattern (never the path: a dataset id is not a label), method and start.
+pub fn before(metrics: Option<&Arc<crate::metrics::Metrics>>, req: &ServiceRequest) -> Option<Before> {
+    if metrics.is_none() && !tracing::enabled!(target: "access", tracing::Level::INFO) {
+        return None;
+    }
+    Some(Before {
+        metrics: metrics.cloned(),
+        route: req.match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
+        method: crate::metrics::method_label(req.method().as_str()),
+        started: Instant::now(),
+    })
+}
+
+/// Counts the request noted by [`before`] with its status and time to the response's head, and
+/// writes its access-log line (`access=info`): with the decision id, so that the request's
+/// other log lines and its audit record are found by it; without path or certificate name.
+pub fn after<B: MessageBody>(
+    before: Option<Before>,
+    result: Result<ServiceResponse<B>, actix_web::Error>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    if let Some(b) = before {
+        let took = b.started.elapsed();
+        let (status, decision) = match &result {
+            Ok(res) => (
+                res.status().as_u16(),
+                res.headers()
+                    .get("x-decision-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            ),
+            Err(e) => (e.as_response_error().status_code().as_u16(), None),
+        };
+        if let Some(m) = &b.metrics {
+            m.request(&b.route, b.method, status, took);
+        }
+        tracing::info!(
+            target: "access",
+            route = %b.route,
+            method = b.method,
+            status,
+            micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            decision = decision.as_deref().unwrap_or("-"),
+            "request"
+        );
+    }
+    result
+}
