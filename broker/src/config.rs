@@ -297,9 +297,7 @@ fn apply_env(doc: &mut toml::Table, env: impl IntoIterator<Item = (String, Strin
         let (last, tables) = keys.split_last().ok_or_else(|| format!("{name}: no setting named"))?;
         let mut table = &mut *doc;
         for key in tables {
-            let entry = table
-                .entry(key.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             table = entry
                 .as_table_mut()
                 .ok_or_else(|| format!("{name}: '{key}' is a value, not a section"))?;

@@ -12,7 +12,6 @@ use policy_compiler::input::PolicyInput;
 use policy_evaluator::LoadedModule;
 use serde::Serialize;
 
-use crate::catalog::MemberRegistry;
 use crate::exchange::Exchange;
 
 /// One readiness check.
@@ -94,7 +93,8 @@ impl Probe {
     pub fn new(exchange: &Exchange) -> Result<Self, String> {
         let policy = policy_compiler::parse::parse_one(PROBE_POLICY, policy_compiler::parse::Syntax::Turtle, &exchange.vocab)
             .map_err(|e| format!("the probe policy does not parse: {e}"))?;
-        let bytes = policy_compiler::wasm::compile(&policy, &exchange.vocab).map_err(|e| format!("the probe policy does not compile: {e}"))?;
+        let bytes =
+            policy_compiler::wasm::compile(&policy, &exchange.vocab).map_err(|e| format!("the probe policy does not compile: {e}"))?;
         let module = exchange
             .pool
             .engine()
@@ -128,7 +128,10 @@ pub async fn readiness(
     let disk = {
         let (catalog, audit, revocation) = (exchange.catalog.clone(), audit.clone(), revocation.clone());
         tokio::task::spawn_blocking(move || {
-            let store = catalog.members().map(drop).map_err(|e| format!("the metadata store does not answer: {e}"));
+            let store = catalog
+                .members()
+                .map(drop)
+                .map_err(|e| format!("the metadata store does not answer: {e}"));
             (store, audit.writable(), revocation.crl_status().map(drop))
         })
         .await

@@ -257,12 +257,10 @@ impl Tally {
         if add.volumes.delivered > 0 {
             let year = cell.day.get(..4).unwrap_or_default().to_owned();
             let mut years = self.years.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            years.entry((year, cell.dataset.clone())).or_default().add(
-                &cell.consumer,
-                &cell.purpose,
-                add.volumes.delivered,
-                &add.fields,
-            );
+            years
+                .entry((year, cell.dataset.clone()))
+                .or_default()
+                .add(&cell.consumer, &cell.purpose, add.volumes.delivered, &add.fields);
         }
         if let Some(month) = month {
             let key = MonthCell {

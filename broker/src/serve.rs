@@ -150,11 +150,7 @@ pub fn check(config: &Config) -> Result<Vec<String>, ServeError> {
         Some(a) => notes.push(format!("admin listener (health, metrics) on {a}")),
         None => notes.push("no admin listener ([admin] listen)".into()),
     }
-    let creatable = config
-        .state_dir
-        .ancestors()
-        .find(|p| p.exists())
-        .is_some_and(|p| p.is_dir());
+    let creatable = config.state_dir.ancestors().find(|p| p.exists()).is_some_and(|p| p.is_dir());
     if !creatable {
         return Err(ServeError::State {
             path: config.state_dir.display().to_string(),
@@ -334,8 +330,8 @@ pub fn run(config: &Config, workers: usize) -> Result<(), ServeError> {
 pub fn start_background(config: &Config, catalog: Arc<dyn Catalog>, workers: usize) -> Result<BackgroundServer, ServeError> {
     let (tls, state, keeper) = prepare(config, catalog)?;
     let public = public_listener(config)?;
-    let server = http::start(config.listen, tls, public, config.admin_listen, state, workers)
-        .map_err(|(addr, source)| listen_err(addr)(source))?;
+    let server =
+        http::start(config.listen, tls, public, config.admin_listen, state, workers).map_err(|(addr, source)| listen_err(addr)(source))?;
     Ok(server.on_stop(move || keeper.stop()))
 }
 

@@ -344,15 +344,12 @@ impl ReloadingCrlVerifier {
     /// is usable and in date, `Err` saying why not (then every client is refused).
     pub fn crl_status(&self) -> Result<i64, String> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let facts = self
-            .current()
-            .1
-            .ok_or_else(|| {
-                format!(
-                    "the CRL '{}' cannot be used (unreadable, not the CA's, or expired)",
-                    self.crl_path.display()
-                )
-            })?;
+        let facts = self.current().1.ok_or_else(|| {
+            format!(
+                "the CRL '{}' cannot be used (unreadable, not the CA's, or expired)",
+                self.crl_path.display()
+            )
+        })?;
         match facts.next_update {
             Some(t) if t < now => Err(format!("the CRL '{}' expired {} s ago", self.crl_path.display(), now - t)),
             Some(t) => Ok(t),

@@ -32,7 +32,9 @@ pub fn bind_admin(listen: SocketAddr, state: web::Data<AppState>) -> std::io::Re
             .route("/health/live", web::get().to(live))
             .route("/health/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics))
-            .default_service(web::to(|| async { HttpResponse::NotFound().body("/health/live, /health/ready, /metrics\n") }))
+            .default_service(web::to(|| async {
+                HttpResponse::NotFound().body("/health/live, /health/ready, /metrics\n")
+            }))
     })
     .client_request_timeout(std::time::Duration::from_secs(5))
     .workers(1)
@@ -107,10 +109,7 @@ pub fn after<B: MessageBody>(
         let (status, decision) = match &result {
             Ok(res) => (
                 res.status().as_u16(),
-                res.headers()
-                    .get("x-decision-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
+                res.headers().get("x-decision-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
             ),
             Err(e) => (e.as_response_error().status_code().as_u16(), None),
         };

@@ -101,7 +101,8 @@ pub async fn records(
         .into_iter()
         .map(|(d, versions)| {
             let policy = versions.iter().find(|v| v.active).and_then(|v| {
-                let syntax = policy_compiler::parse::Syntax::from_media_type(&v.media_type).unwrap_or(policy_compiler::parse::Syntax::Turtle);
+                let syntax =
+                    policy_compiler::parse::Syntax::from_media_type(&v.media_type).unwrap_or(policy_compiler::parse::Syntax::Turtle);
                 policy_compiler::parse::parse_one(&v.source, syntax, &state.vocab)
                     .ok()
                     .map(|p| (v.version, p))
