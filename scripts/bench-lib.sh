@@ -8,7 +8,11 @@ source scripts/prereqs.sh
 # deployed, and sets $broker, $loadgen, $work and the cleanup.
 bench_setup() {
   ensure_prereqs
-  if [ "${1:-}" = loadgen ]; then
+  # BENCH_NO_BUILD=1 measures the binaries as they are (BROKER_BIN, and the load generator
+  # already built): comparing builds of two commits without relinking between the runs.
+  if [ -n "${BENCH_NO_BUILD:-}" ]; then
+    :
+  elif [ "${1:-}" = loadgen ]; then
     cargo build --profile production -q -p broker --bin broker --example loadgen
   else
     cargo build --profile production -q -p broker --bin broker
