@@ -602,10 +602,15 @@ pub fn transparency(tally: &Tally, theme_of: impl Fn(&str) -> String, minimum: u
 /// The field names delivered from `dataset` (decision records name fields, never values): what
 /// the policy workbench offers a steward.
 pub fn fields_of(tally: &Tally, dataset: &str) -> BTreeSet<String> {
+    // From the yearly deliveries (fields are recorded only for deliveries): a few entries per
+    // dataset, not every day's cell of every dataset.
     tally
-        .cells_where(&Period::default(), |c| c.dataset == dataset)
-        .into_iter()
-        .flat_map(|(_, c)| c.fields)
+        .years
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .filter(|((_, d), _)| d == dataset)
+        .flat_map(|(_, deliveries)| deliveries.fields.iter().cloned())
         .collect()
 }
 
