@@ -15,7 +15,6 @@ use serde::Deserialize;
 use super::lang::{Lang, Ui};
 use super::{ConsoleError, Nav, page};
 use crate::audit::chain::{self, Report};
-use crate::audit::export::Period;
 use crate::catalog::labels::labels;
 use crate::http::AppState;
 use crate::http::auth::Caller;
@@ -70,17 +69,6 @@ fn duration_in(iso: &str, lang: Lang) -> String {
     }
 }
 
-fn year_period(year: i32) -> Result<Period, ConsoleError> {
-    if !(2000..=9999).contains(&year) {
-        return Err(ConsoleError(Problem::bad_request(
-            "bad-period",
-            format!("das Jahr {year} liegt außerhalb von 2000 bis 9999"),
-        )));
-    }
-    let (start, end) = (format!("{year}-01-01"), format!("{}-01-01", year + 1));
-    Ok(Period::parse(Some(start.as_str()), Some(end.as_str())).map_err(|e| Problem::bad_request("bad-period", e.to_string()))?)
-}
-
 /// The records of processing of the caller's city's datasets in a year.
 pub async fn records(
     caller: Result<Caller, Problem>,
@@ -91,7 +79,7 @@ pub async fn records(
     let caller = caller?;
     caller.require(&[Role::Board, Role::Steward], "das Verzeichnis der Verarbeitungstätigkeiten")?;
     let year = q.jahr.unwrap_or_else(|| time::OffsetDateTime::now_utc().year());
-    year_period(year)?;
+    super::check_year(year)?;
     // A page of the city's datasets (the search index pages them), each with the rules of its
     // version in force, and its deliveries of the year from the tally: the page costs the same
     // with ten datasets as with a thousand, and with a short trail as with a long one.

@@ -260,14 +260,49 @@ pub fn role_name(role: Role, lang: lang::Lang) -> &'static str {
 
 /// The console's forms: the caller, checked against forgery for `req`'s path.
 pub fn check_form(state: &AppState, caller: &Caller, req: &HttpRequest, token: Option<&str>) -> Result<(), ConsoleError> {
-    let forged = |e: csrf::Forgery| ConsoleError(Problem::new(StatusCode::FORBIDDEN, "forged-form", "Forbidden", e.to_string()));
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let host = req.connection_info().host().to_owned();
-    csrf::same_site(header("sec-fetch-site"), header("origin"), &host).map_err(forged)?;
+    check_origin(req)?;
     state
         .console_csrf
         .verify(&caller.identity.serial, req.path(), token.unwrap_or_default())
         .map_err(forged)
+}
+
+/// The first half of [`check_form`], for a form whose token is inside a body not read yet
+/// (an upload): the browser says the request comes from the console's own origin.
+pub fn check_origin(req: &HttpRequest) -> Result<(), ConsoleError> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let host = req.connection_info().host().to_owned();
+    csrf::same_site(header("sec-fetch-site"), header("origin"), &host).map_err(forged)
+}
+
+fn forged(e: csrf::Forgery) -> ConsoleError {
+    ConsoleError(Problem::new(StatusCode::FORBIDDEN, "forged-form", "Forbidden", e.to_string()))
+}
+
+/// A year a page may be asked for (the reports' periods are four-digit years).
+pub fn check_year(year: i32) -> Result<(), ConsoleError> {
+    if (2000..=9999).contains(&year) {
+        Ok(())
+    } else {
+        Err(ConsoleError(Problem::bad_request(
+            "bad-period",
+            format!("das Jahr {year} liegt außerhalb von 2000 bis 9999"),
+        )))
+    }
+}
+
+/// A dataset of the caller's city, for a steward's form (`what` names the form for a refusal).
+pub async fn own_dataset(state: &AppState, caller: &Caller, id: &str, what: &str) -> Result<crate::catalog::Dataset, ConsoleError> {
+    caller.require(&[Role::Steward], what)?;
+    let id = super::datasets::parse_id(id)?;
+    let dataset = super::datasets::load(state, id).await?;
+    crate::stewardship::check_owner(&caller.identity, &caller.member, &dataset, "change").map_err(|_| {
+        ConsoleError(Problem::forbidden(format!(
+            "der Datensatz „{}“ gehört {}; Datenverantwortliche von {} bearbeiten ihn nicht",
+            dataset.id, dataset.publisher, caller.identity.ags
+        )))
+    })?;
+    Ok(dataset)
 }
 
 /// A form body as (name, value) pairs, repeated names kept.

@@ -534,12 +534,7 @@ const SERIES: [Series; 2] = crate::chart::PERMIT_DENY;
 /// tally's month cells: a year is a few hundred of them, however many requests there were.
 async fn usage_rows(state: &AppState, caller: &Caller, year: i32) -> Result<Vec<MonthRow>, ConsoleError> {
     caller.require(&[Role::Board, Role::Steward], "die Nutzungsübersicht")?;
-    if !(2000..=9999).contains(&year) {
-        return Err(ConsoleError(Problem::bad_request(
-            "bad-period",
-            format!("das Jahr {year} liegt außerhalb von 2000 bis 9999"),
-        )));
-    }
+    super::check_year(year)?;
     let city = caller.identity.ags.to_string();
     let as_consumer = caller.identity.role == Role::Board;
     Ok(state

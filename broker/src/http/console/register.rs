@@ -403,16 +403,7 @@ fn require_steward(caller: &Caller) -> Result<(), ConsoleError> {
 
 /// The dataset to edit: one of the caller's city.
 async fn own(state: &AppState, caller: &Caller, id: &str) -> Result<Dataset, ConsoleError> {
-    require_steward(caller)?;
-    let id = crate::http::datasets::parse_id(id)?;
-    let dataset = crate::http::datasets::load(state, id).await?;
-    stewardship::check_owner(&caller.identity, &caller.member, &dataset, "change").map_err(|_| {
-        ConsoleError(Problem::forbidden(format!(
-            "der Datensatz „{}“ gehört {}; Datenverantwortliche von {} bearbeiten ihn nicht",
-            dataset.id, dataset.publisher, caller.identity.ags
-        )))
-    })?;
-    Ok(dataset)
+    super::own_dataset(state, caller, id, "das Registrieren von Datensätzen").await
 }
 
 pub async fn new(
@@ -627,16 +618,7 @@ pub async fn upload(
 ) -> Result<HttpResponse, ConsoleError> {
     let caller = caller?;
     // Who and from where before the body is read; the token is inside it.
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let host = req.connection_info().host().to_owned();
-    super::csrf::same_site(header("sec-fetch-site"), header("origin"), &host).map_err(|e| {
-        ConsoleError(Problem::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "forged-form",
-            "Forbidden",
-            e.to_string(),
-        ))
-    })?;
+    super::check_origin(&req)?;
     let dataset = own(&state, &caller, &id).await?;
     let _slot = state
         .exchange

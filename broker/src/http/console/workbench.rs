@@ -16,7 +16,7 @@ use crate::governance::{self, SubmitError};
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::problem::Problem;
-use crate::identity::{Ags, Role};
+use crate::identity::Ags;
 
 /// A purpose as an option of the form's list.
 pub struct PurposeOption {
@@ -70,16 +70,7 @@ struct Workbench {
 }
 
 async fn steward_dataset(state: &AppState, caller: &Caller, id: &str) -> Result<Dataset, ConsoleError> {
-    caller.require(&[Role::Steward], "die Richtlinien-Werkbank")?;
-    let id = crate::http::datasets::parse_id(id)?;
-    let dataset = crate::http::datasets::load(state, id).await?;
-    if dataset.publisher != caller.identity.ags {
-        return Err(ConsoleError(Problem::forbidden(format!(
-            "der Datensatz „{}“ gehört {}; Datenverantwortliche von {} bearbeiten ihn nicht",
-            dataset.id, dataset.publisher, caller.identity.ags
-        ))));
-    }
-    Ok(dataset)
+    super::own_dataset(state, caller, id, "die Richtlinien-Werkbank").await
 }
 
 /// The form as it stands (empty, or as posted).
