@@ -35,6 +35,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Writes `bytes` to a new file `path` (an existing one is an error) with `mode`, synced.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Syncs the directory `dir` (so that the names of files just created in it are durable).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
 /// Reads a file, naming it in the error so the operator knows which one is missing or unreadable.
 pub fn read_named(path: &Path, what: &str) -> Result<Vec<u8>, FileError> {
     fs::read(path).map_err(|source| FileError {

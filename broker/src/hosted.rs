@@ -40,6 +40,9 @@ pub trait HostedStore: Send + Sync {
     fn get(&self, dataset: &DatasetId, publisher: &Ags) -> Result<Option<(Format, Vec<u8>)>, HostedError>;
     /// Deletes the dataset's upload (none is fine).
     fn remove(&self, dataset: &DatasetId) -> Result<(), HostedError>;
+    /// Copies the uploads of `datasets` (those that have one), sealed as they are stored, into
+    /// `dir` (created), one `<dataset>.sealed` each; returns the datasets copied.
+    fn backup_to(&self, dir: &Path, datasets: &[DatasetId]) -> Result<Vec<DatasetId>, HostedError>;
 }
 
 /// Encrypted files in a directory, one per dataset.
@@ -142,6 +145,29 @@ impl HostedStore for FileHostedStore {
             )
             .map_err(|_| corrupt())?;
         Ok(Some((format, plain.to_vec())))
+    }
+
+    fn backup_to(&self, dir: &Path, datasets: &[DatasetId]) -> Result<Vec<DatasetId>, HostedError> {
+        let io = |path: &Path, e: std::io::Error| HostedError::Io {
+            action: "backed up",
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let mut copied = Vec::new();
+        for id in datasets {
+            let from = self.path(id);
+            // Files are replaced by renaming, so a read sees one whole upload.
+            let bytes = match std::fs::read(&from) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(&from, e)),
+            };
+            let to = dir.join(format!("{id}.sealed"));
+            crate::fsutil::write_new(&to, &bytes, 0o600).map_err(|e| io(&to, e))?;
+            copied.push(id.clone());
+        }
+        Ok(copied)
     }
 
     fn remove(&self, dataset: &DatasetId) -> Result<(), HostedError> {

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod authoring;
+pub mod backup;
 pub mod catalog;
 pub mod changes;
 pub mod chart;

@@ -99,6 +99,28 @@ enum Command {
     /// The configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Back up the broker's state while it runs (through its admin listener; or itself when no
+    /// broker runs): catalog, audit trail to a signed checkpoint, hosted data, a signed manifest.
+    /// The keys are not in it: keep `audit-signing.key`, `pseudonym.key` and `hosted.key` apart.
+    Backup {
+        #[arg(long)]
+        config: PathBuf,
+        /// A new (or empty) directory.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into an empty state directory (the broker stopped), after checking all
+    /// of it: the manifest's signature, every file's hash, the trail, the catalog, the hosted
+    /// data. A damaged or incomplete backup is refused and nothing is written.
+    Restore {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        from: PathBuf,
+        /// The directory with the keys kept apart from the backups.
+        #[arg(long)]
+        keys: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -519,6 +541,33 @@ fn run(cli: Cli) -> Result<()> {
         Command::Catalog(cmd) => run_catalog(cmd)?,
         Command::Audit(cmd) => run_audit(cmd)?,
         Command::Report(cmd) => run_report(cmd)?,
+        Command::Backup { config, to } => {
+            let cfg = Config::load(&config)?;
+            let m = broker::backup::run(&cfg, &to)?;
+            println!(
+                "{}: {} records up to the checkpoint of record {}, {} members, {} datasets, {} hosted uploads, {} files",
+                to.display(),
+                m.trail.records,
+                m.trail.last_seq,
+                m.catalog.members,
+                m.catalog.datasets,
+                m.hosted.len(),
+                m.files.len()
+            );
+        }
+        Command::Restore { config, from, keys } => {
+            let cfg = Config::load(&config)?;
+            let m = broker::backup::restore(&cfg, &from, &keys)?;
+            println!(
+                "restored {} (made {}): {} records, {} members, {} datasets, {} hosted uploads; start the broker",
+                from.display(),
+                m.created,
+                m.trail.records,
+                m.catalog.members,
+                m.catalog.datasets,
+                m.hosted.len()
+            );
+        }
         Command::Config(ConfigCommand::Check { config }) => {
             let cfg = Config::load(&config)?;
             for note in serve::check(&cfg)? {

@@ -205,7 +205,18 @@ fn admin(
     let metrics = Arc::new(crate::metrics::Metrics::new(Arc::new(sources), not_after));
     audit.observe_batches(metrics.audit_observer());
     let probe = crate::health::Probe::new(exchange).map_err(state_err)?;
-    Ok(crate::http::admin::Admin { metrics, audit, probe })
+    let backup = Arc::new(crate::backup::Source::new(
+        exchange.catalog.clone(),
+        audit.clone(),
+        exchange.hosted.clone(),
+        &config.state_dir,
+    ));
+    Ok(crate::http::admin::Admin {
+        metrics,
+        audit,
+        probe,
+        backup,
+    })
 }
 
 /// The configuration is the authority on members: each member it names is added or updated, and

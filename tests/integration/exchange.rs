@@ -299,7 +299,7 @@ async fn usage_counts_stay_exact_under_200_concurrent_requests() {
     assert_eq!(log.len(), 200, "every decision is logged");
 }
 
-const KITA: &str = "aalen-kita-plaetze";
+pub const KITA: &str = "aalen-kita-plaetze";
 pub const KITA_POLICY: &str = r#"@prefix odrl: <http://www.w3.org/ns/odrl/2/> .
 @prefix dpv: <https://w3id.org/dpv#> .
 @prefix kdr: <https://w3id.org/kdr/odrl#> .
@@ -313,7 +313,7 @@ pub const KITA_POLICY: &str = r#"@prefix odrl: <http://www.w3.org/ns/odrl/2/> .
     ] .
 "#;
 
-async fn upload(b: &TestBroker, who: &str, dataset: &str, media_type: &str, body: &str) -> (u16, Value) {
+pub async fn upload(b: &TestBroker, who: &str, dataset: &str, media_type: &str, body: &str) -> (u16, Value) {
     let mut resp = b
         .client(who)
         .put(b.url(&format!("/v1/datasets/{dataset}/hosted-data")))

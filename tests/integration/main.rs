@@ -5,6 +5,7 @@ mod aggregates;
 mod attacks;
 mod audit;
 mod availability;
+mod backup;
 mod browser;
 mod catalog;
 mod cli;

@@ -84,6 +84,31 @@ impl TestBroker {
         self.server = Some(server);
     }
 
+    /// Stops the broker and closes its store, as a stopped broker leaves its directories (a
+    /// restore writes into them).
+    pub fn stop_and_close(&mut self) {
+        self.stop();
+        // The broker's threads let go of the store as they end.
+        let start = std::time::Instant::now();
+        while Arc::strong_count(&self.catalog) > 1 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the stopped broker still holds its store ({} holders)",
+                Arc::strong_count(&self.catalog)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.catalog = Arc::new(OxigraphCatalog::in_memory(&self.config.base_iri).expect("store"));
+    }
+
+    /// Opens the store in the configured data directory again and starts the broker on it.
+    pub fn reopen(&mut self) {
+        let dir = self.config.data_dir.clone().expect("a data directory");
+        let store = OxigraphCatalog::open(&dir, &self.config.base_iri).expect("reopen the store");
+        self.catalog = Arc::new(store.with_workers(sparql_workers(&self.config)));
+        self.restart();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.addr.port())
     }

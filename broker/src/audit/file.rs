@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::chain::{Chain, GENESIS, Item, Line, sha256_hex};
-use super::signing::Signer;
+use super::signing::{CheckpointFile, Signer};
 use super::{AppendFuture, AuditLog, Entry, Event, LogError};
 use crate::durable::{GroupCommit, MAX_BATCH_BYTES, PAD, data_end, unpadded};
 
@@ -197,6 +197,11 @@ impl FileAuditLog {
         &self.checkpoint_path
     }
 
+    /// The key that signs this trail's checkpoints.
+    pub fn signer(&self) -> Arc<Signer> {
+        self.file.framing().signer
+    }
+
     /// Tells `observer` of every batch written from now on (the metrics' batch sizes and
     /// `fsync` latency).
     pub fn observe_batches(&self, observer: crate::durable::BatchObserver) {
@@ -235,6 +240,24 @@ impl FileAuditLog {
             crate::fsutil::write_atomic(&self.checkpoint_path, &bytes, 0o644).map_err(|e| self.err(e))?;
         }
         Ok(())
+    }
+
+    /// Copies the trail, up to and including a checkpoint signed now, to `to` (a new file), and
+    /// returns that checkpoint. Records appended meanwhile follow the checkpoint in the trail and
+    /// are not copied: the copy ends at a signature, whatever the traffic.
+    pub fn snapshot_to(&self, to: &Path) -> Result<CheckpointFile, LogError> {
+        let cp = {
+            let _one_at_a_time = self.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.file.submit(Item::Checkpoint).map_err(|e| self.err(e))?;
+            match self.file.framing().last_checkpoint {
+                Some(cp) => cp,
+                // Opened with a checkpoint as its last record: the file beside it signs that one.
+                None => serde_json::from_slice(&std::fs::read(&self.checkpoint_path).map_err(|e| self.err(e))?)
+                    .map_err(|e| self.err(e.into()))?,
+            }
+        };
+        copy_through(self.path(), &cp.hash, to).map_err(|e| self.err(e))?;
+        Ok(cp)
     }
 
     /// Removes the records older than `before` (by their time), keeping verification of the
@@ -278,6 +301,27 @@ impl FileAuditLog {
         }
         Ok(None)
     }
+}
+
+/// Copies the lines of the log at `from` up to and including the one whose hash is `hash` to a
+/// new file `to`, synced. The log only grows behind that line (pruning replaces the file, and
+/// the open handle keeps reading the old one), so no lock is needed.
+fn copy_through(from: &Path, hash: &str, to: &Path) -> std::io::Result<()> {
+    let mut reader = BufReader::new(File::open(from)?);
+    let mut out = std::io::BufWriter::new(std::fs::OpenOptions::new().write(true).create_new(true).open(to)?);
+    let prefix = format!("{{\"hash\":\"{hash}\"");
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
+            return Err(std::io::Error::other(format!("the signed record {hash} is not in the trail")));
+        }
+        out.write_all(&line)?;
+        if line.starts_with(prefix.as_bytes()) {
+            break;
+        }
+    }
+    out.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()
 }
 
 /// The entries of the log at `path` (none if there is no file), without checking the chain.

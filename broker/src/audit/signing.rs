@@ -23,6 +23,12 @@ pub fn message(seq: u64, hash: &str, time: &str) -> Vec<u8> {
     format!("kdr-audit-checkpoint/v1\n{seq}\n{hash}\n{time}\n").into_bytes()
 }
 
+/// What a backup's signature signs: the SHA-256 of its manifest, in a message no checkpoint
+/// can be mistaken for.
+fn manifest_message(manifest: &[u8]) -> Vec<u8> {
+    format!("kdr-backup-manifest/v1\n{}\n", super::chain::sha256_hex(manifest)).into_bytes()
+}
+
 /// The latest checkpoint, kept beside the log so that a cut end is noticed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -66,6 +72,20 @@ impl Signer {
         Ok(signer)
     }
 
+    /// The key in the PKCS#8 file at `path`, which must exist (a restore's key, kept apart
+    /// from the backup).
+    pub fn open_existing(path: &Path) -> std::io::Result<Self> {
+        let pkcs8 = std::fs::read(path)?;
+        let key = Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .map_err(|e| std::io::Error::other(format!("{} is not an Ed25519 key: {e}", path.display())))?;
+        Ok(Self { key })
+    }
+
+    /// Signs a backup's manifest (its exact bytes), hex.
+    pub fn sign_manifest(&self, manifest: &[u8]) -> String {
+        hex(self.key.sign(&manifest_message(manifest)).as_ref())
+    }
+
     pub fn public_hex(&self) -> String {
         hex(self.key.public_key().as_ref())
     }
@@ -93,6 +113,16 @@ impl std::str::FromStr for PublicKey {
 }
 
 impl PublicKey {
+    /// Whether `signature` (hex) is this key's signature of a backup manifest.
+    pub fn verifies_manifest(&self, manifest: &[u8], signature: &str) -> bool {
+        let Some(sig) = unhex(signature.trim()) else {
+            return false;
+        };
+        UnparsedPublicKey::new(&ED25519, &self.0)
+            .verify(&manifest_message(manifest), &sig)
+            .is_ok()
+    }
+
     pub fn verifies(&self, seq: u64, hash: &str, signed: &Signed) -> bool {
         let Some(sig) = unhex(&signed.signature) else {
             return false;

@@ -27,6 +27,7 @@ pub use sparql::{QueryLimits, QueryOutput, SparqlError};
 pub use store::OxigraphCatalog;
 
 use crate::identity::Ags;
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -172,7 +173,32 @@ pub trait DatasetSearch: Send + Sync {
 
 /// Everything the broker needs from its metadata graph.
 pub trait Catalog:
-    MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService + CatalogDocuments + CatalogImport + DatasetSearch
+    MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService + CatalogDocuments + CatalogImport + DatasetSearch + CatalogBackup
 {
 }
-impl<T: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService + CatalogDocuments + CatalogImport + DatasetSearch> Catalog for T {}
+impl<T: MemberRegistry + DatasetCatalog + PolicyCatalog + SparqlService + CatalogDocuments + CatalogImport + DatasetSearch + CatalogBackup>
+    Catalog for T
+{
+}
+
+/// What a catalog holds, counted: a backup states it, a restore checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CatalogCounts {
+    /// Statements members can query.
+    pub quads: u64,
+    /// Statements the broker keeps to itself.
+    pub private_quads: u64,
+    pub members: u64,
+    pub datasets: u64,
+}
+
+/// A consistent copy of the whole catalog, while it is in use (`broker backup`).
+pub trait CatalogBackup: Send + Sync {
+    /// Writes the catalog into `dir` (created; it must not exist) as a store that opens like
+    /// the original, and returns what the copy holds with the identifiers of its datasets. No
+    /// write is in progress while the copy is taken.
+    fn backup_to(&self, dir: &Path) -> Result<(CatalogCounts, Vec<DatasetId>), CatalogError>;
+    /// What the catalog holds now.
+    fn counts(&self) -> Result<CatalogCounts, CatalogError>;
+}

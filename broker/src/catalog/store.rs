@@ -466,6 +466,39 @@ impl OxigraphCatalog {
     }
 }
 
+impl super::CatalogBackup for OxigraphCatalog {
+    /// RocksDB checkpoints of both stores (hard links where `dir` is on the same file system),
+    /// taken under the write lock, so the queryable and the private store are of one moment.
+    #[cfg(feature = "rocksdb")]
+    fn backup_to(&self, dir: &Path) -> Result<(super::CatalogCounts, Vec<DatasetId>), CatalogError> {
+        if !self.on_disk {
+            return Err(CatalogError::Storage("a catalog in memory has nothing to back up".into()));
+        }
+        let _guard = self.lock();
+        let graph = dir.join("graph");
+        self.store.backup(&graph).map_err(storage)?;
+        self.private.backup(private_dir(&graph)).map_err(storage)?;
+        Ok((self.counts()?, self.graphs_under::<DatasetId>(&self.iris.datasets_prefix())))
+    }
+
+    #[cfg(not(feature = "rocksdb"))]
+    fn backup_to(&self, _dir: &Path) -> Result<(super::CatalogCounts, Vec<DatasetId>), CatalogError> {
+        Err(CatalogError::Storage(
+            "this broker was built without RocksDB and keeps nothing to back up".into(),
+        ))
+    }
+
+    fn counts(&self) -> Result<super::CatalogCounts, CatalogError> {
+        let n = |x: usize| u64::try_from(x).unwrap_or(u64::MAX);
+        Ok(super::CatalogCounts {
+            quads: n(self.store.len().map_err(storage)?),
+            private_quads: n(self.private.len().map_err(storage)?),
+            members: n(self.members()?.len()),
+            datasets: n(self.graphs_under::<DatasetId>(&self.iris.datasets_prefix()).len()),
+        })
+    }
+}
+
 impl MemberRegistry for OxigraphCatalog {
     fn put_member(&self, member: &Member) -> Result<(), CatalogError> {
         self.replace_member(&member.ags, dcat::member_to_quads(member, &self.iris))

@@ -22,6 +22,8 @@ pub struct Admin {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub audit: Arc<crate::audit::file::FileAuditLog>,
     pub probe: crate::health::Probe,
+    /// `POST /backup` (see [`crate::backup`]).
+    pub backup: Arc<crate::backup::Source>,
 }
 
 /// Binds the admin listener (plain HTTP, one worker).
@@ -32,8 +34,9 @@ pub fn bind_admin(listen: SocketAddr, state: web::Data<AppState>) -> std::io::Re
             .route("/health/live", web::get().to(live))
             .route("/health/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics))
+            .route("/backup", web::post().to(backup))
             .default_service(web::to(|| async {
-                HttpResponse::NotFound().body("/health/live, /health/ready, /metrics\n")
+                HttpResponse::NotFound().body("/health/live, /health/ready, /metrics, POST /backup\n")
             }))
     })
     .client_request_timeout(std::time::Duration::from_secs(5))
@@ -72,6 +75,45 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
             .body(text),
         Err(e) => HttpResponse::InternalServerError().body(format!("the metrics cannot be written: {e}\n")),
+    }
+}
+
+/// Makes a backup in the state directory for `broker backup` to copy out (one at a time; the
+/// caller chooses nothing, least of all a path). Requests are served meanwhile.
+async fn backup(state: web::Data<AppState>) -> Result<HttpResponse, super::problem::Problem> {
+    use super::problem::Problem;
+    use actix_web::http::StatusCode;
+    let Some(admin) = &state.admin else {
+        return Ok(HttpResponse::NotFound().finish());
+    };
+    let source = admin.backup.clone();
+    let made = web::block(move || source.create())
+        .await
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "backup-failed", "Backup Failed", e.to_string()))?;
+    match made {
+        Ok((name, m)) => {
+            tracing::info!(backup = %name, records = m.trail.records, "backup made");
+            Ok(HttpResponse::Ok().json(serde_json::json!({
+                "backup": name,
+                "records": m.trail.records,
+                "lastSeq": m.trail.last_seq,
+            })))
+        }
+        Err(crate::backup::BackupError::Busy) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "backup-running",
+            "Backup Running",
+            crate::backup::BackupError::Busy.to_string(),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "backup failed");
+            Err(Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "backup-failed",
+                "Backup Failed",
+                e.to_string(),
+            ))
+        }
     }
 }
 

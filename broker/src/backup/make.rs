@@ -1,0 +1,264 @@
+//! Making a backup: in the running broker (its admin listener's `POST /backup`), or, when no
+//! broker runs, in the `broker backup` process itself; then copied out of the state directory.
+//!
+//! The running broker writes the backup into `<state_dir>/backups/<time>` (the catalog's
+//! checkpoint is hard links there, on the same file system, and costs no copy), and
+//! `broker backup --to DIR` copies it, checking every file against the manifest, and removes it.
+//! The directory is never taken from the answer of whoever listens on the admin port: only its
+//! name, checked to be a time stamp, under the configured state directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::{
+    AREA, BackupError, CHECKPOINT, FORMAT, HOSTED, MANIFEST, Manifest, PUBLIC_KEY, REVOCATIONS, SIGNATURE, TRAIL, digest_file, failed,
+    files_under, signed_manifest, summarise_trail,
+};
+use crate::audit::file::FileAuditLog;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::hosted::HostedStore;
+
+/// The parts of a broker a backup is taken from.
+pub struct Source {
+    catalog: Arc<dyn Catalog>,
+    audit: Arc<FileAuditLog>,
+    hosted: Arc<dyn HostedStore>,
+    state_dir: PathBuf,
+    /// One backup at a time.
+    running: Mutex<()>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source").field("state_dir", &self.state_dir).finish_non_exhaustive()
+    }
+}
+
+impl Source {
+    pub fn new(catalog: Arc<dyn Catalog>, audit: Arc<FileAuditLog>, hosted: Arc<dyn HostedStore>, state_dir: &Path) -> Self {
+        Self {
+            catalog,
+            audit,
+            hosted,
+            state_dir: state_dir.to_owned(),
+            running: Mutex::new(()),
+        }
+    }
+
+    /// Makes a backup in `<state_dir>/backups/<time>` (removing what an earlier one left there)
+    /// and returns its name and manifest. Blocks for as long as the copy takes; requests go on.
+    pub fn create(&self) -> Result<(String, Manifest), BackupError> {
+        let _one = self.running.try_lock().map_err(|_| BackupError::Busy)?;
+        let area = self.state_dir.join(AREA);
+        match std::fs::remove_dir_all(&area) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed("the backup area")(e.to_string())),
+        }
+        private_dir(&area).map_err(|e| failed("the backup area")(e.to_string()))?;
+        let name = stamp();
+        let dir = area.join(&name);
+        private_dir(&dir).map_err(|e| failed("the backup directory")(e.to_string()))?;
+        let manifest = self.take(&dir)?;
+        Ok((name, manifest))
+    }
+
+    /// The parts, in the order that keeps "no change without its record" (module docs).
+    fn take(&self, dir: &Path) -> Result<Manifest, BackupError> {
+        let (catalog, datasets) = self.catalog.backup_to(dir).map_err(|e| failed("the catalog")(e.to_string()))?;
+        let hosted = self
+            .hosted
+            .backup_to(&dir.join(HOSTED), &datasets)
+            .map_err(|e| failed("the hosted data")(e.to_string()))?;
+        let cp = self
+            .audit
+            .snapshot_to(&dir.join(TRAIL))
+            .map_err(|e| failed("the audit trail")(e.to_string()))?;
+        let signer = self.audit.signer();
+        let write =
+            |name: &str, bytes: &[u8]| crate::fsutil::write_new(&dir.join(name), bytes, 0o600).map_err(|e| failed(name)(e.to_string()));
+        write(
+            CHECKPOINT,
+            &serde_json::to_vec_pretty(&cp).map_err(|e| failed(CHECKPOINT)(e.to_string()))?,
+        )?;
+        write(PUBLIC_KEY, format!("{}\n", signer.public_hex()).as_bytes())?;
+        match std::fs::read(self.state_dir.join(REVOCATIONS)) {
+            Ok(bytes) => write(REVOCATIONS, &bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed(REVOCATIONS)(e.to_string())),
+        }
+        let key = signer.public_hex().parse().map_err(failed("the audit key"))?;
+        let (trail, decisions) = summarise_trail(&dir.join(TRAIL), &key, &cp).map_err(failed("the trail copy"))?;
+        let mut files = std::collections::BTreeMap::new();
+        for rel in files_under(dir).map_err(|e| failed("the backup directory")(e.to_string()))? {
+            let digest = digest_file(&dir.join(&rel)).map_err(|e| failed(&rel)(e.to_string()))?;
+            files.insert(rel, digest);
+        }
+        let manifest = Manifest {
+            format: FORMAT.into(),
+            created: crate::audit::now_rfc3339(),
+            broker_version: env!("CARGO_PKG_VERSION").into(),
+            public_key: signer.public_hex(),
+            trail,
+            decisions,
+            catalog,
+            hosted: hosted.iter().map(ToString::to_string).collect(),
+            files,
+        };
+        let (bytes, signature) = signed_manifest(&manifest, &signer)?;
+        write(SIGNATURE, signature.as_bytes())?;
+        // The manifest last: a backup without one is incomplete.
+        write(MANIFEST, &bytes)?;
+        crate::fsutil::sync_dir(dir).map_err(|e| failed("the backup directory")(e.to_string()))?;
+        Ok(manifest)
+    }
+}
+
+/// A directory only the broker's user can read.
+fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+/// The backup's name: the time it was made, UTC, to the second.
+fn stamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+fn is_stamp(name: &str) -> bool {
+    name.len() == 16
+        && name.bytes().enumerate().all(|(i, b)| match i {
+            8 => b == b'T',
+            15 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+/// `broker backup --to DIR`: has the running broker make a backup (or makes one itself when no
+/// broker runs), copies it to `to` (a new or empty directory), checking each file against the
+/// manifest, and removes it from the state directory.
+pub fn run(config: &Config, to: &Path) -> Result<Manifest, BackupError> {
+    if std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(BackupError::Failed(format!(
+            "'{}' is not empty; a backup goes into a new directory",
+            to.display()
+        )));
+    }
+    let name = match config.admin_listen {
+        Some(addr) => ask_running(addr)?,
+        None => None,
+    };
+    let name = match name {
+        Some(name) => name,
+        None => make_offline(config)?,
+    };
+    let made = config.state_dir.join(AREA).join(&name);
+    let manifest = copy_checked(&made, to)?;
+    if let Err(e) = std::fs::remove_dir_all(&made) {
+        tracing::warn!(dir = %made.display(), error = %e, "the backup was copied but not removed from the state directory");
+    }
+    Ok(manifest)
+}
+
+/// Asks the broker listening on `admin` for a backup; `None` if nothing listens there.
+fn ask_running(admin: std::net::SocketAddr) -> Result<Option<String>, BackupError> {
+    actix_rt::System::new().block_on(async move {
+        let client = awc::Client::builder().timeout(std::time::Duration::from_secs(6 * 3600)).finish();
+        let mut resp = match client.post(format!("http://{admin}/backup")).send().await {
+            Ok(r) => r,
+            Err(awc::error::SendRequestError::Connect(_)) => return Ok(None),
+            Err(e) => return Err(BackupError::Failed(format!("the broker at {admin} did not answer: {e}"))),
+        };
+        let body = resp.body().limit(1 << 20).await.map_err(|e| BackupError::Failed(e.to_string()))?;
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        match resp.status().as_u16() {
+            200 => match json["backup"].as_str() {
+                Some(name) if is_stamp(name) => Ok(Some(name.to_owned())),
+                _ => Err(BackupError::Failed(format!(
+                    "the admin listener at {admin} answered something else than a backup"
+                ))),
+            },
+            409 => Err(BackupError::Busy),
+            status => Err(BackupError::Failed(format!(
+                "the broker answered {status}: {}",
+                json["detail"].as_str().unwrap_or("no detail")
+            ))),
+        }
+    })
+}
+
+/// No broker runs: the stores are opened here (a running broker holds the catalog's lock, and
+/// opening it fails rather than copying under its feet).
+fn make_offline(config: &Config) -> Result<String, BackupError> {
+    let dir = &config.state_dir;
+    if !dir.join(TRAIL).exists() {
+        return Err(BackupError::Failed(format!(
+            "'{}' holds no audit trail: nothing to back up",
+            dir.display()
+        )));
+    }
+    let data_dir = config.data_dir.as_ref().ok_or_else(|| {
+        BackupError::Failed("the configuration keeps the catalog in memory ([storage] data_dir): nothing to back up".into())
+    })?;
+    let catalog = crate::catalog::OxigraphCatalog::open(data_dir, &config.base_iri)
+        .map_err(|e| failed("the catalog (is the broker running without an admin listener?)")(e.to_string()))?;
+    let signer =
+        crate::audit::signing::Signer::open_existing(&dir.join(super::KEYS[0])).map_err(|e| failed("the audit key")(e.to_string()))?;
+    let audit = FileAuditLog::open(&dir.join(TRAIL), Arc::new(signer)).map_err(|e| failed("the audit trail")(e.to_string()))?;
+    let key = std::fs::read(dir.join(super::KEYS[2])).map_err(|e| failed("the data key")(e.to_string()))?;
+    let hosted = crate::hosted::FileHostedStore::new(&dir.join(HOSTED), &key).map_err(|e| failed("the hosted data")(e.to_string()))?;
+    let source = Source::new(Arc::new(catalog), Arc::new(audit), Arc::new(hosted), dir);
+    Ok(source.create()?.0)
+}
+
+/// Copies the backup in `from` to `to`, each file checked against the signed manifest.
+fn copy_checked(from: &Path, to: &Path) -> Result<Manifest, BackupError> {
+    let bytes = std::fs::read(from.join(MANIFEST)).map_err(|e| failed("the backup's manifest")(e.to_string()))?;
+    let signature = std::fs::read_to_string(from.join(SIGNATURE)).map_err(|e| failed("the backup's signature")(e.to_string()))?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| failed("the backup's manifest")(e.to_string()))?;
+    let key: crate::audit::signing::PublicKey = manifest.public_key.parse().map_err(failed("the manifest's key"))?;
+    if !key.verifies_manifest(&bytes, &signature) {
+        return Err(BackupError::Failed(
+            "the backup's manifest is not signed by the broker's audit key".into(),
+        ));
+    }
+    private_dir(to).map_err(|e| failed("the target directory")(e.to_string()))?;
+    for (rel, want) in &manifest.files {
+        let rel_path = super::safe_relative(rel).ok_or_else(|| BackupError::Failed(format!("the manifest names '{rel}'")))?;
+        let target = to.join(&rel_path);
+        if let Some(parent) = target.parent() {
+            private_dir(parent).map_err(|e| failed(rel)(e.to_string()))?;
+        }
+        let got = super::copy_hashed(&from.join(&rel_path), &target).map_err(|e| failed(rel)(e.to_string()))?;
+        if &got != want {
+            return Err(BackupError::Failed(format!("'{rel}' changed while it was copied")));
+        }
+    }
+    crate::fsutil::write_new(&to.join(SIGNATURE), signature.as_bytes(), 0o600).map_err(|e| failed(SIGNATURE)(e.to_string()))?;
+    crate::fsutil::write_new(&to.join(MANIFEST), &bytes, 0o600).map_err(|e| failed(MANIFEST)(e.to_string()))?;
+    crate::fsutil::sync_dir(to).map_err(|e| failed("the target directory")(e.to_string()))?;
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_time_stamp_names_a_backup_the_cli_copies() {
+        assert!(is_stamp(&stamp()));
+        for bad in ["../../etc", "20261203T120000Z/..", "20261203X120000Z", ""] {
+            assert!(!is_stamp(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! `broker restore --from DIR --keys KEYDIR`: a backup back into an empty state directory, with
+//! the broker stopped.
+//!
+//! Everything is checked before the broker's directories are touched: the manifest's signature
+//! against the audit key in `KEYDIR` (a backup cannot be altered and signed again without that
+//! key, nor another broker's backup restored by mistake), the files present against the
+//! manifest, and then, in a staging directory beside the state directory, each file's hash as it
+//! is copied, the trail's chain and signatures, the catalog's counts and every hosted upload's
+//! decryption. Only then is the staging directory renamed into place. A restore never overwrites:
+//! a state directory or catalog that holds anything is refused.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    BackupError, CHECKPOINT, FORMAT, HOSTED, KEYS, MANIFEST, Manifest, SIGNATURE, TRAIL, copy_hashed, files_under, safe_relative,
+    summarise_trail,
+};
+use crate::audit::signing::{CheckpointFile, PublicKey, Signer};
+use crate::catalog::{CatalogBackup, DatasetCatalog, DatasetId};
+use crate::config::Config;
+use crate::hosted::HostedStore;
+
+/// Where the catalog's two stores wait in the staging directory.
+const STAGED_GRAPH: &str = "restore-graph";
+
+/// Restores the backup in `from` with the keys in `keys`; returns its manifest.
+pub fn restore(config: &Config, from: &Path, keys: &Path) -> Result<Manifest, BackupError> {
+    let data_dir = check_target(config)?;
+    let keys = Keys::read(keys)?;
+    let refused = |reason: String| BackupError::Refused {
+        dir: from.display().to_string(),
+        reason,
+    };
+    let manifest = read_manifest(from, &keys.signer).map_err(refused)?;
+    check_file_set(from, &manifest).map_err(refused)?;
+    let staging = Staging::create(&config.state_dir)?;
+    copy_into(from, &manifest, &staging.path).map_err(refused)?;
+    keys.install(&staging.path)?;
+    check_trail(&staging.path, &manifest).map_err(refused)?;
+    check_catalog_and_hosted(&staging.path, &manifest, &keys, &config.base_iri).map_err(refused)?;
+    staging.commit(&config.state_dir, &data_dir)?;
+    Ok(manifest)
+}
+
+fn target_err(path: &Path, reason: impl Into<String>) -> BackupError {
+    BackupError::Target {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The catalog's directory; the state directory and the catalog's stores must be absent or
+/// empty.
+fn check_target(config: &Config) -> Result<PathBuf, BackupError> {
+    let data_dir = config.data_dir.clone().ok_or_else(|| {
+        target_err(
+            &config.state_dir,
+            "the configuration keeps the catalog in memory ([storage] data_dir)",
+        )
+    })?;
+    for dir in [&config.state_dir, &data_dir, &crate::catalog::store::private_dir(&data_dir)] {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                if entries.into_iter().next().is_some() {
+                    return Err(target_err(
+                        dir,
+                        "it is not empty; a restore never overwrites (stop the broker and move the directory aside first)",
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(target_err(dir, e.to_string())),
+        }
+    }
+    Ok(data_dir)
+}
+
+/// The keys kept apart from the backups.
+struct Keys {
+    dir: PathBuf,
+    signer: Signer,
+    data: Vec<u8>,
+    bytes: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl Keys {
+    fn read(dir: &Path) -> Result<Self, BackupError> {
+        let err = |reason: String| BackupError::Target {
+            path: dir.display().to_string(),
+            reason: format!("the keys: {reason}"),
+        };
+        let mut bytes = Vec::new();
+        for name in KEYS {
+            let b = std::fs::read(dir.join(name)).map_err(|e| err(format!("{name}: {e}")))?;
+            if name != KEYS[0] && b.len() != 32 {
+                return Err(err(format!("{name} is not 32 bytes")));
+            }
+            bytes.push((name, b));
+        }
+        let signer = Signer::open_existing(&dir.join(KEYS[0])).map_err(|e| err(e.to_string()))?;
+        let data = bytes
+            .iter()
+            .find(|(n, _)| *n == KEYS[2])
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default();
+        Ok(Self {
+            dir: dir.to_owned(),
+            signer,
+            data,
+            bytes,
+        })
+    }
+
+    fn install(&self, state: &Path) -> Result<(), BackupError> {
+        for (name, bytes) in &self.bytes {
+            crate::fsutil::write_new(&state.join(name), bytes, 0o600)
+                .map_err(|e| target_err(&self.dir, format!("{name} could not be installed: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// The manifest, if its signature is the audit key's.
+fn read_manifest(from: &Path, signer: &Signer) -> Result<Manifest, String> {
+    let read = |name: &str| match std::fs::read(from.join(name)) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("it is incomplete: {name} is missing")),
+        Err(e) => Err(format!("{name}: {e}")),
+    };
+    let bytes = read(MANIFEST)?;
+    let signature = String::from_utf8_lossy(&read(SIGNATURE)?).into_owned();
+    let key: PublicKey = signer.public_hex().parse()?;
+    if !key.verifies_manifest(&bytes, &signature) {
+        return Err(format!(
+            "{MANIFEST} is not signed by the audit key given: it was altered, or it is the backup of another broker"
+        ));
+    }
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST}: {e}"))?;
+    if manifest.format != FORMAT {
+        return Err(format!("it is a '{}' backup; this broker reads '{FORMAT}'", manifest.format));
+    }
+    Ok(manifest)
+}
+
+/// The files in `from` are exactly the manifest's.
+fn check_file_set(from: &Path, manifest: &Manifest) -> Result<(), String> {
+    let present = files_under(from).map_err(|e| e.to_string())?;
+    if let Some(missing) = manifest.files.keys().find(|f| present.binary_search(f).is_err()) {
+        return Err(format!("it is incomplete: '{missing}' is missing"));
+    }
+    if let Some(extra) = present.iter().find(|f| !manifest.files.contains_key(*f)) {
+        return Err(format!("'{extra}' is not in the manifest"));
+    }
+    for part in [TRAIL, CHECKPOINT] {
+        if !manifest.files.contains_key(part) {
+            return Err(format!("it is incomplete: the manifest names no {part}"));
+        }
+    }
+    Ok(())
+}
+
+/// Where a backup's file goes in the staging directory: the catalog's stores under
+/// [`STAGED_GRAPH`], the rest as it is.
+fn staged(rel: &str) -> Result<PathBuf, String> {
+    let path = safe_relative(rel).ok_or_else(|| format!("the manifest names '{rel}'"))?;
+    Ok(match path.strip_prefix("graph") {
+        Ok(rest) => Path::new(STAGED_GRAPH).join(rest),
+        Err(_) => match path.strip_prefix("graph-private") {
+            Ok(rest) => Path::new(&format!("{STAGED_GRAPH}-private")).join(rest),
+            Err(_) => path,
+        },
+    })
+}
+
+fn copy_into(from: &Path, manifest: &Manifest, staging: &Path) -> Result<(), String> {
+    for (rel, want) in &manifest.files {
+        let to = staging.join(staged(rel)?);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        let got = copy_hashed(&from.join(rel), &to).map_err(|e| format!("'{rel}': {e}"))?;
+        if &got != want {
+            return Err(format!("'{rel}' does not match the manifest (changed or damaged)"));
+        }
+    }
+    Ok(())
+}
+
+fn check_trail(staging: &Path, manifest: &Manifest) -> Result<(), String> {
+    let cp: CheckpointFile = serde_json::from_slice(&std::fs::read(staging.join(CHECKPOINT)).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("{CHECKPOINT}: {e}"))?;
+    if cp != manifest.trail.checkpoint {
+        return Err(format!("{CHECKPOINT} is not the checkpoint the manifest names"));
+    }
+    let key: PublicKey = manifest.public_key.parse()?;
+    let (trail, decisions) = summarise_trail(&staging.join(TRAIL), &key, &cp)?;
+    if trail != manifest.trail || decisions != manifest.decisions {
+        return Err(format!(
+            "the trail holds {} records and {decisions:?}; the manifest says {} and {:?}",
+            trail.records, manifest.trail.records, manifest.decisions
+        ));
+    }
+    Ok(())
+}
+
+fn check_catalog_and_hosted(staging: &Path, manifest: &Manifest, keys: &Keys, base_iri: &str) -> Result<(), String> {
+    let catalog = crate::catalog::OxigraphCatalog::open(&staging.join(STAGED_GRAPH), base_iri)
+        .map_err(|e| format!("the catalog does not open: {e}"))?;
+    let counts = catalog.counts().map_err(|e| e.to_string())?;
+    if counts != manifest.catalog {
+        return Err(format!("the catalog holds {counts:?}; the manifest says {:?}", manifest.catalog));
+    }
+    let hosted = crate::hosted::FileHostedStore::new(&staging.join(HOSTED), &keys.data).map_err(|e| e.to_string())?;
+    for id in &manifest.hosted {
+        let id: DatasetId = id.parse().map_err(|e| format!("the manifest's hosted data: {e}"))?;
+        let dataset = catalog
+            .dataset(&id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("hosted data for '{id}', a dataset the catalog does not have"))?;
+        match hosted.get(&id, &dataset.publisher) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("it is incomplete: the hosted data of '{id}' is missing")),
+            Err(_) => return Err(format!("the hosted data of '{id}' does not decrypt with {} given", KEYS[2])),
+        }
+    }
+    Ok(())
+}
+
+/// The restore in the making, removed unless committed.
+struct Staging {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    fn create(state_dir: &Path) -> Result<Self, BackupError> {
+        let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = state_dir.with_file_name(format!(".{name}.restoring"));
+        // What an interrupted restore left.
+        if path.exists() {
+            std::fs::remove_dir_all(&path).map_err(|e| target_err(&path, e.to_string()))?;
+        }
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| target_err(&path, e.to_string()))?;
+        Ok(Self { path, committed: false })
+    }
+
+    /// Renames the staged state into place (an empty directory there is replaced), then the
+    /// catalog's stores to the configured directory.
+    fn commit(mut self, state_dir: &Path, data_dir: &Path) -> Result<(), BackupError> {
+        crate::fsutil::sync_dir(&self.path).map_err(|e| target_err(&self.path, e.to_string()))?;
+        std::fs::rename(&self.path, state_dir).map_err(|e| target_err(state_dir, e.to_string()))?;
+        self.committed = true;
+        if let Some(parent) = data_dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| target_err(parent, e.to_string()))?;
+        }
+        let private = crate::catalog::store::private_dir(data_dir);
+        for (staged, to) in [
+            (STAGED_GRAPH.to_owned(), data_dir),
+            (format!("{STAGED_GRAPH}-private"), private.as_path()),
+        ] {
+            std::fs::rename(state_dir.join(staged), to).map_err(|e| target_err(to, format!("the catalog could not be moved here: {e}")))?;
+        }
+        for dir in [state_dir.parent(), data_dir.parent()].into_iter().flatten() {
+            let _ = crate::fsutil::sync_dir(dir);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Backup and restore, drilled the way a data centre must be able to after a disk loss: a
+//! backup taken while members keep asking, the state destroyed, a restore, the broker started
+//! again; and every way a backup can be damaged, refused before anything is written.
+
+use std::path::{Path, PathBuf};
+
+use broker::backup::{self, BackupError, KEYS, Manifest};
+use broker::config::Config;
+
+use crate::exchange::{DATASET, DPV, KITA, KITA_POLICY, POLICY, request, set_up, upload};
+use crate::support::{TestBroker, attach_approved, example, log_lines};
+
+/// On disk (RocksDB, as deployed), with the admin listener a backup goes through.
+fn deployed(c: &mut Config) {
+    c.admin_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    c.data_dir = Some(c.state_dir.join("graph"));
+}
+
+/// The keys, kept apart from the backups once (runbook §5).
+fn keep_keys(b: &TestBroker) -> tempfile::TempDir {
+    let keys = tempfile::tempdir().expect("keys dir");
+    for k in KEYS {
+        std::fs::copy(b.state_dir().join(k), keys.path().join(k)).expect("copy key");
+    }
+    keys
+}
+
+const KITA_CSV: &str = "kita,bezirk,plaetze,leiterin\nSonnenschein,Innenstadt,42,Petra Vogt\nRegenbogen,Unterkochen,35,Jana Ilg\n";
+
+/// Aalen's appointments (fetched) and its Kita places (hosted), both with approved policies.
+async fn two_datasets(b: &TestBroker) {
+    set_up(b, b.start_provider().addr.port(), "/appointments", Some(POLICY)).await;
+    let resp = b
+        .client("aalen-steward")
+        .post(b.url("/v1/datasets"))
+        .send_json(&example(KITA))
+        .await
+        .expect("register");
+    assert_eq!(resp.status(), 201);
+    attach_approved(b, KITA, KITA_POLICY).await;
+    let (status, body) = upload(b, "aalen-steward", KITA, "text/csv", KITA_CSV).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A request for Aalen's appointments: status and decision id.
+async fn ask(b: &TestBroker, purpose: &str) -> (u16, String) {
+    let (status, body, headers) = request(b, "heidenheim-system", purpose).await;
+    let id = headers
+        .get("x-decision-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no decision id: {status} {body}"))
+        .to_owned();
+    (status, id)
+}
+
+async fn kita_csv(b: &TestBroker) -> (u16, String) {
+    let mut resp = b
+        .client("heidenheim-system")
+        .get(b.url(&format!("/v1/datasets/{KITA}/data")))
+        .insert_header(("Accept", "text/csv"))
+        .query(&[("purpose", format!("{DPV}ImprovePublicServices"))])
+        .expect("query")
+        .send()
+        .await
+        .expect("request");
+    let body = resp.body().await.expect("body");
+    (resp.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn metric(b: &TestBroker, name: &str) -> f64 {
+    let url = format!("http://{}/metrics", b.admin_addr.expect("admin listener"));
+    let mut resp = awc::Client::default().get(url).send().await.expect("metrics");
+    let text = String::from_utf8_lossy(&resp.body().limit(8 << 20).await.expect("body")).into_owned();
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+fn verify(state: &Path) -> broker::audit::chain::Report {
+    let log = state.join("audit.jsonl");
+    let report = broker::audit::chain::verify_files(
+        &log,
+        &state.join("audit-signing.pub"),
+        Some(&broker::audit::file::checkpoint_path(&log)),
+    )
+    .expect("verify");
+    assert!(report.ok(), "{}", broker::audit::chain::describe(&report));
+    report
+}
+
+#[actix_rt::test]
+async fn restore_drill_a_backup_under_load_survives_the_loss_of_the_state_directory() {
+    let mut b = TestBroker::start_with(deployed);
+    two_datasets(&b).await;
+    let keys = keep_keys(&b);
+    // Traffic with permits and denials, acknowledged before the backup begins.
+    let mut acknowledged = Vec::new();
+    for purpose in ["ImprovePublicServices", "CommercialPurpose", "ImprovePublicServices", "Marketing"] {
+        acknowledged.push(ask(&b, purpose).await);
+    }
+    assert_eq!(acknowledged.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [200, 403, 200, 403]);
+    assert_eq!(kita_csv(&b).await.0, 200);
+
+    // The backup, while requests keep coming.
+    let backups = tempfile::tempdir().expect("backups");
+    let to = backups.path().join("nightly");
+    // The operator's configuration names the admin port the broker listens on.
+    let mut config = b.config.clone();
+    config.admin_listen = b.admin_addr;
+    let target = to.clone();
+    let made = std::thread::spawn(move || backup::run(&config, &target));
+    let mut during = 0;
+    loop {
+        let (status, _) = ask(&b, "ImprovePublicServices").await;
+        assert_eq!(status, 200, "requests are served while the backup runs");
+        during += 1;
+        if made.is_finished() {
+            break;
+        }
+    }
+    let manifest = made.join().expect("backup thread").expect("backup");
+    assert!(
+        !b.state_dir().join("backups").read_dir().expect("area").any(|_| true),
+        "copied out and removed"
+    );
+    let copied = log_lines(&to.join("audit.jsonl")).join("\n");
+    for (_, id) in &acknowledged {
+        assert!(
+            copied.contains(id.as_str()),
+            "decision {id}, acknowledged before the backup, is in it"
+        );
+    }
+    assert_eq!(manifest.hosted, [KITA]);
+    assert_eq!(manifest.catalog.datasets, 2);
+    assert!(
+        manifest.decisions.permits >= 3 && manifest.decisions.denies == 2,
+        "{:?}",
+        manifest.decisions
+    );
+
+    // More traffic after the backup: lost with the disk (the recovery point is the backup).
+    let (_, lost) = ask(&b, "ImprovePublicServices").await;
+
+    // The disk is lost: state directory and store.
+    b.stop_and_close();
+    std::fs::remove_dir_all(b.state_dir()).expect("destroy the state");
+    let restored = backup::restore(&b.config, &to, keys.path()).expect("restore");
+    assert_eq!(restored, manifest);
+    b.reopen();
+
+    // The trail verifies across the restore, with new records on it.
+    let (status, new) = ask(&b, "ImprovePublicServices").await;
+    assert_eq!(status, 200);
+    let report = verify(&b.state_dir());
+    let trail = b.audit_lines().join("\n");
+    assert!(trail.contains(new.as_str()));
+    assert!(!trail.contains(lost.as_str()), "a request after the backup is not restored");
+    assert!(report.last_seq.expect("records") > manifest.trail.last_seq);
+    for (_, id) in &acknowledged {
+        assert!(trail.contains(id.as_str()));
+    }
+    // The counters continue where the backup left them.
+    let permits = manifest.decisions.permits as f64;
+    assert_eq!(metric(&b, r#"kdr_decisions_total{decision="permit"}"#).await, permits + 1.0);
+    assert_eq!(
+        metric(&b, r#"kdr_decisions_total{decision="deny"}"#).await,
+        manifest.decisions.denies as f64
+    );
+    // The hosted data decrypts, minimised as before.
+    let (status, csv) = kita_csv(&b).await;
+    assert_eq!(status, 200, "{csv}");
+    assert_eq!(csv, "bezirk,kita,plaetze\nInnenstadt,Sonnenschein,42\nUnterkochen,Regenbogen,35\n");
+    assert!(during >= 1);
+    let _ = DATASET;
+}
+
+/// The backup directory copied to a fresh place, for one damage each.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Where a restore writes: a configuration of its own, so that the original stays.
+fn elsewhere(config: &Config, dir: &Path) -> Config {
+    let mut c = config.clone();
+    c.state_dir = dir.join("state");
+    c.data_dir = Some(dir.join("graph"));
+    c
+}
+
+fn nothing_written(c: &Config) {
+    for p in [
+        c.state_dir.clone(),
+        c.data_dir.clone().expect("data dir"),
+        c.state_dir.with_file_name(".state.restoring"),
+    ] {
+        assert!(!p.exists(), "{} was written", p.display());
+    }
+}
+
+fn refused(result: Result<Manifest, BackupError>, what: &str) -> String {
+    match result {
+        Err(e @ BackupError::Refused { .. }) => e.to_string(),
+        other => panic!("{what}: not refused: {other:?}"),
+    }
+}
+
+#[actix_rt::test]
+async fn a_backup_damaged_in_any_part_is_refused_and_nothing_is_restored() {
+    let mut b = TestBroker::start_with(deployed);
+    two_datasets(&b).await;
+    assert_eq!(ask(&b, "ImprovePublicServices").await.0, 200);
+    assert_eq!(ask(&b, "CommercialPurpose").await.0, 403);
+    let keys = keep_keys(&b);
+    // No broker answers on the admin port: `broker backup` opens the stores itself.
+    b.stop_and_close();
+    let work = tempfile::tempdir().expect("work");
+    let good = work.path().join("good");
+    let (config, to) = (b.config.clone(), good.clone());
+    let manifest = std::thread::spawn(move || backup::run(&config, &to))
+        .join()
+        .expect("thread")
+        .expect("offline backup");
+    assert_eq!(manifest.hosted, [KITA]);
+
+    let target = elsewhere(&b.config, &work.path().join("target"));
+    let mut parts: Vec<String> = manifest.files.keys().cloned().collect();
+    parts.extend([backup::MANIFEST.to_owned(), backup::SIGNATURE.to_owned()]);
+    assert!(parts.iter().any(|p| p.starts_with("graph/")) && parts.iter().any(|p| p.starts_with("graph-private/")));
+    assert!(parts.iter().any(|p| p.starts_with("hosted/")) && parts.iter().any(|p| p == "audit.jsonl"));
+    for (n, part) in parts.iter().enumerate() {
+        let damaged = work.path().join(format!("damaged-{n}"));
+        copy_tree(&good, &damaged);
+        let file = damaged.join(part);
+        let mut bytes = std::fs::read(&file).expect("read");
+        match bytes.len() {
+            0 => bytes.push(b'x'),
+            len => bytes[len / 2] ^= 0x01,
+        }
+        std::fs::write(&file, bytes).expect("damage");
+        let message = refused(backup::restore(&target, &damaged, keys.path()), part);
+        assert!(message.contains(part.as_str()) || message.contains("manifest"), "{part}: {message}");
+        nothing_written(&target);
+        std::fs::remove_dir_all(&damaged).expect("clean");
+    }
+
+    // Incomplete, or with something added.
+    let partial = work.path().join("partial");
+    copy_tree(&good, &partial);
+    std::fs::remove_file(partial.join(format!("hosted/{KITA}.sealed"))).expect("rm");
+    assert!(refused(backup::restore(&target, &partial, keys.path()), "missing").contains("incomplete"));
+    let padded = work.path().join("padded");
+    copy_tree(&good, &padded);
+    std::fs::write(padded.join("hosted/aalen-extra.sealed"), b"KDRH2").expect("add");
+    assert!(refused(backup::restore(&target, &padded, keys.path()), "added").contains("not in the manifest"));
+    nothing_written(&target);
+
+    // Another broker's keys: the manifest is not theirs.
+    let other = tempfile::tempdir().expect("other");
+    let other_pki = other.path().join("state");
+    std::fs::create_dir_all(&other_pki).expect("mkdir");
+    broker::audit::signing::Signer::open_or_create(&other_pki).expect("a new audit key");
+    for k in KEYS {
+        let from: PathBuf = if k == KEYS[0] { other_pki.join(k) } else { keys.path().join(k) };
+        std::fs::copy(from, other.path().join(k)).expect("copy");
+    }
+    let message = refused(backup::restore(&target, &good, other.path()), "another key");
+    assert!(message.contains("not signed by the audit key"), "{message}");
+    nothing_written(&target);
+
+    // A state directory in use is never overwritten.
+    match backup::restore(&b.config, &good, keys.path()) {
+        Err(e @ BackupError::Target { .. }) => assert!(e.to_string().contains("not empty"), "{e}"),
+        other => panic!("restored over a state directory: {other:?}"),
+    }
+
+    // The good backup restores.
+    backup::restore(&target, &good, keys.path()).expect("restore");
+    verify(&target.state_dir);
+}
