@@ -10,10 +10,11 @@ use broker::config::Config;
 use crate::exchange::{DATASET, DPV, KITA, KITA_POLICY, POLICY, request, set_up, upload};
 use crate::support::{TestBroker, attach_approved, example, log_lines};
 
-/// On disk (RocksDB, as deployed), with the admin listener a backup goes through.
+/// On disk (RocksDB, as deployed: the catalog in the state directory, `[storage] data_dir`
+/// alone), with the admin listener a backup goes through.
 fn deployed(c: &mut Config) {
     c.admin_listen = Some("127.0.0.1:0".parse().expect("addr"));
-    c.data_dir = Some(c.state_dir.join("graph"));
+    c.data_dir = Some(c.state_dir.clone());
 }
 
 /// The keys, kept apart from the backups once (runbook §5).
@@ -146,6 +147,7 @@ async fn restore_drill_a_backup_under_load_survives_the_loss_of_the_state_direct
     // The disk is lost: state directory and store.
     b.stop_and_close();
     std::fs::remove_dir_all(b.state_dir()).expect("destroy the state");
+    std::fs::remove_dir_all(broker::catalog::store::private_dir(&b.state_dir())).expect("and the private store");
     let restored = backup::restore(&b.config, &to, keys.path()).expect("restore");
     assert_eq!(restored, manifest);
     b.reopen();

@@ -20,8 +20,30 @@ use crate::catalog::{CatalogBackup, DatasetCatalog, DatasetId};
 use crate::config::Config;
 use crate::hosted::HostedStore;
 
-/// Where the catalog's two stores wait in the staging directory.
+/// Where the catalog's two stores wait in the staging directory, unless the catalog lives in
+/// the state directory itself (`[storage] data_dir` alone, the usual configuration).
 const STAGED_GRAPH: &str = "restore-graph";
+
+/// Where the catalog's stores are staged, relative to the staging directory (the catalog's
+/// own store; its private store is always staged apart, it lives beside the catalog).
+struct Layout {
+    graph: PathBuf,
+    private: PathBuf,
+}
+
+impl Layout {
+    fn of(state_dir: &Path, data_dir: &Path) -> Self {
+        let graph = if state_dir == data_dir {
+            PathBuf::new()
+        } else {
+            PathBuf::from(STAGED_GRAPH)
+        };
+        Self {
+            graph,
+            private: PathBuf::from(format!("{STAGED_GRAPH}-private")),
+        }
+    }
+}
 
 /// Restores the backup in `from` with the keys in `keys`; returns its manifest.
 pub fn restore(config: &Config, from: &Path, keys: &Path) -> Result<Manifest, BackupError> {
@@ -33,12 +55,13 @@ pub fn restore(config: &Config, from: &Path, keys: &Path) -> Result<Manifest, Ba
     };
     let manifest = read_manifest(from, &keys.signer).map_err(refused)?;
     check_file_set(from, &manifest).map_err(refused)?;
+    let layout = Layout::of(&config.state_dir, &data_dir);
     let staging = Staging::create(&config.state_dir)?;
-    copy_into(from, &manifest, &staging.path).map_err(refused)?;
+    copy_into(from, &manifest, &staging.path, &layout).map_err(refused)?;
     keys.install(&staging.path)?;
     check_trail(&staging.path, &manifest).map_err(refused)?;
-    check_catalog_and_hosted(&staging.path, &manifest, &keys, &config.base_iri).map_err(refused)?;
-    staging.commit(&config.state_dir, &data_dir)?;
+    check_catalog_and_hosted(&staging.path, &manifest, &keys, &layout, &config.base_iri).map_err(refused)?;
+    staging.commit(&config.state_dir, &data_dir, &layout)?;
     Ok(manifest)
 }
 
@@ -159,22 +182,22 @@ fn check_file_set(from: &Path, manifest: &Manifest) -> Result<(), String> {
     Ok(())
 }
 
-/// Where a backup's file goes in the staging directory: the catalog's stores under
-/// [`STAGED_GRAPH`], the rest as it is.
-fn staged(rel: &str) -> Result<PathBuf, String> {
+/// Where a backup's file goes in the staging directory: the catalog's stores where `layout`
+/// says, the rest as it is.
+fn staged(rel: &str, layout: &Layout) -> Result<PathBuf, String> {
     let path = safe_relative(rel).ok_or_else(|| format!("the manifest names '{rel}'"))?;
     Ok(match path.strip_prefix("graph") {
-        Ok(rest) => Path::new(STAGED_GRAPH).join(rest),
+        Ok(rest) => layout.graph.join(rest),
         Err(_) => match path.strip_prefix("graph-private") {
-            Ok(rest) => Path::new(&format!("{STAGED_GRAPH}-private")).join(rest),
+            Ok(rest) => layout.private.join(rest),
             Err(_) => path,
         },
     })
 }
 
-fn copy_into(from: &Path, manifest: &Manifest, staging: &Path) -> Result<(), String> {
+fn copy_into(from: &Path, manifest: &Manifest, staging: &Path, layout: &Layout) -> Result<(), String> {
     for (rel, want) in &manifest.files {
-        let to = staging.join(staged(rel)?);
+        let to = staging.join(staged(rel, layout)?);
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
@@ -203,9 +226,22 @@ fn check_trail(staging: &Path, manifest: &Manifest) -> Result<(), String> {
     Ok(())
 }
 
-fn check_catalog_and_hosted(staging: &Path, manifest: &Manifest, keys: &Keys, base_iri: &str) -> Result<(), String> {
-    let catalog = crate::catalog::OxigraphCatalog::open(&staging.join(STAGED_GRAPH), base_iri)
-        .map_err(|e| format!("the catalog does not open: {e}"))?;
+fn check_catalog_and_hosted(staging: &Path, manifest: &Manifest, keys: &Keys, layout: &Layout, base_iri: &str) -> Result<(), String> {
+    // The private store opens beside the catalog's; staged apart, it is linked there for the check.
+    let graph = staging.join(&layout.graph);
+    let private = crate::catalog::store::private_dir(&graph);
+    if private != staging.join(&layout.private) {
+        std::fs::rename(staging.join(&layout.private), &private).map_err(|e| e.to_string())?;
+    }
+    let result = check_opened(&graph, manifest, keys, staging, base_iri);
+    if private != staging.join(&layout.private) {
+        std::fs::rename(&private, staging.join(&layout.private)).map_err(|e| e.to_string())?;
+    }
+    result
+}
+
+fn check_opened(graph: &Path, manifest: &Manifest, keys: &Keys, staging: &Path, base_iri: &str) -> Result<(), String> {
+    let catalog = crate::catalog::OxigraphCatalog::open(graph, base_iri).map_err(|e| format!("the catalog does not open: {e}"))?;
     let counts = catalog.counts().map_err(|e| e.to_string())?;
     if counts != manifest.catalog {
         return Err(format!("the catalog holds {counts:?}; the manifest says {:?}", manifest.catalog));
@@ -251,7 +287,7 @@ impl Staging {
 
     /// Renames the staged state into place (an empty directory there is replaced), then the
     /// catalog's stores to the configured directory.
-    fn commit(mut self, state_dir: &Path, data_dir: &Path) -> Result<(), BackupError> {
+    fn commit(mut self, state_dir: &Path, data_dir: &Path, layout: &Layout) -> Result<(), BackupError> {
         crate::fsutil::sync_dir(&self.path).map_err(|e| target_err(&self.path, e.to_string()))?;
         std::fs::rename(&self.path, state_dir).map_err(|e| target_err(state_dir, e.to_string()))?;
         self.committed = true;
@@ -259,10 +295,11 @@ impl Staging {
             std::fs::create_dir_all(parent).map_err(|e| target_err(parent, e.to_string()))?;
         }
         let private = crate::catalog::store::private_dir(data_dir);
-        for (staged, to) in [
-            (STAGED_GRAPH.to_owned(), data_dir),
-            (format!("{STAGED_GRAPH}-private"), private.as_path()),
-        ] {
+        let mut moves = vec![(&layout.private, private.as_path())];
+        if !layout.graph.as_os_str().is_empty() {
+            moves.push((&layout.graph, data_dir));
+        }
+        for (staged, to) in moves {
             std::fs::rename(state_dir.join(staged), to).map_err(|e| target_err(to, format!("the catalog could not be moved here: {e}")))?;
         }
         for dir in [state_dir.parent(), data_dir.parent()].into_iter().flatten() {
