@@ -92,9 +92,14 @@ fn verification(dir: &std::path::Path, signer: Arc<Signer>, records: usize) -> (
     file.flush().expect("flush");
     drop(file);
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let key = signer.public_hex().parse().expect("key");
+    let key: broker::audit::signing::PublicKey = signer.public_hex().parse().expect("key");
     let start = Instant::now();
-    let report = verify(std::io::BufReader::new(std::fs::File::open(&path).expect("open")), &key, None).expect("verify");
+    let report = verify(
+        std::io::BufReader::new(std::fs::File::open(&path).expect("open")),
+        std::slice::from_ref(&key),
+        None,
+    )
+    .expect("verify");
     let secs = start.elapsed().as_secs_f64();
     assert!(report.ok(), "{report:?}");
     (secs * 1_000_000.0 / report.records as f64, bytes)

@@ -2,6 +2,7 @@
 //!
 //! See `ARCHITECTURE.md` at the repository root for the map.
 
+pub mod admin_client;
 pub mod audit;
 pub mod authoring;
 pub mod backup;

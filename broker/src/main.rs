@@ -179,6 +179,13 @@ enum AuditCommand {
         #[arg(long, default_value = "jsonl")]
         format: String,
     },
+    /// Replace the audit signing key, the chain unbroken: the rotation is recorded and signed by
+    /// the old key, the new key signs from then on, `audit-signing.pub` lists both. Through the
+    /// running broker's admin listener, or itself when no broker runs.
+    RotateKey {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -738,6 +745,11 @@ fn run_audit(cmd: AuditCommand) -> Result<()> {
             let entries = broker::audit::export::read_entries(&log)?;
             let out = broker::audit::export::export(&entries, &period, &format)?;
             print!("{out}");
+        }
+        AuditCommand::RotateKey { config } => {
+            let cfg = Config::load(&config)?;
+            let public = serve::rotate_audit_key(&cfg)?;
+            println!("the audit trail is signed with the key {public} from now on; give it to the board (runbook §4)");
         }
     }
     Ok(())

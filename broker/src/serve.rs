@@ -162,6 +162,39 @@ pub fn check(config: &Config) -> Result<Vec<String>, ServeError> {
     Ok(notes)
 }
 
+/// `broker audit rotate-key`: through the running broker's admin listener, or, when nothing
+/// answers there, here (the catalog's lock taken first, so that a broker running without an
+/// admin listener is not written beside). Returns the new public key.
+pub fn rotate_audit_key(config: &Config) -> Result<String, ServeError> {
+    let state_err = |reason: String| ServeError::State {
+        path: config.state_dir.display().to_string(),
+        reason,
+    };
+    if let Some(addr) = config.admin_listen
+        && let Some((status, body)) = crate::admin_client::post(addr, "/audit/rotate-key").map_err(state_err)?
+    {
+        return match (status, body["publicKey"].as_str()) {
+            (200, Some(key)) => Ok(key.to_owned()),
+            _ => Err(state_err(format!(
+                "the broker answered {status}: {}",
+                body["detail"].as_str().unwrap_or("no detail")
+            ))),
+        };
+    }
+    let _running_guard = match &config.data_dir {
+        Some(dir) => Some(OxigraphCatalog::open(dir, &config.base_iri).map_err(|e| {
+            state_err(format!(
+                "the catalog cannot be opened ({e}); is the broker running without an admin listener?"
+            ))
+        })?),
+        None => None,
+    };
+    let dir = &config.state_dir;
+    let signer = Signer::open_existing(&dir.join(crate::audit::signing::KEY_FILE)).map_err(|e| state_err(format!("audit key: {e}")))?;
+    let log = FileAuditLog::open(&dir.join("audit.jsonl"), Arc::new(signer)).map_err(|e| state_err(e.to_string()))?;
+    crate::audit::rotate::rotate(&log, dir).map_err(|e| state_err(e.to_string()))
+}
+
 /// What is read at scrape time, from the broker's parts.
 struct Sources {
     tally: Arc<crate::reports::Tally>,
@@ -216,6 +249,7 @@ fn admin(
         audit,
         probe,
         backup,
+        state_dir: config.state_dir.clone(),
     })
 }
 

@@ -204,3 +204,127 @@ async fn another_key_does_not_verify_the_checkpoints() {
     assert_eq!(code, 1, "{report}");
     assert!(breach(&report).1.contains("not signed by this key"), "{report}");
 }
+
+/// `broker audit rotate-key` as the CLI runs it (its own runtime, on a thread of its own).
+fn rotate(config: &broker::config::Config) -> Result<String, String> {
+    let config = config.clone();
+    std::thread::spawn(move || broker::serve::rotate_audit_key(&config).map_err(|e| e.to_string()))
+        .join()
+        .expect("rotation thread")
+}
+
+fn listed_keys(b: &TestBroker) -> Vec<String> {
+    let text = std::fs::read_to_string(b.state_dir().join("audit-signing.pub")).expect("public keys");
+    text.lines().map(str::to_owned).collect()
+}
+
+#[actix_rt::test]
+async fn a_rotated_audit_key_keeps_the_chain_verifiable_across_the_rotation_and_a_restart() {
+    let mut b = TestBroker::start_with(|c| c.admin_listen = Some("127.0.0.1:0".parse().expect("addr")));
+    set_up(&b, b.start_provider().addr.port(), "/appointments", Some(POLICY)).await;
+    assert_eq!(request(&b, "heidenheim-system", "ImprovePublicServices").await.0, 200);
+    let old = listed_keys(&b);
+    assert_eq!(old.len(), 1);
+    let key_file = b.state_dir().join("audit-signing.key");
+    let old_private = std::fs::read(&key_file).expect("key");
+
+    // Through the running broker, which keeps serving.
+    let mut config = b.config.clone();
+    config.admin_listen = b.admin_addr;
+    let new = rotate(&config).expect("rotate");
+    assert_eq!(
+        listed_keys(&b),
+        [old[0].clone(), new.clone()],
+        "the old key first, the new one after"
+    );
+    assert_ne!(std::fs::read(&key_file).expect("key"), old_private);
+    assert!(!b.state_dir().join("audit-signing.key.next").exists());
+    assert_eq!(request(&b, "heidenheim-system", "CommercialPurpose").await.0, 403);
+    b.stop();
+    let (code, report) = verify(&b.audit_log(), &b.state_dir().join("audit-signing.pub"));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["keyRotations"], 1, "{report}");
+    let rotation = b
+        .audit_lines()
+        .into_iter()
+        .find(|l| l.contains("audit-key-rotated"))
+        .expect("recorded");
+    assert!(rotation.contains(&new) && rotation.contains(&old[0]), "{rotation}");
+
+    // The broker starts again with the new key and goes on signing with it.
+    b.restart();
+    assert_eq!(request(&b, "heidenheim-system", "ImprovePublicServices").await.0, 200);
+    b.stop();
+    let (code, report) = verify(&b.audit_log(), &b.state_dir().join("audit-signing.pub"));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(listed_keys(&b).len(), 2);
+
+    // A board that only has the old key cannot take the new checkpoints for the broker's.
+    let only_old = b.state_dir().join("only-old.pub");
+    std::fs::write(&only_old, format!("{}\n", old[0])).expect("write");
+    let (code, report) = verify(&b.audit_log(), &only_old);
+    assert_eq!(code, 1, "{report}");
+}
+
+#[actix_rt::test]
+async fn a_rotation_the_old_key_did_not_confirm_is_named() {
+    let b = recorded_traffic().await;
+    let log = b.audit_log();
+    let last: Value = serde_json::from_str(lines(&log).last().expect("a record")).expect("json");
+    // Whoever can write the file appends a rotation to a key of their own and signs with it.
+    let forger = tempfile::tempdir().expect("tmp");
+    let signer = std::sync::Arc::new(broker::audit::signing::Signer::open_or_create(forger.path()).expect("key"));
+    let mut chain = broker::audit::chain::Chain {
+        seq: last["entry"]["seq"].as_u64().expect("seq"),
+        head: last["hash"].as_str().expect("hash").to_owned(),
+        signed_head: false,
+        last_checkpoint: None,
+        signer: signer.clone(),
+    };
+    let record = broker::audit::AdminRecord::by_broker(
+        broker::audit::rotate::ROTATED,
+        "audit-signing-key",
+        serde_json::json!({ "publicKey": signer.public_hex() }),
+    );
+    let event = serde_json::to_vec(&broker::audit::Event::Admin(record)).expect("json");
+    let mut out = Vec::new();
+    broker::durable::Framing::frame(
+        &mut chain,
+        vec![broker::audit::chain::Item::Event(event), broker::audit::chain::Item::Checkpoint],
+        &mut out,
+    );
+    let mut forged = lines(&log);
+    forged.extend(String::from_utf8(out).expect("utf-8").lines().map(str::to_owned));
+    let rotation_seq = seq_of(&forged[forged.len() - 2]);
+    let dir = b.state_dir();
+    let variant = dir.join("forged.jsonl");
+    std::fs::write(&variant, forged.iter().map(|l| format!("{l}\n")).collect::<String>()).expect("write");
+    let (code, report) = verify(&variant, &dir.join("audit-signing.pub"));
+    assert_eq!(code, 1, "{report}");
+    let (seq, message) = breach(&report);
+    assert_eq!(seq, rotation_seq + 1, "{report}");
+    assert!(message.contains("not signed by the key before the rotation"), "{report}");
+}
+
+#[actix_rt::test]
+async fn an_interrupted_rotation_stops_the_broker_until_the_command_finishes_it() {
+    let b = recorded_traffic().await;
+    let dir = b.state_dir();
+    // The new key was set aside, then the machine went down.
+    let (next, pkcs8) = broker::audit::signing::Signer::generate().expect("key");
+    std::fs::write(dir.join(broker::audit::rotate::NEXT_KEY), pkcs8).expect("write");
+    let refused = broker::audit::signing::Signer::open_or_create(&dir).expect_err("the broker does not start");
+    assert!(refused.to_string().contains("rotate-key"), "{refused}");
+    // No broker runs (no admin listener): the command works on the files itself.
+    let public = rotate(&b.config).expect("finish the rotation");
+    assert_eq!(public, next.public_hex(), "the key set aside is the one put in place");
+    assert!(listed_keys(&b).last().is_some_and(|k| *k == public));
+    assert!(broker::audit::signing::Signer::open_or_create(&dir).is_ok());
+    let (code, report) = verify(&b.audit_log(), &dir.join("audit-signing.pub"));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["keyRotations"], 1, "{report}");
+    // Run again, it rotates once more: nothing is recorded twice.
+    rotate(&b.config).expect("rotate again");
+    let rotations = b.audit_lines().iter().filter(|l| l.contains("audit-key-rotated")).count();
+    assert_eq!(rotations, 2);
+}

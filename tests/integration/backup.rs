@@ -95,6 +95,15 @@ fn verify(state: &Path) -> broker::audit::chain::Report {
 async fn restore_drill_a_backup_under_load_survives_the_loss_of_the_state_directory() {
     let mut b = TestBroker::start_with(deployed);
     two_datasets(&b).await;
+    assert_eq!(ask(&b, "ImprovePublicServices").await.0, 200);
+    // The audit key was rotated once: the backup carries both public keys, the restore checks
+    // the trail across the rotation.
+    let mut config = b.config.clone();
+    config.admin_listen = b.admin_addr;
+    std::thread::spawn(move || broker::serve::rotate_audit_key(&config).map_err(|e| e.to_string()))
+        .join()
+        .expect("thread")
+        .expect("rotate");
     let keys = keep_keys(&b);
     // Traffic with permits and denials, acknowledged before the backup begins.
     let mut acknowledged = Vec::new();
@@ -135,6 +144,19 @@ async fn restore_drill_a_backup_under_load_survives_the_loss_of_the_state_direct
     }
     assert_eq!(manifest.hosted, [KITA]);
     assert_eq!(manifest.catalog.datasets, 2);
+    // No key is in the backup, and the hosted upload stays sealed in it.
+    let key_bytes: Vec<Vec<u8>> = KEYS.iter().map(|k| std::fs::read(keys.path().join(k)).expect("key")).collect();
+    for rel in manifest.files.keys() {
+        let bytes = std::fs::read(to.join(rel)).expect("backup file");
+        assert!(!KEYS.iter().any(|k| rel.ends_with(k)), "{rel}");
+        for key in &key_bytes {
+            assert!(!bytes.windows(key.len()).any(|w| w == key.as_slice()), "a key in {rel}");
+        }
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("Petra Vogt"),
+            "plain hosted data in {rel}"
+        );
+    }
     assert!(
         manifest.decisions.permits >= 3 && manifest.decisions.denies == 2,
         "{:?}",
@@ -156,6 +178,7 @@ async fn restore_drill_a_backup_under_load_survives_the_loss_of_the_state_direct
     let (status, new) = ask(&b, "ImprovePublicServices").await;
     assert_eq!(status, 200);
     let report = verify(&b.state_dir());
+    assert_eq!(report.key_rotations, 1);
     let trail = b.audit_lines().join("\n");
     assert!(trail.contains(new.as_str()));
     assert!(!trail.contains(lost.as_str()), "a request after the backup is not restored");

@@ -130,9 +130,29 @@ struct Head {
     kind: String,
     time: Option<String>,
     signature: Option<String>,
+    /// An administrative record's action (a key rotation is one).
+    action: Option<String>,
+    detail: Option<Box<RawValue>>,
 }
 
 impl Head {
+    /// The key an `audit-key-rotated` record introduces; `None` for any other record.
+    fn rotated_to(&self) -> Option<Result<PublicKey, String>> {
+        if self.kind != "admin" || self.action.as_deref() != Some(super::rotate::ROTATED) {
+            return None;
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Detail {
+            public_key: String,
+        }
+        let detail = self.detail.as_ref().map(|d| serde_json::from_str::<Detail>(d.get()));
+        Some(match detail {
+            Some(Ok(d)) => d.public_key.parse(),
+            _ => Err("it names no public key".into()),
+        })
+    }
+
     fn signed(&self) -> Option<Signed> {
         Some(Signed {
             time: self.time.clone()?,
@@ -162,6 +182,8 @@ pub struct Report {
     pub last_hash: Option<String>,
     /// Checkpoints in the chain whose signature verified.
     pub checkpoints: u64,
+    /// Key rotations, each confirmed by the key before it.
+    pub key_rotations: u64,
     /// The last record covered by a valid signature.
     pub last_signed_seq: Option<u64>,
     /// Bytes of an unfinished last line (a write cut by a crash: never acknowledged).
@@ -177,7 +199,14 @@ impl Report {
 }
 
 struct Walk<'k> {
-    key: &'k PublicKey,
+    /// The keys the verifier trusts (`audit-signing.pub`, oldest first).
+    keys: &'k [PublicKey],
+    /// The key signing now: the one of the first signature found, then each key a confirmed
+    /// rotation introduces.
+    current: Option<PublicKey>,
+    /// The key a rotation record introduced, until the next checkpoint (by the key before it)
+    /// confirms it.
+    pending: Option<PublicKey>,
     report: Report,
     expect_seq: u64,
     expect_prev: String,
@@ -252,12 +281,35 @@ impl Walk<'_> {
         if head.kind == "checkpoint" && !self.checkpoint(&head) {
             return false;
         }
+        match head.rotated_to() {
+            Some(Ok(key)) => self.pending = Some(key),
+            Some(Err(why)) => {
+                self.breach(head.seq, format!("the key rotation in record {} is unusable: {why}", head.seq));
+                return false;
+            }
+            None => {}
+        }
         self.accept(head.seq, line.hash);
         true
     }
 
+    /// Whether `signed` is the current key's signature of record `seq` with `hash` (before the
+    /// first signature: any trusted key's, which becomes the current one).
+    fn signed_by_current(&mut self, seq: u64, hash: &str, signed: &Signed) -> bool {
+        match &self.current {
+            Some(key) => key.verifies(seq, hash, signed),
+            None => match self.keys.iter().find(|k| k.verifies(seq, hash, signed)) {
+                Some(key) => {
+                    self.current = Some(key.clone());
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
     fn anchor(&mut self, head: &Head, hash: &str) -> bool {
-        let valid = head.signed().is_some_and(|s| self.key.verifies(head.seq, hash, &s));
+        let valid = head.signed().is_some_and(|s| self.signed_by_current(head.seq, hash, &s));
         if !valid {
             self.breach(
                 head.seq,
@@ -274,13 +326,21 @@ impl Walk<'_> {
 
     fn checkpoint(&mut self, head: &Head) -> bool {
         let covered = head.seq - 1;
-        let valid = head.signed().is_some_and(|s| self.key.verifies(covered, &head.prev, &s));
+        let valid = head.signed().is_some_and(|s| self.signed_by_current(covered, &head.prev, &s));
         if !valid {
-            self.breach(
-                head.seq,
-                format!("checkpoint record {} (line {}) is not signed by this key", head.seq, self.line),
-            );
+            let message = match &self.pending {
+                Some(_) => format!(
+                    "checkpoint record {} (line {}) is not signed by the key before the rotation it should confirm",
+                    head.seq, self.line
+                ),
+                None => format!("checkpoint record {} (line {}) is not signed by this key", head.seq, self.line),
+            };
+            self.breach(head.seq, message);
             return false;
+        }
+        if let Some(next) = self.pending.take() {
+            self.current = Some(next);
+            self.report.key_rotations += 1;
         }
         self.report.checkpoints += 1;
         self.report.last_signed_seq = Some(covered);
@@ -312,11 +372,15 @@ impl Walk<'_> {
 }
 
 /// Checks a log: every record hashes to its stated hash, links to the one before, and comes in
-/// order; checkpoints and the anchor are signed by `key`; and, with the checkpoint file, the log
-/// still reaches the record that file signed. The report names the first bad record.
-pub fn verify(log: impl BufRead, key: &PublicKey, checkpoint: Option<&CheckpointFile>) -> std::io::Result<Report> {
+/// order; checkpoints and the anchor are signed by one of `keys`, and from the first signature on
+/// by the same key until a rotation record names the next one and a checkpoint by the key before
+/// confirms it (`audit::rotate`); and, with the checkpoint file, the log still reaches the record
+/// that file signed. The report names the first bad record.
+pub fn verify(log: impl BufRead, keys: &[PublicKey], checkpoint: Option<&CheckpointFile>) -> std::io::Result<Report> {
     let mut walk = Walk {
-        key,
+        keys,
+        current: None,
+        pending: None,
         report: Report::default(),
         expect_seq: 1,
         expect_prev: GENESIS.to_owned(),
@@ -325,7 +389,7 @@ pub fn verify(log: impl BufRead, key: &PublicKey, checkpoint: Option<&Checkpoint
         want_seen: false,
     };
     if let Some(cp) = checkpoint {
-        if !key.verifies(cp.seq, &cp.hash, &cp.signed) {
+        if !keys.iter().any(|k| k.verifies(cp.seq, &cp.hash, &cp.signed)) {
             walk.breach(cp.seq, "the checkpoint file is not signed by this key".into());
             return Ok(walk.report);
         }
@@ -373,7 +437,8 @@ pub enum VerifyError {
     Invalid { path: String, reason: String },
 }
 
-/// [`verify`] on files: the log, the public key (hex), and the checkpoint file if there is one.
+/// [`verify`] on files: the log, the public keys (hex, one a line), and the checkpoint file if
+/// there is one.
 pub fn verify_files(
     log: &std::path::Path,
     public_key: &std::path::Path,
@@ -389,9 +454,7 @@ pub fn verify_files(
         path: p.display().to_string(),
         reason,
     };
-    let key: PublicKey = String::from_utf8_lossy(&read(public_key)?)
-        .parse()
-        .map_err(|e| invalid(public_key, e))?;
+    let keys = super::signing::parse_public_keys(&String::from_utf8_lossy(&read(public_key)?)).map_err(|e| invalid(public_key, e))?;
     let checkpoint: Option<CheckpointFile> = match checkpoint {
         Some(p) => Some(serde_json::from_slice(&read(p)?).map_err(|e| invalid(p, e.to_string()))?),
         None => None,
@@ -400,7 +463,7 @@ pub fn verify_files(
         path: log.display().to_string(),
         source,
     })?;
-    verify(std::io::BufReader::new(file), &key, checkpoint.as_ref()).map_err(|source| VerifyError::Read {
+    verify(std::io::BufReader::new(file), &keys, checkpoint.as_ref()).map_err(|source| VerifyError::Read {
         path: log.display().to_string(),
         source,
     })
@@ -419,6 +482,9 @@ pub fn describe(r: &Report) -> String {
     }
     if let Some(p) = r.pruned_through {
         out.push_str(&format!("pruned through record {p} (signed anchor)\n"));
+    }
+    if r.key_rotations > 0 {
+        out.push_str(&format!("{} key rotations, each confirmed by the key before it\n", r.key_rotations));
     }
     match (r.last_signed_seq, r.last_seq) {
         (Some(s), Some(l)) if s < l => out.push_str(&format!("records {}..={l} follow the last signature (chain only)\n", s + 1)),

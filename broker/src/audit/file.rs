@@ -260,6 +260,29 @@ impl FileAuditLog {
         Ok(cp)
     }
 
+    /// Records `event` (the rotation to `next`), has the current key sign a checkpoint over it,
+    /// and signs with `next` from then on (see [`super::rotate`]). Other checkpoints wait, so
+    /// none is signed between the confirmation and the change of key.
+    pub fn rotate_signer(&self, event: Event, next: Arc<Signer>) -> Result<(), LogError> {
+        let _one_at_a_time = self.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bytes = serde_json::to_vec(&event).map_err(|e| self.err(e.into()))?;
+        self.file.submit(Item::Event(bytes)).map_err(|e| self.err(e))?;
+        self.file.submit(Item::Checkpoint).map_err(|e| self.err(e))?;
+        let confirmed = self.file.framing().last_checkpoint;
+        self.file
+            .exclusive(|_, chain| {
+                let mut chain = chain.clone();
+                chain.signer = next;
+                Ok((chain, ()))
+            })
+            .map_err(|e| self.err(e))?;
+        if let Some(cp) = confirmed {
+            let bytes = serde_json::to_vec_pretty(&cp).map_err(|e| self.err(e.into()))?;
+            crate::fsutil::write_atomic(&self.checkpoint_path, &bytes, 0o644).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     /// Removes the records older than `before` (by their time), keeping verification of the
     /// rest: the new file starts with an anchor the broker signs over the last removed record.
     /// Returns how many records were removed.
@@ -467,10 +490,10 @@ mod tests {
     }
 
     fn check(log: &FileAuditLog, signer: &Signer) -> crate::audit::chain::Report {
-        let key = signer.public_hex().parse().expect("key");
+        let key: crate::audit::signing::PublicKey = signer.public_hex().parse().expect("key");
         let cp: CheckpointFile = serde_json::from_slice(&std::fs::read(log.checkpoint_path()).expect("cp")).expect("cp json");
         let file = std::fs::File::open(log.path()).expect("log");
-        verify(BufReader::new(file), &key, Some(&cp)).expect("read")
+        verify(BufReader::new(file), std::slice::from_ref(&key), Some(&cp)).expect("read")
     }
 
     use super::super::signing::CheckpointFile;

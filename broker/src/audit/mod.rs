@@ -19,6 +19,7 @@ pub mod chain;
 pub mod export;
 pub mod file;
 pub mod keeper;
+pub mod rotate;
 pub mod signing;
 
 use policy_compiler::input::PolicyInput;

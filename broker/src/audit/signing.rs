@@ -23,6 +23,47 @@ pub fn message(seq: u64, hash: &str, time: &str) -> Vec<u8> {
     format!("kdr-audit-checkpoint/v1\n{seq}\n{hash}\n{time}\n").into_bytes()
 }
 
+/// The private key's file in the state directory.
+pub const KEY_FILE: &str = "audit-signing.key";
+/// The public keys' file: one hex key a line, oldest first.
+pub const PUBLIC_FILE: &str = "audit-signing.pub";
+
+/// Makes sure `<dir>/audit-signing.pub` lists `public` (hex): kept as it is if it does, the key
+/// added as the last line if not.
+pub fn list_public_key(dir: &Path, public: &str) -> std::io::Result<()> {
+    let path = dir.join(PUBLIC_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    if text.lines().any(|l| l.trim() == public) {
+        return Ok(());
+    }
+    let mut listed: String = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    listed.push_str(public);
+    listed.push('\n');
+    crate::fsutil::write_atomic(&path, listed.as_bytes(), 0o644)
+}
+
+/// The keys of an `audit-signing.pub` file, oldest first (at least one).
+pub fn parse_public_keys(text: &str) -> Result<Vec<PublicKey>, String> {
+    let keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<PublicKey>, String>>()?;
+    if keys.is_empty() {
+        return Err("it holds no public key".into());
+    }
+    Ok(keys)
+}
+
 /// What a backup's signature signs: the SHA-256 of its manifest, in a message no checkpoint
 /// can be mistaken for.
 fn manifest_message(manifest: &[u8]) -> Vec<u8> {
@@ -50,35 +91,48 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// The key in `<dir>/audit-signing.key`, created on first use together with
-    /// `<dir>/audit-signing.pub`.
+    /// The key in `<dir>/audit-signing.key`, created on first use; `<dir>/audit-signing.pub` lists
+    /// it (after the keys it replaced, see [`super::rotate`]). A rotation left unfinished stops
+    /// here: which key signs would be a guess.
     pub fn open_or_create(dir: &Path) -> std::io::Result<Self> {
-        let path = dir.join("audit-signing.key");
+        if dir.join(super::rotate::NEXT_KEY).exists() {
+            return Err(std::io::Error::other(
+                "an audit key rotation was interrupted; run `broker audit rotate-key` again to finish it",
+            ));
+        }
+        let path = dir.join(KEY_FILE);
         let pkcs8 = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-                    .map_err(|_| std::io::Error::other("no randomness for the audit key"))?;
-                crate::fsutil::write_atomic(&path, doc.as_ref(), 0o600)?;
-                doc.as_ref().to_vec()
+                let (_, doc) = Self::generate()?;
+                crate::fsutil::write_atomic(&path, &doc, 0o600)?;
+                doc
             }
             Err(e) => return Err(e),
         };
-        let key = Ed25519KeyPair::from_pkcs8(&pkcs8)
-            .map_err(|e| std::io::Error::other(format!("{} is not an Ed25519 key: {e}", path.display())))?;
-        let signer = Self { key };
-        let public = format!("{}\n", signer.public_hex());
-        crate::fsutil::write_atomic(&dir.join("audit-signing.pub"), public.as_bytes(), 0o644)?;
+        let signer = Self::from_pkcs8(&pkcs8, &path)?;
+        list_public_key(dir, &signer.public_hex())?;
         Ok(signer)
+    }
+
+    /// A new key and its PKCS#8 document.
+    pub fn generate() -> std::io::Result<(Self, Vec<u8>)> {
+        let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .map_err(|_| std::io::Error::other("no randomness for the audit key"))?;
+        let signer = Self::from_pkcs8(doc.as_ref(), Path::new("a new key"))?;
+        Ok((signer, doc.as_ref().to_vec()))
+    }
+
+    pub fn from_pkcs8(pkcs8: &[u8], path: &Path) -> std::io::Result<Self> {
+        let key = Ed25519KeyPair::from_pkcs8(pkcs8)
+            .map_err(|e| std::io::Error::other(format!("{} is not an Ed25519 key: {e}", path.display())))?;
+        Ok(Self { key })
     }
 
     /// The key in the PKCS#8 file at `path`, which must exist (a restore's key, kept apart
     /// from the backup).
     pub fn open_existing(path: &Path) -> std::io::Result<Self> {
-        let pkcs8 = std::fs::read(path)?;
-        let key = Ed25519KeyPair::from_pkcs8(&pkcs8)
-            .map_err(|e| std::io::Error::other(format!("{} is not an Ed25519 key: {e}", path.display())))?;
-        Ok(Self { key })
+        Self::from_pkcs8(&std::fs::read(path)?, path)
     }
 
     /// Signs a backup's manifest (its exact bytes), hex.
@@ -113,6 +167,10 @@ impl std::str::FromStr for PublicKey {
 }
 
 impl PublicKey {
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+
     /// Whether `signature` (hex) is this key's signature of a backup manifest.
     pub fn verifies_manifest(&self, manifest: &[u8], signature: &str) -> bool {
         let Some(sig) = unhex(signature.trim()) else {

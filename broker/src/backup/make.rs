@@ -82,14 +82,17 @@ impl Source {
             CHECKPOINT,
             &serde_json::to_vec_pretty(&cp).map_err(|e| failed(CHECKPOINT)(e.to_string()))?,
         )?;
-        write(PUBLIC_KEY, format!("{}\n", signer.public_hex()).as_bytes())?;
+        // Every key the trail was signed with (a rotated trail needs the earlier ones).
+        crate::audit::signing::list_public_key(&self.state_dir, &signer.public_hex()).map_err(|e| failed(PUBLIC_KEY)(e.to_string()))?;
+        let listed = std::fs::read(self.state_dir.join(PUBLIC_KEY)).map_err(|e| failed(PUBLIC_KEY)(e.to_string()))?;
+        write(PUBLIC_KEY, &listed)?;
         match std::fs::read(self.state_dir.join(REVOCATIONS)) {
             Ok(bytes) => write(REVOCATIONS, &bytes)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(failed(REVOCATIONS)(e.to_string())),
         }
-        let key = signer.public_hex().parse().map_err(failed("the audit key"))?;
-        let (trail, decisions) = summarise_trail(&dir.join(TRAIL), &key, &cp).map_err(failed("the trail copy"))?;
+        let keys = super::public_keys(dir).map_err(failed("the audit keys"))?;
+        let (trail, decisions) = summarise_trail(&dir.join(TRAIL), &keys, &cp).map_err(failed("the trail copy"))?;
         let mut files = std::collections::BTreeMap::new();
         for rel in files_under(dir).map_err(|e| failed("the backup directory")(e.to_string()))? {
             let digest = digest_file(&dir.join(&rel)).map_err(|e| failed(&rel)(e.to_string()))?;
@@ -172,29 +175,22 @@ pub fn run(config: &Config, to: &Path) -> Result<Manifest, BackupError> {
 
 /// Asks the broker listening on `admin` for a backup; `None` if nothing listens there.
 fn ask_running(admin: std::net::SocketAddr) -> Result<Option<String>, BackupError> {
-    actix_rt::System::new().block_on(async move {
-        let client = awc::Client::builder().timeout(std::time::Duration::from_secs(6 * 3600)).finish();
-        let mut resp = match client.post(format!("http://{admin}/backup")).send().await {
-            Ok(r) => r,
-            Err(awc::error::SendRequestError::Connect(_)) => return Ok(None),
-            Err(e) => return Err(BackupError::Failed(format!("the broker at {admin} did not answer: {e}"))),
-        };
-        let body = resp.body().limit(1 << 20).await.map_err(|e| BackupError::Failed(e.to_string()))?;
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        match resp.status().as_u16() {
-            200 => match json["backup"].as_str() {
-                Some(name) if is_stamp(name) => Ok(Some(name.to_owned())),
-                _ => Err(BackupError::Failed(format!(
-                    "the admin listener at {admin} answered something else than a backup"
-                ))),
-            },
-            409 => Err(BackupError::Busy),
-            status => Err(BackupError::Failed(format!(
-                "the broker answered {status}: {}",
-                json["detail"].as_str().unwrap_or("no detail")
+    let Some((status, json)) = crate::admin_client::post(admin, "/backup").map_err(BackupError::Failed)? else {
+        return Ok(None);
+    };
+    match status {
+        200 => match json["backup"].as_str() {
+            Some(name) if is_stamp(name) => Ok(Some(name.to_owned())),
+            _ => Err(BackupError::Failed(format!(
+                "the admin listener at {admin} answered something else than a backup"
             ))),
-        }
-    })
+        },
+        409 => Err(BackupError::Busy),
+        status => Err(BackupError::Failed(format!(
+            "the broker answered {status}: {}",
+            json["detail"].as_str().unwrap_or("no detail")
+        ))),
+    }
 }
 
 /// No broker runs: the stores are opened here (a running broker holds the catalog's lock, and

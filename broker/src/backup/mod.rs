@@ -116,11 +116,11 @@ fn failed(what: &str) -> impl Fn(String) -> BackupError + '_ {
     move |reason| BackupError::Failed(format!("{what}: {reason}"))
 }
 
-/// Checks the trail copy at `log` against `key` and the checkpoint it must end with, and counts
+/// Checks the trail copy at `log` against `keys` (`audit-signing.pub`) and the checkpoint it must end with, and counts
 /// its records and decisions.
-fn summarise_trail(log: &Path, key: &PublicKey, cp: &CheckpointFile) -> Result<(TrailSummary, DecisionCounts), String> {
+fn summarise_trail(log: &Path, keys: &[PublicKey], cp: &CheckpointFile) -> Result<(TrailSummary, DecisionCounts), String> {
     let file = std::fs::File::open(log).map_err(|e| e.to_string())?;
-    let report = chain::verify(std::io::BufReader::new(file), key, Some(cp)).map_err(|e| e.to_string())?;
+    let report = chain::verify(std::io::BufReader::new(file), keys, Some(cp)).map_err(|e| e.to_string())?;
     if let Some(b) = &report.breach {
         return Err(format!("the trail does not verify at record {}: {}", b.seq, b.message));
     }
@@ -148,6 +148,12 @@ fn summarise_trail(log: &Path, key: &PublicKey, cp: &CheckpointFile) -> Result<(
             delivered: v.delivered,
         },
     ))
+}
+
+/// The keys listed in the `audit-signing.pub` in `dir`.
+fn public_keys(dir: &Path) -> Result<Vec<PublicKey>, String> {
+    let text = std::fs::read_to_string(dir.join(PUBLIC_KEY)).map_err(|e| format!("{PUBLIC_KEY}: {e}"))?;
+    crate::audit::signing::parse_public_keys(&text).map_err(|e| format!("{PUBLIC_KEY}: {e}"))
 }
 
 /// SHA-256 and size of the file at `path`, read in pieces.

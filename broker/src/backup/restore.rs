@@ -215,8 +215,14 @@ fn check_trail(staging: &Path, manifest: &Manifest) -> Result<(), String> {
     if cp != manifest.trail.checkpoint {
         return Err(format!("{CHECKPOINT} is not the checkpoint the manifest names"));
     }
-    let key: PublicKey = manifest.public_key.parse()?;
-    let (trail, decisions) = summarise_trail(&staging.join(TRAIL), &key, &cp)?;
+    let keys = super::public_keys(staging)?;
+    if keys.last().map(|k| k.to_hex()) != Some(manifest.public_key.clone()) {
+        return Err(format!(
+            "the last key {} lists is not the key that signed the manifest",
+            super::PUBLIC_KEY
+        ));
+    }
+    let (trail, decisions) = summarise_trail(&staging.join(TRAIL), &keys, &cp)?;
     if trail != manifest.trail || decisions != manifest.decisions {
         return Err(format!(
             "the trail holds {} records and {decisions:?}; the manifest says {} and {:?}",

@@ -24,6 +24,8 @@ pub struct Admin {
     pub probe: crate::health::Probe,
     /// `POST /backup` (see [`crate::backup`]).
     pub backup: Arc<crate::backup::Source>,
+    /// Where the audit key's files are (`POST /audit/rotate-key`).
+    pub state_dir: std::path::PathBuf,
 }
 
 /// Binds the admin listener (plain HTTP, one worker).
@@ -35,8 +37,9 @@ pub fn bind_admin(listen: SocketAddr, state: web::Data<AppState>) -> std::io::Re
             .route("/health/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics))
             .route("/backup", web::post().to(backup))
+            .route("/audit/rotate-key", web::post().to(rotate_key))
             .default_service(web::to(|| async {
-                HttpResponse::NotFound().body("/health/live, /health/ready, /metrics, POST /backup\n")
+                HttpResponse::NotFound().body("/health/live, /health/ready, /metrics, POST /backup, POST /audit/rotate-key\n")
             }))
     })
     .client_request_timeout(std::time::Duration::from_secs(5))
@@ -115,6 +118,26 @@ async fn backup(state: web::Data<AppState>) -> Result<HttpResponse, super::probl
             ))
         }
     }
+}
+
+/// Rotates the audit key (see [`crate::audit::rotate`]); requests go on meanwhile.
+async fn rotate_key(state: web::Data<AppState>) -> Result<HttpResponse, super::problem::Problem> {
+    use actix_web::http::StatusCode;
+    let Some(admin) = &state.admin else {
+        return Ok(HttpResponse::NotFound().finish());
+    };
+    let (audit, dir) = (admin.audit.clone(), admin.state_dir.clone());
+    let failed =
+        |detail: String| super::problem::Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "rotation-failed", "Rotation Failed", detail);
+    let public = web::block(move || crate::audit::rotate::rotate(&audit, &dir))
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "audit key rotation failed");
+            failed(e.to_string())
+        })?;
+    tracing::warn!(public_key = %public, "the audit key was rotated");
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "publicKey": public })))
 }
 
 /// What is noted of a member listener's request before it is handled.

@@ -298,9 +298,9 @@ fn read_checkpoint(files: &TrailState, public_key: &str, lang: Lang) -> (Option<
             Some(lang.t("Die Prüfpunktdatei ist beschädigt.").to_owned()),
         );
     };
-    let valid = public_key
-        .parse::<crate::audit::signing::PublicKey>()
-        .is_ok_and(|k| k.verifies(cp.seq, &cp.hash, &cp.signed));
+    // The current key is the last one listed (earlier ones were rotated out).
+    let valid = crate::audit::signing::parse_public_keys(public_key)
+        .is_ok_and(|keys| keys.last().is_some_and(|k| k.verifies(cp.seq, &cp.hash, &cp.signed)));
     let problem = (!valid).then(|| {
         lang.t("Die Signatur des Prüfpunkts passt nicht zum öffentlichen Schlüssel des Brokers.")
             .to_owned()
