@@ -171,7 +171,7 @@ pub fn rotate_audit_key(config: &Config) -> Result<String, ServeError> {
         reason,
     };
     if let Some(addr) = config.admin_listen
-        && let Some((status, body)) = crate::admin_client::post(addr, "/audit/rotate-key").map_err(state_err)?
+        && let Some((status, body)) = crate::admin_client::post(addr, &config.state_dir, "/audit/rotate-key").map_err(state_err)?
     {
         return match (status, body["publicKey"].as_str()) {
             (200, Some(key)) => Ok(key.to_owned()),
@@ -250,6 +250,7 @@ fn admin(
         probe,
         backup,
         state_dir: config.state_dir.clone(),
+        token: crate::http::admin::AdminToken::create(&config.state_dir).map_err(|e| state_err(format!("the admin token: {e}")))?,
     })
 }
 

@@ -113,6 +113,18 @@ async fn restore_drill_a_backup_under_load_survives_the_loss_of_the_state_direct
     assert_eq!(acknowledged.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [200, 403, 200, 403]);
     assert_eq!(kita_csv(&b).await.0, 200);
 
+    // Without the token from the state directory, the admin listener changes nothing.
+    let admin = b.admin_addr.expect("admin listener");
+    for path in ["/backup", "/audit/rotate-key"] {
+        let resp = awc::Client::default()
+            .post(format!("http://{admin}{path}"))
+            .send()
+            .await
+            .expect("admin");
+        assert_eq!(resp.status(), 401, "{path}");
+    }
+    assert!(!b.state_dir().join("backups").exists());
+
     // The backup, while requests keep coming.
     let backups = tempfile::tempdir().expect("backups");
     let to = backups.path().join("nightly");

@@ -158,7 +158,7 @@ pub fn run(config: &Config, to: &Path) -> Result<Manifest, BackupError> {
         )));
     }
     let name = match config.admin_listen {
-        Some(addr) => ask_running(addr)?,
+        Some(addr) => ask_running(addr, &config.state_dir)?,
         None => None,
     };
     let name = match name {
@@ -174,8 +174,8 @@ pub fn run(config: &Config, to: &Path) -> Result<Manifest, BackupError> {
 }
 
 /// Asks the broker listening on `admin` for a backup; `None` if nothing listens there.
-fn ask_running(admin: std::net::SocketAddr) -> Result<Option<String>, BackupError> {
-    let Some((status, json)) = crate::admin_client::post(admin, "/backup").map_err(BackupError::Failed)? else {
+fn ask_running(admin: std::net::SocketAddr, state_dir: &Path) -> Result<Option<String>, BackupError> {
+    let Some((status, json)) = crate::admin_client::post(admin, state_dir, "/backup").map_err(BackupError::Failed)? else {
         return Ok(None);
     };
     match status {

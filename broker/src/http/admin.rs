@@ -26,6 +26,57 @@ pub struct Admin {
     pub backup: Arc<crate::backup::Source>,
     /// Where the audit key's files are (`POST /audit/rotate-key`).
     pub state_dir: std::path::PathBuf,
+    /// What a POST must bring (`Authorization: Bearer …`): the token the broker wrote at start
+    /// to `<state_dir>/admin.token` (0600). Reading health and metrics needs nothing; changing
+    /// anything needs the right to read the state directory.
+    pub token: AdminToken,
+}
+
+/// The admin listener's token, compared by digest (the time a comparison takes says nothing).
+pub struct AdminToken(String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(…)")
+    }
+}
+
+impl AdminToken {
+    /// A new random token, written to `<dir>/admin.token` (0600).
+    pub fn create(dir: &std::path::Path) -> std::io::Result<Self> {
+        let mut bytes = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).map_err(|_| std::io::Error::other("no randomness"))?;
+        let token = crate::hex::encode(&bytes);
+        crate::fsutil::write_atomic(&dir.join(crate::admin_client::TOKEN_FILE), token.as_bytes(), 0o600)?;
+        Ok(Self(token))
+    }
+
+    fn admits(&self, req: &actix_web::HttpRequest) -> bool {
+        let given = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let digest = |t: &str| ring::digest::digest(&ring::digest::SHA256, t.as_bytes());
+        digest(given).as_ref() == digest(&self.0).as_ref()
+    }
+}
+
+/// 401 unless the request brings the admin token.
+fn authorised(admin: &Admin, req: &actix_web::HttpRequest) -> Result<(), super::problem::Problem> {
+    if admin.token.admits(req) {
+        return Ok(());
+    }
+    Err(super::problem::Problem::new(
+        actix_web::http::StatusCode::UNAUTHORIZED,
+        "admin-token",
+        "Unauthorized",
+        format!(
+            "a change on the admin listener needs the token in <state_dir>/{}",
+            crate::admin_client::TOKEN_FILE
+        ),
+    ))
 }
 
 /// Binds the admin listener (plain HTTP, one worker).
@@ -83,12 +134,13 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 
 /// Makes a backup in the state directory for `broker backup` to copy out (one at a time; the
 /// caller chooses nothing, least of all a path). Requests are served meanwhile.
-async fn backup(state: web::Data<AppState>) -> Result<HttpResponse, super::problem::Problem> {
+async fn backup(state: web::Data<AppState>, req: actix_web::HttpRequest) -> Result<HttpResponse, super::problem::Problem> {
     use super::problem::Problem;
     use actix_web::http::StatusCode;
     let Some(admin) = &state.admin else {
         return Ok(HttpResponse::NotFound().finish());
     };
+    authorised(admin, &req)?;
     let source = admin.backup.clone();
     let made = web::block(move || source.create())
         .await
@@ -121,11 +173,12 @@ async fn backup(state: web::Data<AppState>) -> Result<HttpResponse, super::probl
 }
 
 /// Rotates the audit key (see [`crate::audit::rotate`]); requests go on meanwhile.
-async fn rotate_key(state: web::Data<AppState>) -> Result<HttpResponse, super::problem::Problem> {
+async fn rotate_key(state: web::Data<AppState>, req: actix_web::HttpRequest) -> Result<HttpResponse, super::problem::Problem> {
     use actix_web::http::StatusCode;
     let Some(admin) = &state.admin else {
         return Ok(HttpResponse::NotFound().finish());
     };
+    authorised(admin, &req)?;
     let (audit, dir) = (admin.audit.clone(), admin.state_dir.clone());
     let failed =
         |detail: String| super::problem::Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "rotation-failed", "Rotation Failed", detail);
