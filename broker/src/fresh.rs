@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub struct Fresh<K, V> {
     ttl: Duration,
     entries: Mutex<HashMap<K, (Arc<V>, Instant)>>,
+    pub lookups: crate::kept::Lookups,
 }
 
 impl<K: Eq + Hash, V> Fresh<K, V> {
@@ -20,13 +21,17 @@ impl<K: Eq + Hash, V> Fresh<K, V> {
         Self {
             ttl,
             entries: Mutex::new(HashMap::new()),
+            lookups: crate::kept::Lookups::default(),
         }
     }
 
     /// The value, if it was put less than `ttl` ago.
     pub fn get(&self, key: &K) -> Option<Arc<V>> {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(v, _)| v.clone())
+        let found = entries.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(v, _)| v.clone());
+        drop(entries);
+        self.lookups.note(found.is_some());
+        found
     }
 
     pub fn put(&self, key: K, value: V) -> Arc<V> {

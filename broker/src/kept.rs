@@ -7,12 +7,33 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// How often a cache was asked and had the answer (the metrics' `kdr_cache_lookups_total`).
+#[derive(Debug, Default)]
+pub struct Lookups {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl Lookups {
+    pub fn note(&self, hit: bool) {
+        let n = if hit { &self.hits } else { &self.misses };
+        n.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (hits, misses) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
+    }
+}
 
 #[derive(Debug)]
 pub struct Kept<K, V> {
     cap: usize,
     entries: Mutex<HashMap<K, V>>,
+    pub lookups: Lookups,
 }
 
 impl<K: Eq + Hash, V: Clone> Kept<K, V> {
@@ -21,6 +42,7 @@ impl<K: Eq + Hash, V: Clone> Kept<K, V> {
         Self {
             cap: cap.max(1),
             entries: Mutex::new(HashMap::new()),
+            lookups: Lookups::default(),
         }
     }
 
@@ -29,7 +51,9 @@ impl<K: Eq + Hash, V: Clone> Kept<K, V> {
         K: Borrow<Q>,
         Q: Eq + Hash + ?Sized,
     {
-        self.lock().get(key).cloned()
+        let found = self.lock().get(key).cloned();
+        self.lookups.note(found.is_some());
+        found
     }
 
     /// Keeps `value`, first dropping the entries `drop` names (e.g. what `value` replaces), and

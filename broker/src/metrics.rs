@@ -67,6 +67,10 @@ pub trait Sources: Send + Sync + 'static {
     fn crl_next_update(&self) -> Option<i64>;
     /// SPARQL queries evaluating now.
     fn sparql_running(&self) -> usize;
+    /// The request path's caches by name: (hits, misses) so far.
+    fn caches(&self) -> Vec<(&'static str, (u64, u64))> {
+        Vec::new()
+    }
 }
 
 /// The broker's metrics.
@@ -143,6 +147,18 @@ impl Collector for Scraped {
             running.metric_type(),
         )?;
         running.encode(e)?;
+        let mut lookups = encoder.encode_descriptor(
+            "kdr_cache_lookups",
+            "Lookups in the request path's caches (compiled policy modules, duty lists, dataset snapshots), by result.",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (cache, (hits, misses)) in self.sources.caches() {
+            for (result, n) in [("hit", hits), ("miss", misses)] {
+                let labels = [("cache", cache), ("result", result)];
+                ConstCounter::new(n).encode(lookups.encode_family(&labels)?)?;
+            }
+        }
         Ok(())
     }
 }

@@ -197,6 +197,9 @@ pub fn rotate_audit_key(config: &Config) -> Result<String, ServeError> {
 
 /// What is read at scrape time, from the broker's parts.
 struct Sources {
+    /// Weak: the audit trail holds the metrics (its batch observer) and the exchange holds the
+    /// trail; a strong reference back would keep all of them alive after a stop.
+    exchange: std::sync::Weak<Exchange>,
     tally: Arc<crate::reports::Tally>,
     revocation: Arc<crate::tls::ReloadingCrlVerifier>,
     catalog: Arc<dyn Catalog>,
@@ -215,6 +218,10 @@ impl crate::metrics::Sources for Sources {
     fn sparql_running(&self) -> usize {
         crate::catalog::SparqlService::queries_running(self.catalog.as_ref())
     }
+
+    fn caches(&self) -> Vec<(&'static str, (u64, u64))> {
+        self.exchange.upgrade().map(|e| e.cache_lookups()).unwrap_or_default()
+    }
 }
 
 /// Health and metrics for the admin listener: the metrics observe the audit trail's batches,
@@ -231,6 +238,7 @@ fn admin(
     };
     let not_after = tls::certificate_not_after(&config.tls.certificate)?;
     let sources = Sources {
+        exchange: Arc::downgrade(exchange),
         tally: exchange.tally.clone(),
         revocation,
         catalog: exchange.catalog.clone(),

@@ -132,6 +132,19 @@ async fn metrics_count_requests_by_route_pattern_and_never_name_a_dataset_or_mem
     assert!(line("kdr_crl_seconds_until_next_update ").is_some_and(|s| s > 86_400.0), "{text}");
     assert!(line("kdr_certificate_days_remaining ").is_some_and(|d| d > 0.0), "{text}");
     assert_eq!(line("kdr_sparql_queries_running "), Some(0.0), "{text}");
+    // Three requests for one dataset: its snapshot and policy module were built once, then kept.
+    assert!(
+        line(r#"kdr_cache_lookups_total{cache="snapshots",result="hit"}"#).is_some_and(|n| n >= 2.0),
+        "{text}"
+    );
+    assert!(
+        line(r#"kdr_cache_lookups_total{cache="policy-modules",result="hit"}"#).is_some_and(|n| n >= 2.0),
+        "{text}"
+    );
+    assert!(
+        line(r#"kdr_cache_lookups_total{cache="policy-modules",result="miss"}"#).is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
     assert!(line("kdr_audit_write_seconds_count ").is_some_and(|n| n >= 1.0), "{text}");
     assert!(line("kdr_audit_batch_records_sum ").is_some_and(|n| n >= 3.0), "{text}");
     for secret in [

@@ -294,6 +294,15 @@ impl Exchange {
         })
     }
 
+    /// The request path's caches: (hits, misses) of each (the metrics).
+    pub fn cache_lookups(&self) -> Vec<(&'static str, (u64, u64))> {
+        vec![
+            ("policy-modules", self.modules.lookups.counts()),
+            ("duties", self.duties.lookups.counts()),
+            ("snapshots", self.snapshots.lookups.counts()),
+        ]
+    }
+
     /// The duties of a decision (its `duties` JSON), read and planned.
     pub fn duties(&self, json: &str) -> Result<Arc<Duties>, DutiesError> {
         if let Some(d) = self.duties.get(json) {
