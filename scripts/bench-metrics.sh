@@ -16,40 +16,61 @@ command -v nginx >/dev/null || { echo "bench-metrics: needs nginx (apt-get insta
 bench_setup loadgen
 load() { "$loadgen" "$1" --ca "$pki/ca/ca.crt" --cert "$pki/heidenheim-system.crt" --key "$pki/heidenheim-system.key" --connections "$conns" --seconds "$secs"; }
 
-# `variant LABEL`: the demo as the environment configures it, rounds beside nginx.
+# `variant LABEL ROUND`: the demo as the environment configures it, one round beside nginx. The
+# two variants take turns round by round, so that the machine's drift falls on both alike.
 variant() {
-  local label=$1
+  local label=$1 round=$2
   rm -rf "$work/demo"
   bench_demo 8543 --requests-per-second 1000000
   bench_unlimited_policy 8543
-  [ -f "$work/nginx.pid" ] || bench_nginx 9543
-  for round in $(seq 1 "$rounds"); do
+  # Each demo has a PKI and a provider of its own: nginx is started again beside it.
+  if [ -f "$work/nginx.pid" ]; then
+    kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    for _ in $(seq 1 50); do [ -f "$work/nginx.pid" ] || break; sleep 0.1; done
+    rm -f "$work/nginx.pid"
+  fi
+  bench_nginx 9543
+  {
     if [ "$label" = metrics ]; then
       (sleep "$(( secs / 2 ))"; curl -sS http://127.0.0.1:9464/metrics >"$work/scrape-$round.txt") &
     fi
+    # The broker's CPU time over the round (user + system clock ticks): a cost per request that
+    # a noisy neighbour taking the cores away does not move the way it moves throughput.
+    cpu0=$(awk '{print $14 + $15}' "/proc/$demo_pid/stat")
     brokered=$(load "$(bench_url 8543)")
+    cpu1=$(awk '{print $14 + $15}' "/proc/$demo_pid/stat")
     proxy=$(load 'https://127.0.0.1:9543/')
     echo "$label round $round broker: $brokered"
-    echo "$label $brokered $proxy" >>"$work/runs"
-  done
+    echo "$label $(( cpu1 - cpu0 )) $brokered $proxy" >>"$work/runs"
+  }
   kill "$demo_pid"
   wait "$demo_pid" 2>/dev/null || true
 }
 
 : >"$work/runs"
-variant plain
-BROKER__ADMIN__LISTEN=127.0.0.1:9464 variant metrics
+for round in $(seq 1 "$rounds"); do
+  variant plain "$round"
+  BROKER__ADMIN__LISTEN=127.0.0.1:9464 variant metrics "$round"
+done
 echo "scraped during the load (last round):"
 grep -E '^kdr_http_requests_total\{route="/v1/datasets/\{id\}/data"|^kdr_decisions_total|^kdr_audit_write_seconds_(count|sum)|^kdr_audit_batch_records_(count|sum)' "$work/scrape-$rounds.txt" || true
 python3 - "$work/runs" <<'PY'
 import json, statistics, sys
-ratios = {}
+import os
+tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+ratios, cpu = {}, {}
 for line in open(sys.argv[1]):
-    label, b, n = line.split(maxsplit=2)
-    b, n = json.loads(b), json.loads(n)
+    label, ticks, rest = line.split(maxsplit=2)
+    b, n = json.JSONDecoder().raw_decode(rest)[0], json.loads(rest[json.JSONDecoder().raw_decode(rest)[1]:])
     ratios.setdefault(label, []).append(b["rps"] / n["rps"])
-    print(f"{label}: broker {b['rps']:.0f} req/s (p99 {b['p99_ms']:.2f} ms), nginx {n['rps']:.0f} req/s, ratio {b['rps'] / n['rps']:.3f}")
+    per_request = int(ticks) * tick_ms * 1000 / max(b["ok"], 1)
+    cpu.setdefault(label, []).append(per_request)
+    print(f"{label}: broker {b['rps']:.0f} req/s (p99 {b['p99_ms']:.2f} ms), nginx {n['rps']:.0f} req/s, "
+          f"ratio {b['rps'] / n['rps']:.3f}; broker CPU {per_request:.1f} µs a request")
 plain, metrics = statistics.median(ratios["plain"]), statistics.median(ratios["metrics"])
 print(f"median broker/nginx ratio: without metrics {plain:.3f}, with metrics {metrics:.3f}; "
       f"cost of metrics {100 * (1 - metrics / plain):.1f} %")
+plain, metrics = statistics.median(cpu["plain"]), statistics.median(cpu["metrics"])
+print(f"median broker CPU a request: without metrics {plain:.1f} µs, with metrics {metrics:.1f} µs; "
+      f"cost of metrics {100 * (metrics / plain - 1):.1f} %")
 PY

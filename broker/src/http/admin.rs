@@ -196,20 +196,19 @@ async fn rotate_key(state: web::Data<AppState>, req: actix_web::HttpRequest) -> 
 /// What is noted of a member listener's request before it is handled.
 pub struct Before {
     metrics: Option<Arc<crate::metrics::Metrics>>,
-    route: String,
     method: &'static str,
     started: Instant,
 }
 
-/// Notes a request of the member listener (nothing, without metrics and access log): its
-/// route's pattern (never the path: a dataset id is not a label), method and start.
+/// Notes a request of the member listener (nothing, without metrics and access log): its method
+/// and start. Its route is read after routing ([`after`]): before, actix would match the path
+/// against every route's pattern again; after, it looks up the resource that was matched.
 pub fn before(metrics: Option<&Arc<crate::metrics::Metrics>>, req: &ServiceRequest) -> Option<Before> {
     if metrics.is_none() && !tracing::enabled!(target: "access", tracing::Level::INFO) {
         return None;
     }
     Some(Before {
         metrics: metrics.cloned(),
-        route: req.match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
         method: crate::metrics::method_label(req.method().as_str()),
         started: Instant::now(),
     })
@@ -224,19 +223,22 @@ pub fn after<B: MessageBody>(
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     if let Some(b) = before {
         let took = b.started.elapsed();
-        let (status, decision) = match &result {
+        // The route's pattern, never the path: a dataset id is not a label.
+        let (route, status, decision) = match &result {
             Ok(res) => (
+                res.request().match_pattern(),
                 res.status().as_u16(),
                 res.headers().get("x-decision-id").and_then(|v| v.to_str().ok()).map(str::to_owned),
             ),
-            Err(e) => (e.as_response_error().status_code().as_u16(), None),
+            Err(e) => (None, e.as_response_error().status_code().as_u16(), None),
         };
+        let route = route.as_deref().unwrap_or("unmatched");
         if let Some(m) = &b.metrics {
-            m.request(&b.route, b.method, status, took);
+            m.request(route, b.method, status, took);
         }
         tracing::info!(
             target: "access",
-            route = %b.route,
+            route = %route,
             method = b.method,
             status,
             micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
