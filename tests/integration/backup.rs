@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use broker::backup::{self, BackupError, KEYS, Manifest};
 use broker::config::Config;
 
-use crate::exchange::{DATASET, DPV, KITA, KITA_POLICY, POLICY, request, set_up, upload};
-use crate::support::{TestBroker, attach_approved, example, log_lines};
+use crate::exchange::{DPV, KITA, POLICY, register_kita, request, set_up, upload};
+use crate::support::{TestBroker, log_lines};
 
 /// On disk (RocksDB, as deployed: the catalog in the state directory, `[storage] data_dir`
 /// alone), with the admin listener a backup goes through.
@@ -31,14 +31,7 @@ const KITA_CSV: &str = "kita,bezirk,plaetze,leiterin\nSonnenschein,Innenstadt,42
 /// Aalen's appointments (fetched) and its Kita places (hosted), both with approved policies.
 async fn two_datasets(b: &TestBroker) {
     set_up(b, b.start_provider().addr.port(), "/appointments", Some(POLICY)).await;
-    let resp = b
-        .client("aalen-steward")
-        .post(b.url("/v1/datasets"))
-        .send_json(&example(KITA))
-        .await
-        .expect("register");
-    assert_eq!(resp.status(), 201);
-    attach_approved(b, KITA, KITA_POLICY).await;
+    register_kita(b).await;
     let (status, body) = upload(b, "aalen-steward", KITA, "text/csv", KITA_CSV).await;
     assert_eq!(status, 200, "{body}");
 }
@@ -210,7 +203,6 @@ async fn restore_drill_a_backup_under_load_survives_the_loss_of_the_state_direct
     assert_eq!(status, 200, "{csv}");
     assert_eq!(csv, "bezirk,kita,plaetze\nInnenstadt,Sonnenschein,42\nUnterkochen,Regenbogen,35\n");
     assert!(during >= 1);
-    let _ = DATASET;
 }
 
 /// The backup directory copied to a fresh place, for one damage each.

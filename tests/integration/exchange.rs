@@ -325,9 +325,8 @@ pub async fn upload(b: &TestBroker, who: &str, dataset: &str, media_type: &str, 
     (status, json(&mut resp).await)
 }
 
-#[actix_rt::test]
-async fn hosted_data_is_uploaded_sealed_at_rest_and_served_minimised() {
-    let b = TestBroker::start();
+/// Registers Aalen's Kita places (hosted: nothing uploaded yet) with its approved policy.
+pub async fn register_kita(b: &TestBroker) {
     let resp = b
         .client("aalen-steward")
         .post(b.url("/v1/datasets"))
@@ -335,7 +334,13 @@ async fn hosted_data_is_uploaded_sealed_at_rest_and_served_minimised() {
         .await
         .expect("register");
     assert_eq!(resp.status(), 201);
-    attach_approved(&b, KITA, KITA_POLICY).await;
+    attach_approved(b, KITA, KITA_POLICY).await;
+}
+
+#[actix_rt::test]
+async fn hosted_data_is_uploaded_sealed_at_rest_and_served_minimised() {
+    let b = TestBroker::start();
+    register_kita(&b).await;
     let ask = |purpose: &str| {
         b.client("heidenheim-system")
             .get(b.url(&format!("/v1/datasets/{KITA}/data")))

@@ -158,31 +158,21 @@ fn public_keys(dir: &Path) -> Result<Vec<PublicKey>, String> {
 
 /// SHA-256 and size of the file at `path`, read in pieces.
 fn digest_file(path: &Path) -> std::io::Result<FileDigest> {
-    let mut f = std::fs::File::open(path)?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 16];
-    let mut bytes = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&buf[..n]);
-        bytes += n as u64;
-    }
-    Ok(FileDigest {
-        bytes,
-        sha256: crate::hex::encode(ctx.finish().as_ref()),
-    })
+    hashed(std::fs::File::open(path)?, std::io::sink())
 }
 
 /// Copies `from` to a new file `to` (mode 0600, synced) and returns what was copied: the hash
 /// is of the bytes written, not of a second read that could see other ones.
 fn copy_hashed(from: &Path, to: &Path) -> std::io::Result<FileDigest> {
-    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut src = std::fs::File::open(from)?;
     let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to)?;
+    let digest = hashed(std::fs::File::open(from)?, &mut dst)?;
+    dst.sync_all()?;
+    Ok(digest)
+}
+
+/// Reads `src` to its end, writing each piece to `out`: the SHA-256 and size of what passed.
+fn hashed(mut src: impl Read, mut out: impl std::io::Write) -> std::io::Result<FileDigest> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 1 << 16];
     let mut bytes = 0u64;
@@ -192,10 +182,9 @@ fn copy_hashed(from: &Path, to: &Path) -> std::io::Result<FileDigest> {
             break;
         }
         ctx.update(&buf[..n]);
-        dst.write_all(&buf[..n])?;
+        out.write_all(&buf[..n])?;
         bytes += n as u64;
     }
-    dst.sync_all()?;
     Ok(FileDigest {
         bytes,
         sha256: crate::hex::encode(ctx.finish().as_ref()),
