@@ -336,3 +336,49 @@ async fn json_logs_carry_the_decision_id_of_each_request_and_no_names() {
         }
     }
 }
+
+/// Regression: `broker serve` bound the admin and public listeners but only ever polled the
+/// member listener, so health, metrics and the transparency report never answered in a
+/// deployment (the tests' in-process broker started all three). Found installing the Debian
+/// package.
+#[actix_rt::test]
+async fn broker_serve_answers_on_its_admin_and_public_listeners() {
+    let dir = tempfile::tempdir().expect("tmp");
+    broker::demo::write_test_pki(&dir.path().join("pki")).expect("pki");
+    let (member, admin, public) = (crate::crash::free_port(), crate::crash::free_port(), crate::crash::free_port());
+    let text = broker::demo::demo_config(&format!("127.0.0.1:{member}"), Some("data"))
+        + &broker::demo::demo_public_config(&format!("127.0.0.1:{public}"));
+    let config = dir.path().join("broker.toml");
+    std::fs::write(&config, format!("{text}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n")).expect("config");
+    let _broker = crate::crash::Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_broker"))
+            .args(["serve", "--workers", "2", "--config"])
+            .arg(&config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start broker"),
+    );
+    crate::crash::wait_ready(([127, 0, 0, 1], member).into()).await;
+    let admin: SocketAddr = ([127, 0, 0, 1], admin).into();
+    crate::crash::wait_ready(admin).await;
+    let client = awc::Client::builder().timeout(std::time::Duration::from_secs(10)).finish();
+    let resp = client
+        .get(format!("http://{admin}/health/live"))
+        .send()
+        .await
+        .expect("the admin listener answers");
+    assert_eq!(resp.status(), 200);
+    crate::crash::wait_ready(([127, 0, 0, 1], public).into()).await;
+    let roots = broker::tls::root_store(&dir.path().join("pki/ca/ca.crt")).expect("roots");
+    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let public_client = awc::Client::builder()
+        .connector(awc::Connector::new().rustls_0_23(std::sync::Arc::new(tls)))
+        .timeout(std::time::Duration::from_secs(10))
+        .finish();
+    let resp = public_client
+        .get(format!("https://127.0.0.1:{public}/transparency"))
+        .send()
+        .await
+        .expect("the public listener answers");
+    assert_eq!(resp.status(), 200);
+}

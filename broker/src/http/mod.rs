@@ -276,13 +276,17 @@ pub fn run(
         for a in &addrs {
             tracing::info!(addr = %a, "broker listening (mutual TLS)");
         }
+        // An actix `Server` serves only while it is polled: the side listeners are spawned
+        // (awaiting only the member listener left them bound and silent).
         let admin_server = match admin_listen {
             Some(addr) => {
                 let (a, addrs) = admin::bind_admin(addr, state.clone()).map_err(|e| (addr, e))?;
                 for a in &addrs {
                     tracing::info!(addr = %a, "admin listener: /health/live, /health/ready, /metrics (plain HTTP)");
                 }
-                Some(a)
+                let handle = a.handle();
+                actix_web::rt::spawn(a);
+                Some(handle)
             }
             None => None,
         };
@@ -292,16 +296,18 @@ pub fn run(
                 for a in &addrs {
                     tracing::info!(addr = %a, "public transparency report listening (TLS, no client certificate)");
                 }
-                Some(p)
+                let handle = p.handle();
+                actix_web::rt::spawn(p);
+                Some(handle)
             }
             None => None,
         };
         let main = server.await.map_err(|e| (listen, e));
         if let Some(p) = public {
-            p.handle().stop(true).await;
+            p.stop(true).await;
         }
         if let Some(a) = admin_server {
-            a.handle().stop(true).await;
+            a.stop(true).await;
         }
         main
     })
