@@ -189,10 +189,8 @@ pub fn rotate_audit_key(config: &Config) -> Result<String, ServeError> {
         })?),
         None => None,
     };
-    let dir = &config.state_dir;
-    let signer = Signer::open_existing(&dir.join(crate::audit::signing::KEY_FILE)).map_err(|e| state_err(format!("audit key: {e}")))?;
-    let log = FileAuditLog::open(&dir.join("audit.jsonl"), Arc::new(signer)).map_err(|e| state_err(e.to_string()))?;
-    crate::audit::rotate::rotate(&log, dir).map_err(|e| state_err(e.to_string()))
+    let log = FileAuditLog::open_stopped(&config.state_dir).map_err(state_err)?;
+    crate::audit::rotate::rotate(&log, &config.state_dir).map_err(|e| state_err(e.to_string()))
 }
 
 /// What is read at scrape time, from the broker's parts.

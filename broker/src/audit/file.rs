@@ -189,6 +189,14 @@ impl FileAuditLog {
         })
     }
 
+    /// The trail of a stopped broker in its state directory `dir` (`audit.jsonl`), signed with
+    /// the key there, which must exist (`broker backup` and `broker audit rotate-key` without a
+    /// running broker).
+    pub fn open_stopped(dir: &Path) -> Result<Self, String> {
+        let signer = Signer::open_existing(&dir.join(super::signing::KEY_FILE)).map_err(|e| format!("the audit key: {e}"))?;
+        Self::open(&dir.join("audit.jsonl"), Arc::new(signer)).map_err(|e| e.to_string())
+    }
+
     pub fn path(&self) -> &Path {
         self.file.path()
     }

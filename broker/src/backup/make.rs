@@ -208,9 +208,7 @@ fn make_offline(config: &Config) -> Result<String, BackupError> {
     })?;
     let catalog = crate::catalog::OxigraphCatalog::open(data_dir, &config.base_iri)
         .map_err(|e| failed("the catalog (is the broker running without an admin listener?)")(e.to_string()))?;
-    let signer =
-        crate::audit::signing::Signer::open_existing(&dir.join(super::KEYS[0])).map_err(|e| failed("the audit key")(e.to_string()))?;
-    let audit = FileAuditLog::open(&dir.join(TRAIL), Arc::new(signer)).map_err(|e| failed("the audit trail")(e.to_string()))?;
+    let audit = FileAuditLog::open_stopped(dir).map_err(failed("the audit trail"))?;
     let key = std::fs::read(dir.join(super::KEYS[2])).map_err(|e| failed("the data key")(e.to_string()))?;
     let hosted = crate::hosted::FileHostedStore::new(&dir.join(HOSTED), &key).map_err(|e| failed("the hosted data")(e.to_string()))?;
     let source = Source::new(Arc::new(catalog), Arc::new(audit), Arc::new(hosted), dir);

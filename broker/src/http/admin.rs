@@ -141,10 +141,9 @@ async fn backup(state: web::Data<AppState>, req: actix_web::HttpRequest) -> Resu
         return Ok(HttpResponse::NotFound().finish());
     };
     authorised(admin, &req)?;
+    let failed = |detail: String| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "backup-failed", "Backup Failed", detail);
     let source = admin.backup.clone();
-    let made = web::block(move || source.create())
-        .await
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "backup-failed", "Backup Failed", e.to_string()))?;
+    let made = web::block(move || source.create()).await.map_err(|e| failed(e.to_string()))?;
     match made {
         Ok((name, m)) => {
             tracing::info!(backup = %name, records = m.trail.records, "backup made");
@@ -154,20 +153,15 @@ async fn backup(state: web::Data<AppState>, req: actix_web::HttpRequest) -> Resu
                 "lastSeq": m.trail.last_seq,
             })))
         }
-        Err(crate::backup::BackupError::Busy) => Err(Problem::new(
+        Err(e @ crate::backup::BackupError::Busy) => Err(Problem::new(
             StatusCode::CONFLICT,
             "backup-running",
             "Backup Running",
-            crate::backup::BackupError::Busy.to_string(),
+            e.to_string(),
         )),
         Err(e) => {
             tracing::error!(error = %e, "backup failed");
-            Err(Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "backup-failed",
-                "Backup Failed",
-                e.to_string(),
-            ))
+            Err(failed(e.to_string()))
         }
     }
 }
