@@ -174,7 +174,13 @@ pub fn rotate_audit_key(config: &Config) -> Result<String, ServeError> {
         && let Some((status, body)) = crate::admin_client::post(addr, &config.state_dir, "/audit/rotate-key").map_err(state_err)?
     {
         return match (status, body["publicKey"].as_str()) {
-            (200, Some(key)) => Ok(key.to_owned()),
+            // Whoever listens on the admin port could answer with a key of their own for the
+            // board to trust: the key is the one the broker listed in its state directory.
+            (200, Some(key)) if listed_last(&config.state_dir).as_deref() == Some(key) => Ok(key.to_owned()),
+            (200, Some(key)) => Err(state_err(format!(
+                "the admin listener answered key {key}, which is not the last key in {}: not trusted",
+                crate::audit::signing::PUBLIC_FILE
+            ))),
             _ => Err(state_err(format!(
                 "the broker answered {status}: {}",
                 body["detail"].as_str().unwrap_or("no detail")
@@ -191,6 +197,12 @@ pub fn rotate_audit_key(config: &Config) -> Result<String, ServeError> {
     };
     let log = FileAuditLog::open_stopped(&config.state_dir).map_err(state_err)?;
     crate::audit::rotate::rotate(&log, &config.state_dir).map_err(|e| state_err(e.to_string()))
+}
+
+/// The newest key listed in the state directory's `audit-signing.pub`.
+fn listed_last(state_dir: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(state_dir.join(crate::audit::signing::PUBLIC_FILE)).ok()?;
+    text.lines().map(str::trim).rfind(|l| !l.is_empty()).map(str::to_owned)
 }
 
 /// What is read at scrape time, from the broker's parts.

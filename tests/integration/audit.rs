@@ -328,3 +328,67 @@ async fn an_interrupted_rotation_stops_the_broker_until_the_command_finishes_it(
     let rotations = b.audit_lines().iter().filter(|l| l.contains("audit-key-rotated")).count();
     assert_eq!(rotations, 2);
 }
+
+/// A rotation to a new key cut short: the trail of the stopped broker `b` gets the rotation's
+/// record and what `then` says (framed with the old key, written where the data ends, before
+/// the padding), the new key lies set aside, the old key file is still in place. Then the
+/// command runs again, the broker starts with the new key and answers one request; the whole
+/// trail must verify with the rotation recorded once.
+async fn rotation_cut_then_finished(mut b: TestBroker, then: Vec<broker::audit::chain::Item>) {
+    use broker::audit::chain::Item;
+    let dir = b.state_dir();
+    let log = b.audit_log();
+    let old = broker::audit::signing::Signer::open_or_create(&dir).expect("the broker's key");
+    let (next, pkcs8) = broker::audit::signing::Signer::generate().expect("key");
+    std::fs::write(dir.join(broker::audit::rotate::NEXT_KEY), pkcs8).expect("write");
+    let last: Value = serde_json::from_str(lines(&log).last().expect("a record")).expect("json");
+    let mut chain = broker::audit::chain::Chain {
+        seq: last["entry"]["seq"].as_u64().expect("seq"),
+        head: last["hash"].as_str().expect("hash").to_owned(),
+        signed_head: false,
+        last_checkpoint: None,
+        signer: std::sync::Arc::new(old),
+    };
+    let record = broker::audit::AdminRecord::by_broker(
+        broker::audit::rotate::ROTATED,
+        "audit-signing-key",
+        serde_json::json!({ "publicKey": next.public_hex(), "previousKey": chain.signer.public_hex() }),
+    );
+    let mut items = vec![Item::Event(serde_json::to_vec(&broker::audit::Event::Admin(record)).expect("json"))];
+    items.extend(then);
+    let mut out = Vec::new();
+    broker::durable::Framing::frame(&mut chain, items, &mut out);
+    let data_end = broker::durable::unpadded(&std::fs::read(&log).expect("read")).len() as u64;
+    let file = std::fs::OpenOptions::new().write(true).open(&log).expect("open the trail");
+    std::os::unix::fs::FileExt::write_all_at(&file, &out, data_end).expect("write");
+    drop(file);
+
+    assert_eq!(rotate(&b.config).expect("finish the rotation"), next.public_hex());
+    let rotations = b.audit_lines().iter().filter(|l| l.contains("audit-key-rotated")).count();
+    assert_eq!(rotations, 1, "recorded once");
+    b.restart();
+    assert_eq!(request(&b, "heidenheim-system", "ImprovePublicServices").await.0, 200);
+    b.stop();
+    let (code, report) = verify(&log, &dir.join("audit-signing.pub"));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["keyRotations"], 1, "{report}");
+}
+
+/// Found by an attacker's review: the rotation's record and its confirming checkpoint were two
+/// writes. Cut between them (power lost, a disk full), running the command again found the
+/// record, skipped the confirmation, and the new key's first checkpoint no longer verified.
+#[actix_rt::test]
+async fn a_rotation_cut_between_its_record_and_its_confirmation_is_confirmed_when_the_command_runs_again() {
+    rotation_cut_then_finished(recorded_traffic().await, Vec::new()).await;
+}
+
+/// Found reviewing that fix: the rotation confirmed in its batch, requests recorded after it,
+/// then the broker stopped before the key file was replaced. Confirming "again" would have the
+/// old key sign records that are the new key's.
+#[actix_rt::test]
+async fn a_rotation_confirmed_before_a_crash_is_not_signed_again_by_the_old_key() {
+    use broker::audit::chain::Item;
+    let after = broker::audit::AdminRecord::by_broker("member-updated", "08136088", serde_json::json!({}));
+    let after = serde_json::to_vec(&broker::audit::Event::Admin(after)).expect("json");
+    rotation_cut_then_finished(recorded_traffic().await, vec![Item::Checkpoint, Item::Event(after)]).await;
+}

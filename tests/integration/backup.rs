@@ -293,6 +293,20 @@ async fn a_backup_damaged_in_any_part_is_refused_and_nothing_is_restored() {
     std::fs::write(padded.join("hosted/aalen-extra.sealed"), b"KDRH2").expect("add");
     assert!(refused(backup::restore(&target, &padded, keys.path()), "added").contains("not in the manifest"));
     nothing_written(&target);
+    // Swollen: a file replaced by a terabyte (sparse, nothing on the disk) is refused by its size
+    // after one byte more than the manifest's; it is not copied out until the disk is full.
+    let swollen = work.path().join("swollen");
+    copy_tree(&good, &swollen);
+    let sealed = swollen.join(format!("hosted/{KITA}.sealed"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sealed)
+        .and_then(|f| f.set_len(1 << 40))
+        .expect("swell");
+    let message = refused(backup::restore(&target, &swollen, keys.path()), "swollen");
+    assert!(message.contains("does not match the manifest"), "{message}");
+    nothing_written(&target);
+    std::fs::remove_dir_all(&swollen).expect("clean");
 
     // Another broker's keys: the manifest is not theirs.
     let other = tempfile::tempdir().expect("other");
@@ -316,4 +330,104 @@ async fn a_backup_damaged_in_any_part_is_refused_and_nothing_is_restored() {
     // The good backup restores.
     backup::restore(&target, &good, keys.path()).expect("restore");
     verify(&target.state_dir);
+}
+
+/// Every file under `dir` (and `dir`) owned by `uid`, as `chown -R`.
+fn chown_tree(dir: &Path, uid: u32) {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(uid)).expect("chown");
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_dir() {
+            chown_tree(&entry.path(), uid);
+        } else {
+            std::os::unix::fs::lchown(entry.path(), Some(uid), Some(uid)).expect("chown");
+        }
+    }
+}
+
+/// Found by an attacker's review: the restore staged its files *beside* the state directory
+/// and renamed them into place — in `/var/lib` for the package, which the service user cannot
+/// write, so `sudo -u kdr-broker broker restore` as the runbook says failed (and a state
+/// directory that is a mount point or a container's volume cannot be renamed). Here `broker
+/// restore` runs as an unprivileged user (nobody, by `setpriv`) into a state directory it owns
+/// under a directory only root can write, the catalog inside it as the packaged configuration
+/// has it. Needs root to become another user; CI runs as root.
+#[actix_rt::test]
+async fn restore_as_the_service_user_writes_only_inside_its_own_state_directory() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("restore_as_the_service_user…: not run, it needs root to become another user");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let mut b = TestBroker::start_with(deployed);
+    two_datasets(&b).await;
+    assert_eq!(ask(&b, "ImprovePublicServices").await.0, 200);
+    let keys = keep_keys(&b);
+    b.stop_and_close();
+    let work = tempfile::tempdir().expect("work");
+    let good = work.path().join("backup");
+    let (config, to) = (b.config.clone(), good.clone());
+    std::thread::spawn(move || backup::run(&config, &to))
+        .join()
+        .expect("thread")
+        .expect("offline backup");
+
+    // /var/lib: root's, 0755; /var/lib/kdr-broker: the service user's, empty.
+    use std::os::unix::fs::PermissionsExt;
+    let var_lib = work.path().join("var-lib");
+    let state = var_lib.join("kdr-broker");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    for dir in [work.path(), var_lib.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // The keys where the operator keeps them, the service user's to read.
+    let key_dir = work.path().join("keys");
+    std::fs::create_dir(&key_dir).expect("mkdir");
+    for k in KEYS {
+        std::fs::copy(keys.path().join(k), key_dir.join(k)).expect("copy key");
+    }
+    for dir in [state.as_path(), good.as_path(), key_dir.as_path()] {
+        chown_tree(dir, NOBODY);
+    }
+    let config = work.path().join("broker.toml");
+    let text = broker::demo::demo_config("127.0.0.1:0", Some(&state.join("graph").display().to_string())).replacen(
+        "base_iri = \"https://broker.kdr.example/\"",
+        &format!("base_iri = \"{}\"", b.config.base_iri),
+        1,
+    );
+    std::fs::write(&config, format!("{text}[exchange]\nstate_dir = \"{}\"\n", state.display())).expect("config");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+
+    // The build directory may be under root's home, which nobody cannot enter.
+    let binary = work.path().join("broker");
+    std::fs::hard_link(env!("CARGO_BIN_EXE_broker"), &binary)
+        .or_else(|_| std::fs::copy(env!("CARGO_BIN_EXE_broker"), &binary).map(drop))
+        .expect("the broker binary");
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&binary)
+        .args(["restore", "--config"])
+        .arg(&config)
+        .arg("--from")
+        .arg(&good)
+        .arg("--keys")
+        .arg(&key_dir)
+        .output()
+        .expect("run broker restore as nobody");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("restored"), "{stdout}");
+
+    let beside: Vec<_> = std::fs::read_dir(&var_lib)
+        .expect("read")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(beside, ["kdr-broker"], "nothing beside the state directory");
+    for part in ["audit.jsonl", "audit-signing.key", "graph", "graph-private", "hosted"] {
+        let meta = std::fs::metadata(state.join(part)).unwrap_or_else(|e| panic!("{part}: {e}"));
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), NOBODY, "{part} is the service user's");
+    }
+    assert!(!state.join(".restoring").exists());
+    verify(&state);
 }

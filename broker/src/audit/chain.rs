@@ -33,6 +33,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub enum Item {
     Event(Vec<u8>),
     Checkpoint,
+    /// A change of key ([`super::rotate`]): the rotation's record (none when the trail has it
+    /// already), a checkpoint the current key signs over it, and the next key signing from then
+    /// on — in one batch, so that the record is never written without its confirmation or the
+    /// key changed without both.
+    Rotation {
+        record: Option<Vec<u8>>,
+        next: Arc<Signer>,
+    },
 }
 
 /// The chain head while writing.
@@ -83,6 +91,7 @@ impl Framing for Chain {
         match item {
             Item::Event(bytes) => bytes.len() + LINE,
             Item::Checkpoint => 400,
+            Item::Rotation { record, .. } => record.as_ref().map_or(0, |r| r.len() + LINE) + 400,
         }
     }
 
@@ -93,22 +102,37 @@ impl Framing for Chain {
                     self.push(&bytes, out);
                     self.signed_head = false;
                 }
-                Item::Checkpoint if self.signed_head => {}
-                Item::Checkpoint => {
-                    let signed = self.signer.sign(self.seq, &self.head);
-                    let event = serde_json::to_vec(&super::Event::Checkpoint(signed)).unwrap_or_default();
-                    self.push(&event, out);
-                    // The file's checkpoint covers the checkpoint record itself, so that cutting
-                    // just that record is noticed too.
-                    self.last_checkpoint = Some(CheckpointFile {
-                        seq: self.seq,
-                        hash: self.head.clone(),
-                        signed: self.signer.sign(self.seq, &self.head),
-                    });
-                    self.signed_head = true;
+                Item::Checkpoint => self.sign_head(out),
+                Item::Rotation { record, next } => {
+                    if let Some(record) = record {
+                        self.push(&record, out);
+                        self.signed_head = false;
+                    }
+                    self.sign_head(out);
+                    self.signer = next;
                 }
             }
         }
+    }
+}
+
+impl Chain {
+    /// A checkpoint over the head, unless the head is one.
+    fn sign_head(&mut self, out: &mut Vec<u8>) {
+        if self.signed_head {
+            return;
+        }
+        let signed = self.signer.sign(self.seq, &self.head);
+        let event = serde_json::to_vec(&super::Event::Checkpoint(signed)).unwrap_or_default();
+        self.push(&event, out);
+        // The file's checkpoint covers the checkpoint record itself, so that cutting
+        // just that record is noticed too.
+        self.last_checkpoint = Some(CheckpointFile {
+            seq: self.seq,
+            hash: self.head.clone(),
+            signed: self.signer.sign(self.seq, &self.head),
+        });
+        self.signed_head = true;
     }
 }
 

@@ -253,38 +253,37 @@ impl FileAuditLog {
     /// Copies the trail, up to and including a checkpoint signed now, to `to` (a new file), and
     /// returns that checkpoint. Records appended meanwhile follow the checkpoint in the trail and
     /// are not copied: the copy ends at a signature, whatever the traffic.
-    pub fn snapshot_to(&self, to: &Path) -> Result<CheckpointFile, LogError> {
-        let cp = {
+    ///
+    /// With the checkpoint comes the key that signs after it (the one that signed it, or the
+    /// next key if it is a rotation's confirmation, which the copy then holds), read under the
+    /// same lock as a key rotation takes: a rotation finishing during the copy does not make
+    /// the backup claim a key the copied trail does not introduce.
+    pub fn snapshot_to(&self, to: &Path) -> Result<(CheckpointFile, Arc<Signer>), LogError> {
+        let (cp, signer) = {
             let _one_at_a_time = self.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             self.file.submit(Item::Checkpoint).map_err(|e| self.err(e))?;
-            match self.file.framing().last_checkpoint {
+            let framing = self.file.framing();
+            let cp = match framing.last_checkpoint {
                 Some(cp) => cp,
                 // Opened with a checkpoint as its last record: the file beside it signs that one.
                 None => serde_json::from_slice(&std::fs::read(&self.checkpoint_path).map_err(|e| self.err(e))?)
                     .map_err(|e| self.err(e.into()))?,
-            }
+            };
+            (cp, framing.signer)
         };
         copy_through(self.path(), &cp.hash, to).map_err(|e| self.err(e))?;
-        Ok(cp)
+        Ok((cp, signer))
     }
 
-    /// Records `event` (the rotation to `next`), has the current key sign a checkpoint over it,
-    /// and signs with `next` from then on (see [`super::rotate`]). Other checkpoints wait, so
-    /// none is signed between the confirmation and the change of key.
-    pub fn rotate_signer(&self, event: Event, next: Arc<Signer>) -> Result<(), LogError> {
+    /// Records `event` (the rotation to `next`; `None` when the trail has it already but an
+    /// interruption left it unconfirmed), has the current key sign a checkpoint over it, and
+    /// signs with `next` from then on (see [`super::rotate`]) — one batch: written whole or not
+    /// at all, and the key changes only with it. Other checkpoints wait meanwhile.
+    pub fn rotate_signer(&self, event: Option<Event>, next: Arc<Signer>) -> Result<(), LogError> {
         let _one_at_a_time = self.checkpoint_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let bytes = serde_json::to_vec(&event).map_err(|e| self.err(e.into()))?;
-        self.file.submit(Item::Event(bytes)).map_err(|e| self.err(e))?;
-        self.file.submit(Item::Checkpoint).map_err(|e| self.err(e))?;
-        let confirmed = self.file.framing().last_checkpoint;
-        self.file
-            .exclusive(|_, chain| {
-                let mut chain = chain.clone();
-                chain.signer = next;
-                Ok((chain, ()))
-            })
-            .map_err(|e| self.err(e))?;
-        if let Some(cp) = confirmed {
+        let record = event.map(|e| serde_json::to_vec(&e)).transpose().map_err(|e| self.err(e.into()))?;
+        self.file.submit(Item::Rotation { record, next }).map_err(|e| self.err(e))?;
+        if let Some(cp) = self.file.framing().last_checkpoint {
             let bytes = serde_json::to_vec_pretty(&cp).map_err(|e| self.err(e.into()))?;
             crate::fsutil::write_atomic(&self.checkpoint_path, &bytes, 0o644).map_err(|e| self.err(e))?;
         }

@@ -48,20 +48,32 @@ impl Source {
 
     /// Makes a backup in `<state_dir>/backups/<time>` (removing what an earlier one left there)
     /// and returns its name and manifest. Blocks for as long as the copy takes; requests go on.
+    ///
+    /// A backup that fails is removed at once. Earlier ones are removed only once they are an
+    /// hour old: a `broker backup` may still be copying one out (it removes it when done).
     pub fn create(&self) -> Result<(String, Manifest), BackupError> {
         let _one = self.running.try_lock().map_err(|_| BackupError::Busy)?;
         let area = self.state_dir.join(AREA);
-        match std::fs::remove_dir_all(&area) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(failed("the backup area")(e.to_string())),
-        }
         private_dir(&area).map_err(|e| failed("the backup area")(e.to_string()))?;
+        remove_stale(&area).map_err(|e| failed("the backup area")(e.to_string()))?;
         let name = stamp();
         let dir = area.join(&name);
-        private_dir(&dir).map_err(|e| failed("the backup directory")(e.to_string()))?;
-        let manifest = self.take(&dir)?;
-        Ok((name, manifest))
+        // Two in the same second: the second one waits its turn.
+        let made = {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().mode(0o700).create(&dir)
+        };
+        made.map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => BackupError::Busy,
+            _ => failed("the backup directory")(e.to_string()),
+        })?;
+        match self.take(&dir) {
+            Ok(manifest) => Ok((name, manifest)),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
     }
 
     /// The parts, in the order that keeps "no change without its record" (module docs).
@@ -71,21 +83,24 @@ impl Source {
             .hosted
             .backup_to(&dir.join(HOSTED), &datasets)
             .map_err(|e| failed("the hosted data")(e.to_string()))?;
-        let cp = self
+        // The key that signed the copy's last checkpoint, not the key now: a rotation may have
+        // finished since.
+        let (cp, signer) = self
             .audit
             .snapshot_to(&dir.join(TRAIL))
             .map_err(|e| failed("the audit trail")(e.to_string()))?;
-        let signer = self.audit.signer();
         let write =
             |name: &str, bytes: &[u8]| crate::fsutil::write_new(&dir.join(name), bytes, 0o600).map_err(|e| failed(name)(e.to_string()));
         write(
             CHECKPOINT,
             &serde_json::to_vec_pretty(&cp).map_err(|e| failed(CHECKPOINT)(e.to_string()))?,
         )?;
-        // Every key the trail was signed with (a rotated trail needs the earlier ones).
-        crate::audit::signing::list_public_key(&self.state_dir, &signer.public_hex()).map_err(|e| failed(PUBLIC_KEY)(e.to_string()))?;
-        let listed = std::fs::read(self.state_dir.join(PUBLIC_KEY)).map_err(|e| failed(PUBLIC_KEY)(e.to_string()))?;
-        write(PUBLIC_KEY, &listed)?;
+        // Every key the trail was signed with (a rotated trail needs the earlier ones), up to
+        // the copy's: a key listed since belongs to records the copy does not hold.
+        let public = signer.public_hex();
+        crate::audit::signing::list_public_key(&self.state_dir, &public).map_err(|e| failed(PUBLIC_KEY)(e.to_string()))?;
+        let listed = std::fs::read_to_string(self.state_dir.join(PUBLIC_KEY)).map_err(|e| failed(PUBLIC_KEY)(e.to_string()))?;
+        write(PUBLIC_KEY, keys_through(&listed, &public).as_bytes())?;
         match std::fs::read(self.state_dir.join(REVOCATIONS)) {
             Ok(bytes) => write(REVOCATIONS, &bytes)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -116,6 +131,41 @@ impl Source {
         crate::fsutil::sync_dir(dir).map_err(|e| failed("the backup directory")(e.to_string()))?;
         Ok(manifest)
     }
+}
+
+/// The lines of `listed` (public keys, oldest first) up to and including `key`.
+fn keys_through(listed: &str, key: &str) -> String {
+    let mut out = String::new();
+    for line in listed.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == key {
+            break;
+        }
+    }
+    out
+}
+
+/// Removes the backups in `area` made over an hour ago (left by a `broker backup` that stopped
+/// before it removed its own). Best effort: what cannot be removed now (a backup its command is
+/// removing at this moment, a stray file) does not stop the next backup.
+fn remove_stale(area: &Path) -> std::io::Result<()> {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(3600);
+    for entry in std::fs::read_dir(area)?.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.modified().ok().and_then(|t| t.elapsed().ok()).is_none_or(|age| age < STALE) {
+            continue;
+        }
+        let removed = if meta.is_dir() {
+            std::fs::remove_dir_all(entry.path())
+        } else {
+            std::fs::remove_file(entry.path())
+        };
+        if let Err(e) = removed {
+            tracing::warn!(path = %entry.path().display(), error = %e, "an old backup could not be removed");
+        }
+    }
+    Ok(())
 }
 
 /// A directory only the broker's user can read.
@@ -166,11 +216,20 @@ pub fn run(config: &Config, to: &Path) -> Result<Manifest, BackupError> {
         None => make_offline(config)?,
     };
     let made = config.state_dir.join(AREA).join(&name);
-    let manifest = copy_checked(&made, to)?;
+    let copied = copy_checked(&made, to, &config.state_dir);
+    // Copied or not, it leaves the state directory (whose disk the trail needs).
     if let Err(e) = std::fs::remove_dir_all(&made) {
-        tracing::warn!(dir = %made.display(), error = %e, "the backup was copied but not removed from the state directory");
+        tracing::warn!(dir = %made.display(), error = %e, "the backup was not removed from the state directory");
     }
-    Ok(manifest)
+    if copied.is_err() {
+        // `to` was new or empty: what is in it is this copy's, and incomplete.
+        if let Ok(entries) = std::fs::read_dir(to) {
+            for entry in entries.flatten() {
+                let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
+            }
+        }
+    }
+    copied
 }
 
 /// Asks the broker listening on `admin` for a backup; `None` if nothing listens there.
@@ -215,12 +274,18 @@ fn make_offline(config: &Config) -> Result<String, BackupError> {
     Ok(source.create()?.0)
 }
 
-/// Copies the backup in `from` to `to`, each file checked against the signed manifest.
-fn copy_checked(from: &Path, to: &Path) -> Result<Manifest, BackupError> {
+/// Copies the backup in `from` to `to`, each file checked against the manifest, signed by a key
+/// the broker lists in `state_dir` (not merely by the key the manifest names).
+fn copy_checked(from: &Path, to: &Path, state_dir: &Path) -> Result<Manifest, BackupError> {
     let bytes = std::fs::read(from.join(MANIFEST)).map_err(|e| failed("the backup's manifest")(e.to_string()))?;
     let signature = std::fs::read_to_string(from.join(SIGNATURE)).map_err(|e| failed("the backup's signature")(e.to_string()))?;
     let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| failed("the backup's manifest")(e.to_string()))?;
-    let key: crate::audit::signing::PublicKey = manifest.public_key.parse().map_err(failed("the manifest's key"))?;
+    let listed = super::public_keys(state_dir).map_err(failed("the broker's audit keys"))?;
+    let Some(key) = listed.iter().find(|k| k.to_hex() == manifest.public_key) else {
+        return Err(BackupError::Failed(
+            "the backup's manifest names a key the broker does not list".into(),
+        ));
+    };
     if !key.verifies_manifest(&bytes, &signature) {
         return Err(BackupError::Failed(
             "the backup's manifest is not signed by the broker's audit key".into(),
@@ -233,7 +298,7 @@ fn copy_checked(from: &Path, to: &Path) -> Result<Manifest, BackupError> {
         if let Some(parent) = target.parent() {
             private_dir(parent).map_err(|e| failed(rel)(e.to_string()))?;
         }
-        let got = super::copy_hashed(&from.join(&rel_path), &target).map_err(|e| failed(rel)(e.to_string()))?;
+        let got = super::copy_hashed(&from.join(&rel_path), &target, want.bytes).map_err(|e| failed(rel)(e.to_string()))?;
         if &got != want {
             return Err(BackupError::Failed(format!("'{rel}' changed while it was copied")));
         }

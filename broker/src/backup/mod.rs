@@ -163,10 +163,21 @@ fn digest_file(path: &Path) -> std::io::Result<FileDigest> {
 
 /// Copies `from` to a new file `to` (mode 0600, synced) and returns what was copied: the hash
 /// is of the bytes written, not of a second read that could see other ones.
-fn copy_hashed(from: &Path, to: &Path) -> std::io::Result<FileDigest> {
+///
+/// At most one byte more than the `expected` size is copied, and only from a regular file that
+/// is not a link: a backup file swapped for a huge (sparse) file, `/dev/zero` or a pipe after the
+/// file set was checked is refused by its size, it does not fill the disk or hang the restore.
+fn copy_hashed(from: &Path, to: &Path, expected: u64) -> std::io::Result<FileDigest> {
     use std::os::unix::fs::OpenOptionsExt;
+    let src = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(from)?;
+    if !src.metadata()?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
     let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to)?;
-    let digest = hashed(std::fs::File::open(from)?, &mut dst)?;
+    let digest = hashed(Read::take(src, expected.saturating_add(1)), &mut dst)?;
     dst.sync_all()?;
     Ok(digest)
 }

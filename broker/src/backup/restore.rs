@@ -4,10 +4,17 @@
 //! Everything is checked before the broker's directories are touched: the manifest's signature
 //! against the audit key in `KEYDIR` (a backup cannot be altered and signed again without that
 //! key, nor another broker's backup restored by mistake), the files present against the
-//! manifest, and then, in a staging directory beside the state directory, each file's hash as it
-//! is copied, the trail's chain and signatures, the catalog's counts and every hosted upload's
-//! decryption. Only then is the staging directory renamed into place. A restore never overwrites:
-//! a state directory or catalog that holds anything is refused.
+//! manifest, and then, in a staging directory *inside* the state directory, each file's hash as
+//! it is copied, the trail's chain and signatures, the catalog's counts and every hosted upload's
+//! decryption. Only then are the staged files renamed into place. A restore never overwrites: a
+//! state directory or catalog that holds anything is refused.
+//!
+//! Why inside: the service user owns its state directory and nothing beside it (`/var/lib` is
+//! root's), and the state directory may be a mount point or a container's volume, which cannot
+//! be renamed; renames within it need neither. The catalog's directory must be on the same file
+//! system as the state directory: inside it in the packaged configuration (`graph/`, its private
+//! store `graph-private/` beside it, both inside). A catalog that *is* the state directory keeps
+//! its private store beside it (`<state>-private`), which the restore must be able to create.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +30,10 @@ use crate::hosted::HostedStore;
 /// Where the catalog's two stores wait in the staging directory, unless the catalog lives in
 /// the state directory itself (`[storage] data_dir` alone, the usual configuration).
 const STAGED_GRAPH: &str = "restore-graph";
+
+/// The staging directory's name in the state directory. What an interrupted restore left under
+/// names starting with it is removed by the next restore.
+const STAGING: &str = ".restoring";
 
 /// Where the catalog's stores are staged, relative to the staging directory (the catalog's
 /// own store; its private store is always staged apart, it lives beside the catalog).
@@ -82,9 +93,12 @@ fn check_target(config: &Config) -> Result<PathBuf, BackupError> {
         )
     })?;
     for dir in [&config.state_dir, &data_dir, &crate::catalog::store::private_dir(&data_dir)] {
+        // In the state directory, what an interrupted restore left, and a file system's
+        // `lost+found` (the state directory may be a volume of its own), do not count.
+        let ignored = |name: &std::ffi::OsStr| *dir == config.state_dir && (left_by_restore(name) || name == "lost+found");
         match std::fs::read_dir(dir) {
             Ok(entries) => {
-                if entries.into_iter().next().is_some() {
+                if entries.into_iter().any(|e| !e.is_ok_and(|e| ignored(&e.file_name()))) {
                     return Err(target_err(
                         dir,
                         "it is not empty; a restore never overwrites (stop the broker and move the directory aside first)",
@@ -96,6 +110,11 @@ fn check_target(config: &Config) -> Result<PathBuf, BackupError> {
         }
     }
     Ok(data_dir)
+}
+
+/// Whether `name` is what an interrupted restore leaves in the state directory.
+fn left_by_restore(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.starts_with(STAGING))
 }
 
 /// The keys kept apart from the backups.
@@ -154,8 +173,24 @@ fn read_manifest(from: &Path, signer: &Signer) -> Result<Manifest, String> {
     let signature = String::from_utf8_lossy(&read(SIGNATURE)?).into_owned();
     let key: PublicKey = signer.public_hex().parse()?;
     if !key.verifies_manifest(&bytes, &signature) {
+        // What the manifest claims (unverified): after a key rotation, an older backup needs the
+        // key it was made with, which the operator finds by its public half.
+        let claimed = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|m| {
+                m["publicKey"]
+                    .as_str()
+                    .map(|k| k.chars().filter(char::is_ascii_hexdigit).take(16).collect::<String>())
+            })
+            .map(|k| {
+                format!(
+                    " (it names key {k}…; the key given is {}…)",
+                    signer.public_hex().chars().take(16).collect::<String>()
+                )
+            })
+            .unwrap_or_default();
         return Err(format!(
-            "{MANIFEST} is not signed by the audit key given: it was altered, or it is the backup of another broker"
+            "{MANIFEST} is not signed by the audit key given{claimed}: it was altered, it is the backup of another broker, or it was made with an earlier audit key"
         ));
     }
     let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("{MANIFEST}: {e}"))?;
@@ -201,7 +236,7 @@ fn copy_into(from: &Path, manifest: &Manifest, staging: &Path, layout: &Layout) 
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
-        let got = copy_hashed(&from.join(rel), &to).map_err(|e| format!("'{rel}': {e}"))?;
+        let got = copy_hashed(&from.join(rel), &to, want.bytes).map_err(|e| format!("'{rel}': {e}"))?;
         if &got != want {
             return Err(format!("'{rel}' does not match the manifest (changed or damaged)"));
         }
@@ -268,57 +303,97 @@ fn check_opened(graph: &Path, manifest: &Manifest, keys: &Keys, staging: &Path, 
     Ok(())
 }
 
-/// The restore in the making, removed unless committed.
+/// The restore in the making (in the state directory), removed unless committed, and the
+/// state directory with it if the restore made it.
 struct Staging {
     path: PathBuf,
+    made_state_dir: Option<PathBuf>,
     committed: bool,
 }
 
 impl Staging {
     fn create(state_dir: &Path) -> Result<Self, BackupError> {
-        let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let path = state_dir.with_file_name(format!(".{name}.restoring"));
-        // What an interrupted restore left.
-        if path.exists() {
-            std::fs::remove_dir_all(&path).map_err(|e| target_err(&path, e.to_string()))?;
-        }
         use std::os::unix::fs::DirBuilderExt;
+        let made_state_dir = (!state_dir.exists()).then(|| state_dir.to_owned());
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
+            .create(state_dir)
+            .map_err(|e| target_err(state_dir, e.to_string()))?;
+        // What an interrupted restore left.
+        for entry in std::fs::read_dir(state_dir).map_err(|e| target_err(state_dir, e.to_string()))? {
+            let entry = entry.map_err(|e| target_err(state_dir, e.to_string()))?;
+            if left_by_restore(&entry.file_name()) {
+                std::fs::remove_dir_all(entry.path()).map_err(|e| target_err(&entry.path(), e.to_string()))?;
+            }
+        }
+        let path = state_dir.join(STAGING);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
             .create(&path)
             .map_err(|e| target_err(&path, e.to_string()))?;
-        Ok(Self { path, committed: false })
+        Ok(Self {
+            path,
+            made_state_dir,
+            committed: false,
+        })
     }
 
-    /// Renames the staged state into place (an empty directory there is replaced), then the
-    /// catalog's stores to the configured directory.
+    /// Moves the catalog's stores to the configured directory (both or neither), then the staged
+    /// state into the state directory, entry by entry.
     fn commit(mut self, state_dir: &Path, data_dir: &Path, layout: &Layout) -> Result<(), BackupError> {
         crate::fsutil::sync_dir(&self.path).map_err(|e| target_err(&self.path, e.to_string()))?;
-        std::fs::rename(&self.path, state_dir).map_err(|e| target_err(state_dir, e.to_string()))?;
-        self.committed = true;
         if let Some(parent) = data_dir.parent() {
             std::fs::create_dir_all(parent).map_err(|e| target_err(parent, e.to_string()))?;
         }
         let private = crate::catalog::store::private_dir(data_dir);
-        let mut moves = vec![(&layout.private, private.as_path())];
+        let mut moves = vec![(self.path.join(&layout.private), private)];
         if !layout.graph.as_os_str().is_empty() {
-            moves.push((&layout.graph, data_dir));
+            moves.push((self.path.join(&layout.graph), data_dir.to_owned()));
         }
-        for (staged, to) in moves {
-            std::fs::rename(state_dir.join(staged), to).map_err(|e| target_err(to, format!("the catalog could not be moved here: {e}")))?;
+        let mut moved: Vec<&(PathBuf, PathBuf)> = Vec::new();
+        for step in &moves {
+            if let Err(e) = std::fs::rename(&step.0, &step.1) {
+                for (staged, to) in moved {
+                    let _ = std::fs::rename(to, staged);
+                }
+                return Err(target_err(
+                    &step.1,
+                    format!("the catalog could not be moved here (it must be on the state directory's file system): {e}"),
+                ));
+            }
+            moved.push(step);
         }
-        for dir in [state_dir.parent(), data_dir.parent()].into_iter().flatten() {
+        // From here on the state directory fills: a failure leaves part of it, named.
+        self.committed = true;
+        let entries = std::fs::read_dir(&self.path).map_err(|e| target_err(&self.path, e.to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| halfway(state_dir, e))?;
+            std::fs::rename(entry.path(), state_dir.join(entry.file_name())).map_err(|e| halfway(state_dir, e))?;
+        }
+        std::fs::remove_dir(&self.path).map_err(|e| halfway(state_dir, e))?;
+        for dir in [Some(state_dir), data_dir.parent()].into_iter().flatten() {
             let _ = crate::fsutil::sync_dir(dir);
         }
         Ok(())
     }
 }
 
+/// A restore that stopped while filling the state directory.
+fn halfway(state_dir: &Path, e: std::io::Error) -> BackupError {
+    target_err(
+        state_dir,
+        format!("the restore stopped half-way ({e}): empty the state directory and the catalog's and restore again"),
+    )
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.path);
+            if let Some(dir) = &self.made_state_dir {
+                let _ = std::fs::remove_dir(dir);
+            }
         }
     }
 }
