@@ -59,7 +59,9 @@ done
 echo "scraped during the load (last round):"
 grep -E '^kdr_http_requests_total\{route="/v1/datasets/\{id\}/data"|^kdr_decisions_total|^kdr_audit_write_seconds_(count|sum)|^kdr_audit_batch_records_(count|sum)' "$work/scrape-$rounds.txt" || true
 echo "the metrics alone, in-process (examples/metrics_bench.rs):"
-"$CARGO_TARGET_DIR/production/examples/metrics_bench" | tee "$work/alone.json"
+# METRICS_BENCH_BIN: another build of it (a debug build's broker code is unoptimised: it
+# overstates what the metrics add, an upper bound).
+"${METRICS_BENCH_BIN:-$CARGO_TARGET_DIR/production/examples/metrics_bench}" | tee "$work/alone.json"
 python3 - "$work/runs" "$work/alone.json" <<'PY'
 import json, statistics, sys
 import os
