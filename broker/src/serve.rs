@@ -199,10 +199,11 @@ pub fn rotate_audit_key(config: &Config) -> Result<String, ServeError> {
     crate::audit::rotate::rotate(&log, &config.state_dir).map_err(|e| state_err(e.to_string()))
 }
 
-/// The newest key listed in the state directory's `audit-signing.pub`.
+/// The newest key listed in the state directory's `audit-signing.pub` (read as every reader of
+/// that file reads it, `signing::parse_public_keys`).
 fn listed_last(state_dir: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(state_dir.join(crate::audit::signing::PUBLIC_FILE)).ok()?;
-    text.lines().map(str::trim).rfind(|l| !l.is_empty()).map(str::to_owned)
+    crate::audit::signing::parse_public_keys(&text).ok()?.last().map(|k| k.to_hex())
 }
 
 /// What is read at scrape time, from the broker's parts.
